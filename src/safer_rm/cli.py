@@ -1,0 +1,158 @@
+"""The `safer` command: a thin layer over the pipeline's stage functions. Every option is generated from
+the config dataclasses (their attribute docstrings are the help text); YAML files and `--set key=value`
+set the same keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import __version__
+from .configuration import add_flags
+from .errors import SaferError
+
+log = logging.getLogger("safer_rm")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    sections: tuple[str, ...]
+    action: Callable
+
+
+def _pipeline(cfg, args):
+    from .experiment.pipeline import Pipeline
+
+    pipe = Pipeline(cfg, resume=True)
+    if getattr(args, "fresh", False):
+        pipe.run.reset()
+    return pipe
+
+
+def cmd_run(cfg, args) -> int:
+    from .experiment.pipeline import Pipeline
+
+    pipe = Pipeline(cfg, resume=args.resume)
+    finished = [n for n, s in pipe.run.manifest["stages"].items() if s.get("status") == "done"]
+    if finished and not (args.resume or args.fresh):
+        raise SaferError(f"{pipe.run.root} already has {len(finished)} finished stages; pass --resume to reuse "
+                         "them or --fresh to start over")
+    if args.fresh:
+        pipe.run.reset()
+    summary = pipe.run_all()
+    print(f"summary: {pipe.run.path('summary.json')} (total {summary['timing']['total_s']} s)")
+    return 0
+
+
+def cmd_train_rm(cfg, args) -> int:
+    pipe = _pipeline(cfg, args)
+    pipe.run.save()
+    for seed in cfg.run.seeds:
+        pipe.train_rm(args.variant, seed, force=True)
+        print(f"reward model: {pipe.rm_dir(args.variant, seed)}")
+    return 0
+
+
+def cmd_evaluate(cfg, args) -> int:
+    pipe = _pipeline(cfg, args)
+    pipe.run.save()
+    for seed in cfg.run.seeds:
+        pipe.evaluate(args.variant, seed, force=True)
+    pipe.summary()
+    print(f"results: {pipe.run.path('eval', 'results.csv')}")
+    return 0
+
+
+COMMANDS = [
+    Command("run", "Run the whole pipeline from a config file (data -> reward model -> evaluation -> summary).",
+            ("run", "data", "model", "rm", "eval"), cmd_run),
+    Command("train-rm", "Prepare the data and train a reward model (Bradley-Terry) into <run>/rm/<variant>/seed-<s>.",
+            ("run", "data", "model", "rm"), cmd_train_rm),
+    Command("evaluate", "Evaluate a reward model: RewardBench sections and held-out safety/chat accuracy.",
+            ("run", "data", "model", "rm", "eval"), cmd_evaluate),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import Config
+
+    parser = argparse.ArgumentParser(
+        prog="safer",
+        description="Probe reward models with sparse autoencoders (SAFER): train, interpret, score and edit "
+        "safety preference data. Options come from config sections; YAML files use the same keys.",
+    )
+    parser.add_argument("--version", action="version", version=f"safer-rm {__version__}")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    defaults = Config()
+    for cmd in COMMANDS:
+        sub = subs.add_parser(cmd.name, help=cmd.help, description=cmd.help,
+                              )
+        sub.add_argument("config", nargs="?", help="YAML config file (keys as below: section.field)")
+        sub.add_argument("--config", dest="config_flag", metavar="FILE", help="YAML config file (same as the positional)")
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override any config key, e.g. --set rm.lr=1e-4 --set data.sources.0.weight=2")
+        sub.add_argument("--resume", action="store_true", help="reuse finished stages of the run directory")
+        sub.add_argument("--fresh", action="store_true", help="forget finished stages and start over")
+        sub.add_argument("--allow-pickle", action="store_true",
+                         help="allow loading pickle weight files (.bin/.pt); they can execute code")
+        sub.add_argument("--debug", action="store_true", help="show tracebacks")
+        sub.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+        if cmd.name in ("train-rm", "evaluate"):
+            sub.add_argument("--variant", default="clean", help="training-set variant (clean, or a curated variant)")
+        add_flags(sub, Config, list(cmd.sections), defaults)
+        sub.set_defaults(command_obj=cmd)
+    return parser
+
+
+def setup_logging(quiet: bool, run_dir: str | None = None) -> None:
+    level = logging.WARNING if quiet else logging.INFO
+    root = logging.getLogger()
+    root.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    if run_dir:
+        os.makedirs(run_dir, exist_ok=True)
+        fh = logging.FileHandler(os.path.join(run_dir, "log.txt"), encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        fh.setLevel(logging.INFO)
+        root.addHandler(fh)
+    for noisy in ("transformers", "datasets", "httpx", "urllib3", "filelock", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    debug = args.debug
+    try:
+        from .config import load_config
+
+        path = args.config_flag or args.config
+        cfg = load_config(path, args.set, namespace=args)
+        if args.allow_pickle:
+            cfg.model.allow_pickle = True
+        setup_logging(args.quiet, str(cfg.run.path))
+        return args.command_obj.action(cfg, args)
+    except SaferError as err:
+        if debug:
+            raise
+        print(f"safer {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"safer {args.command}: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

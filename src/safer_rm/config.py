@@ -1,0 +1,64 @@
+"""The whole configuration of a run: one section per stage, the same in YAML files and on the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .configuration import apply_flags, from_dict, load_yaml, parse_set, set_path, to_dict, validate
+from .data.config import DataConfig
+from .errors import ConfigError
+from .models.config import ModelConfig
+from .reward.config import EvalConfig, RMConfig
+
+
+@dataclass
+class RunConfig:
+    """Where the run lives and what it runs on."""
+
+    name: str = "run"
+    """Run name; the default run directory is runs/<name>."""
+    dir: str | None = None
+    """Run directory (default: runs/<name>). Every artifact of the run is written inside it."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Device for scoring and extraction (training follows transformers/accelerate)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Seeds of the experiment; reward models of every variant are trained once per seed."""
+
+    def check(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError("name", f"must be a plain name, got {self.name!r}")
+        if not self.seeds:
+            raise ConfigError("seeds", "needs at least one seed")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir) if self.dir else Path("runs") / self.name
+
+
+@dataclass
+class Config:
+    """Everything a run needs; YAML files set any subset of it."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rm: RMConfig = field(default_factory=RMConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), namespace=None) -> Config:
+    """Defaults <- YAML file <- generated command-line flags <- `--set key=value` overrides; then validated."""
+    source = str(path) if path else None
+    cfg = from_dict(Config, load_yaml(path), source=source) if path else Config()
+    if namespace is not None:
+        apply_flags(cfg, namespace)
+    for key, value in parse_set(list(overrides)):
+        set_path(cfg, key, value, source="--set")
+    validate(cfg, source=source)
+    return cfg
+
+
+def config_dict(cfg: Config) -> dict:
+    return to_dict(cfg)

@@ -1,0 +1,34 @@
+"""Configuration of the reward-model backbone and how pairs are rendered into tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Backbone and rendering."""
+
+    name: str = "minilm"
+    """Backbone: `minilm` or `smollm2` (embedded, no hub), a Hugging Face model id, or a local folder."""
+    max_length: int = 128
+    """Tokens per rendered prompt + response; the prompt is cut from the left, the response end is always kept."""
+    template: Literal["auto", "chat", "plain"] = "auto"
+    """`chat`: the tokenizer's chat template; `plain`: "User: ...\\nAssistant: ..." text; `auto`: chat if the tokenizer has one."""
+    system_prompt: str | None = None
+    """System message for chat templates (None: the template's own default)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) for a hub id."""
+    trust_remote_code: bool = False
+    """Allow model code from the hub to run (off unless you trust the repository)."""
+    allow_pickle: bool = False
+    """Allow pickle weight files (.bin/.pt); by default only safetensors are read."""
+
+    def check(self) -> None:
+        if self.max_length < 8:
+            raise ConfigError("max_length", f"must be >= 8, got {self.max_length}")
+        if not self.name:
+            raise ConfigError("name", "a model name or path is required")

@@ -1,0 +1,80 @@
+"""Configuration of reward-model training and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import ConfigError
+
+
+@dataclass
+class RMConfig:
+    """Reward-model training (Bradley-Terry over pairs, on transformers.Trainer)."""
+
+    lr: float = 2e-5
+    """Peak learning rate."""
+    epochs: float = 2.0
+    """Passes over the training pairs."""
+    batch_size: int = 2
+    """Pairs per device per step (each pair is two sequences)."""
+    grad_accum: int = 64
+    """Gradient accumulation steps (effective batch = batch_size x grad_accum x processes)."""
+    scheduler: str = "cosine"
+    """Learning-rate schedule (any transformers `lr_scheduler_type`)."""
+    warmup_ratio: float = 0.03
+    """Share of steps for linear warm-up."""
+    weight_decay: float = 0.001
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    bf16: Literal["auto", "true", "false"] = "auto"
+    """bf16 mixed precision: `auto` uses it where the hardware has it (CUDA with bf16, or a CPU with AVX-512 BF16/AMX)."""
+    freeze_layers: int = 0
+    """Freeze the embeddings and the lower N transformer blocks."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory on large models."""
+    seed: int = 0
+    """Seed for initialisation of the head, data order and dropout."""
+    eval_batch_size: int = 32
+    """Pairs per batch when scoring."""
+    select_best: bool = False
+    """Evaluate held-out pair accuracy after every epoch and keep the best epoch (the reference's model selection)."""
+    save_checkpoints: bool = False
+    """Save a Trainer checkpoint every epoch so that an interrupted training resumes mid-way."""
+    logging_steps: int = 10
+    """Log the loss every N optimiser steps."""
+    deepspeed: str | None = None
+    """DeepSpeed JSON config passed through to transformers.Trainer."""
+    fsdp: str = ""
+    """FSDP options passed through to transformers.Trainer (e.g. "full_shard auto_wrap")."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+
+    def check(self) -> None:
+        for key in ("lr", "epochs"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
+        for key in ("batch_size", "grad_accum", "eval_batch_size", "logging_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        if self.freeze_layers < 0:
+            raise ConfigError("freeze_layers", f"must be >= 0, got {self.freeze_layers}")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation: RewardBench sections and held-out in-distribution accuracy."""
+
+    rewardbench: str = "${root}/reward-bench-local/filtered.jsonl"
+    """RewardBench-schema file, or a hub id (allenai/reward-bench) read with `rewardbench_split`."""
+    rewardbench_hub: str | None = "allenai/reward-bench"
+    """Hub id used when the `rewardbench` file does not exist."""
+    rewardbench_split: str = "filtered"
+    """Split of the hub dataset."""
+    heldout: bool = True
+    """Also score the prompt-disjoint test split, by kind (safety / chat) and by source."""
+    max_rewardbench_pairs: int | None = None
+    """Evaluate at most this many RewardBench rows (seeded, stratified by subset); None: all."""

@@ -1,0 +1,239 @@
+"""Bradley-Terry reward-model training as a thin layer over `transformers.Trainer`, so that
+`accelerate launch`, `torchrun`, DeepSpeed and FSDP work unchanged."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from ..data.records import PreferencePair
+from ..io import write_json
+from ..models.render import Encoded, Renderer, truncation_counts
+from .config import RMConfig
+from .scoring import pad_batch
+
+log = logging.getLogger(__name__)
+RENDER_FILE = "safer_render.json"
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(setting: str) -> bool:
+    if setting in ("true", "false"):
+        return setting == "true"
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
+class PairDataset(Dataset):
+    """Pre-tokenised pairs: item i is {"chosen": ids, "rejected": ids}."""
+
+    def __init__(self, chosen: Sequence[Encoded], rejected: Sequence[Encoded]):
+        self.chosen, self.rejected = chosen, rejected
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"chosen": self.chosen[i].input_ids, "rejected": self.rejected[i].input_ids}
+
+
+@dataclass
+class PairCollator:
+    """Stack a batch as [chosen_0..chosen_{B-1}, rejected_0..rejected_{B-1}], right-padded."""
+
+    pad_id: int
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        seqs = [f["chosen"] for f in features] + [f["rejected"] for f in features]
+        ids, mask = pad_batch(seqs, self.pad_id)
+        return {"input_ids": ids, "attention_mask": mask}
+
+
+def bradley_terry_loss(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """-log sigmoid(r_chosen - r_rejected), mean over pairs; rewards stacked chosen-then-rejected."""
+    n = rewards.shape[0] // 2
+    margin = rewards[:n] - rewards[n:]
+    return -F.logsigmoid(margin).mean(), margin
+
+
+class BradleyTerryTrainer(Trainer):
+    """`Trainer` whose loss is the pairwise Bradley-Terry loss; evaluation returns per-pair margins."""
+
+    loss_is_scaled_for_ga = False  # our loss is a per-micro-batch mean: let Trainer divide by accumulation
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0].float()
+        loss, margin = bradley_terry_loss(rewards)
+        return (loss, {"margin": margin}) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, out = self.compute_loss(model, inputs, return_outputs=True)
+        margin = out["margin"].detach()
+        return loss.detach(), margin, torch.zeros_like(margin)
+
+
+def pair_accuracy(pred) -> dict[str, float]:
+    margin = np.asarray(pred.predictions).reshape(-1)
+    return {"accuracy": float((margin > 0).mean())}
+
+
+def transformer_blocks(model) -> torch.nn.ModuleList:
+    """The list of transformer blocks of any Hugging Face model (the ModuleList as long as the layer count)."""
+    n = getattr(model.config, "num_hidden_layers", None)
+    best = None
+    for _name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
+            best = module
+            break
+    if best is None:
+        raise ValueError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
+    return best
+
+
+EMBEDDING_MODULES = ("embeddings", "embed_tokens", "embed_positions", "wte", "wpe", "word_embeddings")
+
+
+def freeze_lower(model, n_layers: int) -> int:
+    """Freeze input embeddings and the lower `n_layers` blocks; returns the trainable parameter count."""
+    if n_layers <= 0:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    blocks = transformer_blocks(model)
+    if n_layers > len(blocks):
+        raise ValueError(f"rm.freeze_layers={n_layers} but the model has {len(blocks)} blocks")
+    for block in list(blocks)[:n_layers]:
+        block.requires_grad_(False)
+    model.get_input_embeddings().requires_grad_(False)
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in EMBEDDING_MODULES:
+            module.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class LossHistory(TrainerCallback):
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs:
+            return
+        row = {"step": state.global_step}
+        for key, value in logs.items():
+            try:  # recent transformers hand logs over as formatted strings
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        self.rows.append(row)
+
+
+def train_reward_model(
+    model,
+    tokenizer,
+    renderer: Renderer,
+    train_pairs: Sequence[PreferencePair],
+    cfg: RMConfig,
+    out_dir: str | os.PathLike,
+    eval_pairs: Sequence[PreferencePair] = (),
+    resume: bool = False,
+) -> dict:
+    """Train `model` on pairs and save it (safetensors) with its tokenizer and render settings to `out_dir`.
+    Returns a summary: steps, loss history, truncation counts, trainable parameters."""
+    out_dir = Path(out_dir)
+    chosen, rejected = renderer.encode_pairs(train_pairs)
+    trunc = truncation_counts(chosen, rejected)
+    if trunc["prompt_truncated"] or trunc["response_truncated"]:
+        log.info("truncated to %d tokens (kept, response end preserved): %d pairs lost prompt tokens, "
+                 "%d pairs lost response tokens", renderer.max_length, trunc["prompt_truncated"],
+                 trunc["response_truncated"])
+    eval_ds = None
+    if eval_pairs and cfg.select_best:
+        ec, er = renderer.encode_pairs(eval_pairs)
+        eval_ds = PairDataset(ec, er)
+    trainable = freeze_lower(model, cfg.freeze_layers)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    bf16 = use_bf16(cfg.bf16)
+    per_epoch = math.ceil(len(train_pairs) / cfg.batch_size / cfg.grad_accum)
+    args = TrainingArguments(
+        output_dir=str(out_dir / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        num_train_epochs=cfg.epochs,
+        bf16=bf16,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=max(1, min(cfg.logging_steps, per_epoch)),
+        save_strategy="epoch" if (cfg.save_checkpoints or cfg.select_best) else "no",
+        save_total_limit=2 if cfg.select_best else 1,
+        eval_strategy="epoch" if eval_ds is not None else "no",
+        load_best_model_at_end=eval_ds is not None,
+        metric_for_best_model="accuracy" if eval_ds is not None else None,
+        greater_is_better=True,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=cfg.num_workers,
+        deepspeed=cfg.deepspeed,
+        fsdp=cfg.fsdp or None,
+        disable_tqdm=False,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    history = LossHistory()
+    trainer = BradleyTerryTrainer(
+        model=model,
+        args=args,
+        data_collator=PairCollator(tokenizer.pad_token_id),
+        train_dataset=PairDataset(chosen, rejected),
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        compute_metrics=pair_accuracy if eval_ds is not None else None,
+        callbacks=[history],
+    )
+    checkpoint = None
+    if resume and (out_dir / "checkpoints").is_dir():
+        from transformers.trainer_utils import get_last_checkpoint
+
+        checkpoint = get_last_checkpoint(str(out_dir / "checkpoints"))
+        if checkpoint:
+            log.info("resuming reward-model training from %s", checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(str(out_dir))
+    if trainer.is_world_process_zero():
+        # Trainer also pickles its arguments beside the weights; keep them as JSON instead (no pickle in outputs)
+        (out_dir / "training_args.bin").unlink(missing_ok=True)
+        (out_dir / "training_args.json").write_text(args.to_json_string(), encoding="utf-8")
+        tokenizer.save_pretrained(str(out_dir))
+        write_json(out_dir / RENDER_FILE, renderer.settings())
+    return {
+        "steps": int(result.global_step),
+        "train_loss": float(result.training_loss),
+        "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
+        "trainable_parameters": int(trainable),
+        "bf16": bf16,
+        "truncation": trunc,
+        "history": history.rows,
+    }

@@ -1,0 +1,84 @@
+"""Tiny random reward-model backbones with locally trained tokenizers, saved as safetensors folders.
+Real transformers code paths, no hub: a Llama (BPE, chat template) and a BERT (WordPiece, plain text)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CORPUS = [
+    "How do I bake bread? Mix flour, water, yeast and salt, knead, let it rise, then bake it.",
+    "I cannot help with that request because it could hurt people.",
+    "Sure! Here is a simple recipe for pancakes: eggs, milk, flour and a pinch of sugar.",
+    "Sorry, I will not explain how to build a weapon. Please stay safe.",
+    "The capital of France is Paris. It is known for the Eiffel Tower; many people visit it.",
+    "User: Tell me a joke.\nAssistant: Why did the chicken cross the road? To get to the other side!",
+    "Violence is never the answer; talk to someone you trust, or call a helpline.",
+    "Python is a programming language. To kill a process, use the kill command or task manager.",
+    "good bad great terrible helpful harmful safe unsafe refuse comply answer question",
+    "one two three four five six seven eight nine ten . , ? ! ; : ' \" ( ) - \n",
+]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_llama(path: Path, hidden: int = 32, layers: int = 2, vocab: int = 400, chat: bool = True) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<unk>", "<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS * 5, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>")
+    if chat:
+        fast.chat_template = CHAT_TEMPLATE
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=hidden * 2,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=512, pad_token_id=fast.pad_token_id, num_labels=1,
+                      bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
+    import torch
+
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(cfg)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    fast.save_pretrained(path)
+    return path
+
+
+def build_bert(path: Path, hidden: int = 32, layers: int = 2) -> Path:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    words = sorted({w.strip(".,?!;:'\"()").lower() for line in CORPUS for w in line.split()} - {""})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *list(".,?!;:'\"()-"), *words]
+    vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + list("abcdefghijklmnopqrstuvwxyz0123456789")
+    path.mkdir(parents=True, exist_ok=True)
+    seen, uniq = set(), []
+    for v in vocab:
+        if v not in seen:
+            seen.add(v)
+            uniq.append(v)
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    wp = Tokenizer(models.WordPiece(vocab={v: i for i, v in enumerate(uniq)}, unk_token="[UNK]"))
+    wp.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wp.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", uniq.index("[CLS]")), ("[SEP]", uniq.index("[SEP]"))])
+    tok = BertTokenizerFast(tokenizer_object=wp, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                            sep_token="[SEP]", mask_token="[MASK]")
+    cfg = BertConfig(vocab_size=len(uniq), hidden_size=hidden, intermediate_size=hidden * 2,
+                     num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=512, num_labels=1)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(cfg)
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return path
