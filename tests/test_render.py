@@ -51,3 +51,15 @@ def test_truncation_is_counted_never_dropped(tiny_bert):
     assert len(c) == 3 and all(len(e.input_ids) <= 24 for e in c + rj)
     counts = truncation_counts(c, rj)
     assert counts == {"pairs": 3, "prompt_truncated": 3, "response_truncated": 3}
+
+
+def test_min_prompt_tokens_keeps_prompt_tail_and_response_end(tiny_bert):
+    tok = load_tokenizer(str(tiny_bert))
+    long_response = RESPONSE * 6
+    full = Renderer(tok, 512).encode(PROMPT, long_response)
+    r = Renderer(tok, 40, min_prompt_tokens=8)
+    e = r.encode(PROMPT, long_response)
+    assert len(e.input_ids) == 40 and e.response_start == 1 + 8
+    assert e.input_ids[1:9] == full.input_ids[full.response_start - 8:full.response_start]
+    assert e.input_ids[-10:] == full.input_ids[-10:] and e.response_cut > 0
+    assert Renderer(tok, 40).encode(PROMPT, long_response).response_start == 1  # default: response first

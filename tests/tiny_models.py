@@ -35,7 +35,7 @@ def build_llama(path: Path, hidden: int = 32, layers: int = 2, vocab: int = 400,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 5, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>")
+                                   eos_token="</s>", additional_special_tokens=["<|im_start|>", "<|im_end|>"])
     if chat:
         fast.chat_template = CHAT_TEMPLATE
     cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=hidden * 2,

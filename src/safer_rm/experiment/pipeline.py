@@ -15,9 +15,10 @@ from ..data.load import expand, iter_source_rows
 from ..errors import StageError
 from ..io import read_json, sha256_file, write_json
 from ..models import Renderer, load_reward_model, load_tokenizer
+from ..models.prefix_cache import PrefixCache
 from ..reward.evaluate import evaluate, load_rewardbench, write_margins, write_results
 from ..reward.train import RENDER_FILE, train_reward_model, use_bf16
-from .rundir import RunDir
+from .rundir import RunDir, fingerprint
 
 log = logging.getLogger(__name__)
 CLEAN = "clean"
@@ -98,6 +99,17 @@ class Pipeline:
             st.info = {"train": len(split.train), "test": len(split.test), "dropped": split.report.total_dropped(),
                        "drops": split.report.to_json()["dropped"], "notes": split.report.notes}
 
+    def prefix_cache(self, frozen: int | None = None) -> PrefixCache | None:
+        """The shared cache of frozen lower-block states (None when nothing is frozen or caching is off)."""
+        frozen = self.cfg.rm.freeze_layers if frozen is None else frozen
+        if frozen <= 0 or not self.cfg.rm.cache_frozen:
+            return None
+        key = (self.cfg.model.name, self.cfg.model.revision, frozen)
+        if getattr(self, "_prefix", None) is None or self._prefix_key != key:
+            self._prefix = PrefixCache(frozen, fingerprint(list(key)), self.run.path("cache", f"frozen-{frozen}"))
+            self._prefix_key = key
+        return self._prefix
+
     def train_pairs(self, variant: str = CLEAN):
         path = self.train_path(variant)
         if not path.is_file():
@@ -108,7 +120,7 @@ class Pipeline:
         return read_pairs(self.run.path("data", "test.jsonl"))
 
     def load_rm(self, variant: str = CLEAN, seed: int | None = None):
-        """(model on the run device, tokenizer, renderer) of a trained reward model."""
+        """(model on the run device, tokenizer, renderer, render settings) of a trained reward model."""
         seed = self.cfg.run.seeds[0] if seed is None else seed
         path = self.rm_dir(variant, seed)
         if not (path / "config.json").is_file():
@@ -116,8 +128,7 @@ class Pipeline:
         tok = load_tokenizer(str(path))
         settings = read_json(path / RENDER_FILE)
         model = load_reward_model(str(path), tok, allow_pickle=False).to(self.device)
-        renderer = Renderer(tok, settings["max_length"], settings["template"], settings.get("system_prompt"))
-        return model.eval(), tok, renderer
+        return model.eval(), tok, Renderer.from_settings(tok, settings), settings
 
     def train_rm(self, variant: str = CLEAN, seed: int | None = None, force: bool = False) -> None:
         seed = self.cfg.run.seeds[0] if seed is None else seed
@@ -134,10 +145,10 @@ class Pipeline:
             set_seed(seed)
             tok = load_tokenizer(mc.name, mc.revision, mc.trust_remote_code)
             model = load_reward_model(mc.name, tok, mc.revision, mc.trust_remote_code, mc.allow_pickle)
-            renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt)
+            renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt, mc.min_prompt_tokens)
             rcfg = type(rc)(**{**rc.__dict__, "seed": seed})
             info = train_reward_model(model, tok, renderer, self.train_pairs(variant), rcfg, out,
-                                      eval_pairs=self.test_pairs(), resume=self.resume)
+                                      eval_pairs=self.test_pairs(), resume=self.resume, prefix=self.prefix_cache())
             write_json(out / "train_summary.json", info)
             st.info = {k: v for k, v in info.items() if k != "history"}
 
@@ -150,11 +161,12 @@ class Pipeline:
         if self._reusable(name, deps, path, force=force):
             return read_json(path)
         with self.run.stage(name, deps) as st:
-            model, _tok, renderer = self.load_rm(variant, seed)
+            model, _tok, renderer, settings = self.load_rm(variant, seed)
             rb = self._rewardbench()
             heldout = self.test_pairs() if self.cfg.eval.heldout else []
             bf16 = use_bf16(self.cfg.rm.bf16)
-            metrics, margins = evaluate(model, renderer, rb, heldout, self.cfg.rm.eval_batch_size, bf16)
+            metrics, margins = evaluate(model, renderer, rb, heldout, self.cfg.rm.eval_batch_size, bf16,
+                                        prefix=self.prefix_cache(settings.get("frozen_layers", 0)))
             write_json(path, metrics)
             if "rewardbench" in margins:
                 write_margins(path.with_suffix(".rewardbench.csv"), rb, margins["rewardbench"])

@@ -16,6 +16,9 @@ class ModelConfig:
     """Backbone: `minilm` or `smollm2` (embedded, no hub), a Hugging Face model id, or a local folder."""
     max_length: int = 128
     """Tokens per rendered prompt + response; the prompt is cut from the left, the response end is always kept."""
+    min_prompt_tokens: int = 0
+    """Keep at least the last N prompt tokens when the response alone would fill `max_length` (the response
+    is then cut from its left; its end is always kept). 0: the prompt goes first, as in the reference."""
     template: Literal["auto", "chat", "plain"] = "auto"
     """`chat`: the tokenizer's chat template; `plain`: "User: ...\\nAssistant: ..." text; `auto`: chat if the tokenizer has one."""
     system_prompt: str | None = None
@@ -30,5 +33,7 @@ class ModelConfig:
     def check(self) -> None:
         if self.max_length < 8:
             raise ConfigError("max_length", f"must be >= 8, got {self.max_length}")
+        if not 0 <= self.min_prompt_tokens < self.max_length // 2:
+            raise ConfigError("min_prompt_tokens", f"must be in [0, max_length/2), got {self.min_prompt_tokens}")
         if not self.name:
             raise ConfigError("name", "a model name or path is required")

@@ -42,9 +42,11 @@ def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
 class Renderer:
     """Renders and tokenises (prompt, response) for one tokenizer, identically in every stage."""
 
-    def __init__(self, tokenizer, max_length: int, template: str = "auto", system_prompt: str | None = None):
+    def __init__(self, tokenizer, max_length: int, template: str = "auto", system_prompt: str | None = None,
+                 min_prompt_tokens: int = 0):
         self.tok = tokenizer
         self.max_length = max_length
+        self.min_prompt_tokens = min_prompt_tokens
         has_template = bool(getattr(tokenizer, "chat_template", None))
         if template == "chat" and not has_template:
             from ..errors import ModelError
@@ -54,6 +56,12 @@ class Renderer:
         self.system_prompt = system_prompt
         if not self.chat:
             self._lead, self._trail = special_tokens_around(tokenizer)
+
+    @classmethod
+    def from_settings(cls, tokenizer, settings: dict) -> Renderer:
+        """Rebuild the renderer a reward model was trained with (its saved `settings()`)."""
+        return cls(tokenizer, settings["max_length"], settings["template"], settings.get("system_prompt"),
+                   settings.get("min_prompt_tokens", 0))
 
     @property
     def mode(self) -> str:
@@ -85,7 +93,8 @@ class Renderer:
             else:
                 lead, trail = self._lead, self._trail
             budget = self.max_length - len(lead) - len(trail)
-            response_cut = max(0, len(suf) - budget)
+            reserve = min(self.min_prompt_tokens, len(pre))
+            response_cut = max(0, len(suf) - (budget - reserve))
             suf = suf[response_cut:]
             keep = budget - len(suf)
             prompt_cut = max(0, len(pre) - keep)
@@ -103,7 +112,8 @@ class Renderer:
         return enc[: len(pairs)], enc[len(pairs):]
 
     def settings(self) -> dict:
-        return {"max_length": self.max_length, "template": self.mode, "system_prompt": self.system_prompt}
+        return {"max_length": self.max_length, "template": self.mode, "system_prompt": self.system_prompt,
+                "min_prompt_tokens": self.min_prompt_tokens}
 
 
 def truncation_counts(chosen: Sequence[Encoded], rejected: Sequence[Encoded]) -> dict[str, int]:

@@ -32,6 +32,9 @@ class RMConfig:
     """bf16 mixed precision: `auto` uses it where the hardware has it (CUDA with bf16, or a CPU with AVX-512 BF16/AMX)."""
     freeze_layers: int = 0
     """Freeze the embeddings and the lower N transformer blocks."""
+    cache_frozen: bool = True
+    """With freeze_layers > 0: compute the frozen blocks once per text and train/score over cached states
+    (identical results without dropout in the frozen blocks; much faster, shared by all variants of a run)."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on large models."""
     seed: int = 0

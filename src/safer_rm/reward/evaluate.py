@@ -81,20 +81,20 @@ def grouped_accuracy(pairs: Sequence[PreferencePair], correct: np.ndarray) -> di
 
 def evaluate(
     model, renderer: Renderer, rewardbench: Sequence[PreferencePair], heldout: Sequence[PreferencePair] = (),
-    batch_size: int = 32, bf16: bool = False, progress: bool = True,
+    batch_size: int = 32, bf16: bool = False, progress: bool = True, prefix=None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """(metrics, per-pair margins) for a model on the RewardBench pairs and the held-out pairs."""
     metrics: dict = {}
     margins: dict[str, np.ndarray] = {}
     if rewardbench:
-        scores = score_pairs(model, renderer, rewardbench, batch_size, bf16, "RewardBench", progress)
+        scores = score_pairs(model, renderer, rewardbench, batch_size, bf16, "RewardBench", progress, prefix)
         per_subset = subset_accuracy([p.meta.get("subset", "unknown") for p in rewardbench], scores.correct)
         metrics["rewardbench"] = section_scores(per_subset)
         metrics["subsets"] = per_subset
         metrics["rewardbench_truncation"] = scores.truncation
         margins["rewardbench"] = scores.margin
     if heldout:
-        scores = score_pairs(model, renderer, heldout, batch_size, bf16, "held-out", progress)
+        scores = score_pairs(model, renderer, heldout, batch_size, bf16, "held-out", progress, prefix)
         metrics["heldout"] = grouped_accuracy(heldout, scores.correct)
         margins["heldout"] = scores.margin
     return metrics, margins

@@ -11,6 +11,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.records import PreferencePair
+from ..models.layers import Resume
+from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
 
 
@@ -40,19 +42,25 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 @torch.inference_mode()
 def score_encoded(
     model, encoded: Sequence[Encoded], pad_id: int, batch_size: int = 32, bf16: bool = False,
-    desc: str = "scoring", progress: bool = True,
+    desc: str = "scoring", progress: bool = True, prefix: PrefixCache | None = None,
 ) -> np.ndarray:
-    """Reward of every encoded text, in input order (float32)."""
+    """Reward of every encoded text, in input order (float32). With a prefix cache, the frozen lower blocks
+    are read from it (and filled first where missing) instead of being recomputed."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    if prefix is not None:
+        prefix.fill(model, [e.input_ids for e in encoded], pad_id, batch_size, bf16, progress)
     out = np.zeros(len(encoded), dtype=np.float32)
     batches = length_batches([len(e.input_ids) for e in encoded], batch_size)
-    for idx in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
-        ids, mask = pad_batch([encoded[i].input_ids for i in idx], pad_id)
-        with autocast(device, bf16):
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        out[idx] = logits[:, 0].float().cpu().numpy()
+    with Resume(model, prefix.layer) if prefix is not None else contextlib.nullcontext() as resume:
+        for idx in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
+            seqs = [encoded[i].input_ids for i in idx]
+            ids, mask = pad_batch(seqs, pad_id)
+            feed = resume.feed(prefix.batch(seqs, ids.shape[1]).to(device)) if resume else contextlib.nullcontext()
+            with autocast(device, bf16), feed:
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            out[idx] = logits[:, 0].float().cpu().numpy()
     model.train(was_training)
     return out
 
@@ -75,9 +83,10 @@ class PairScores:
 
 def score_pairs(
     model, renderer: Renderer, pairs: Sequence[PreferencePair], batch_size: int = 32, bf16: bool = False,
-    desc: str = "scoring pairs", progress: bool = True,
+    desc: str = "scoring pairs", progress: bool = True, prefix: PrefixCache | None = None,
 ) -> PairScores:
     chosen, rejected = renderer.encode_pairs(pairs)
-    rewards = score_encoded(model, chosen + rejected, renderer.tok.pad_token_id, batch_size * 2, bf16, desc, progress)
+    rewards = score_encoded(model, chosen + rejected, renderer.tok.pad_token_id, batch_size * 2, bf16, desc,
+                            progress, prefix)
     n = len(pairs)
     return PairScores(rewards[:n], rewards[n:], truncation_counts(chosen, rejected))

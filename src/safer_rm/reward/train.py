@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -18,6 +19,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..data.records import PreferencePair
 from ..io import write_json
+from ..models.layers import Resume, transformer_blocks
+from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
 from .config import RMConfig
 from .scoring import pad_batch
@@ -57,14 +60,19 @@ class PairDataset(Dataset):
 
 @dataclass
 class PairCollator:
-    """Stack a batch as [chosen_0..chosen_{B-1}, rejected_0..rejected_{B-1}], right-padded."""
+    """Stack a batch as [chosen_0..chosen_{B-1}, rejected_0..rejected_{B-1}], right-padded; with a prefix
+    cache, also the cached frozen-layer states of every sequence."""
 
     pad_id: int
+    prefix: PrefixCache | None = None
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         seqs = [f["chosen"] for f in features] + [f["rejected"] for f in features]
         ids, mask = pad_batch(seqs, self.pad_id)
-        return {"input_ids": ids, "attention_mask": mask}
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if self.prefix is not None:
+            batch["prefix_hidden"] = self.prefix.batch(seqs, ids.shape[1])
+        return batch
 
 
 def bradley_terry_loss(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,8 +87,14 @@ class BradleyTerryTrainer(Trainer):
 
     loss_is_scaled_for_ga = False  # our loss is a per-micro-batch mean: let Trainer divide by accumulation
 
+    def __init__(self, *args, resume: Resume | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume = resume
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0].float()
+        feed = self.resume.feed(inputs["prefix_hidden"]) if "prefix_hidden" in inputs else contextlib.nullcontext()
+        with feed:
+            rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0].float()
         loss, margin = bradley_terry_loss(rewards)
         return (loss, {"margin": margin}) if return_outputs else loss
 
@@ -95,19 +109,6 @@ class BradleyTerryTrainer(Trainer):
 def pair_accuracy(pred) -> dict[str, float]:
     margin = np.asarray(pred.predictions).reshape(-1)
     return {"accuracy": float((margin > 0).mean())}
-
-
-def transformer_blocks(model) -> torch.nn.ModuleList:
-    """The list of transformer blocks of any Hugging Face model (the ModuleList as long as the layer count)."""
-    n = getattr(model.config, "num_hidden_layers", None)
-    best = None
-    for _name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
-            best = module
-            break
-    if best is None:
-        raise ValueError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
-    return best
 
 
 EMBEDDING_MODULES = ("embeddings", "embed_tokens", "embed_positions", "wte", "wpe", "word_embeddings")
@@ -154,6 +155,7 @@ def train_reward_model(
     out_dir: str | os.PathLike,
     eval_pairs: Sequence[PreferencePair] = (),
     resume: bool = False,
+    prefix: PrefixCache | None = None,
 ) -> dict:
     """Train `model` on pairs and save it (safetensors) with its tokenizer and render settings to `out_dir`.
     Returns a summary: steps, loss history, truncation counts, trainable parameters."""
@@ -169,9 +171,16 @@ def train_reward_model(
         ec, er = renderer.encode_pairs(eval_pairs)
         eval_ds = PairDataset(ec, er)
     trainable = freeze_lower(model, cfg.freeze_layers)
+    bf16 = use_bf16(cfg.bf16)
+    if prefix is not None:
+        if prefix.layer != cfg.freeze_layers or cfg.freeze_layers == 0:
+            raise ValueError(f"prefix cache of layer {prefix.layer} needs rm.freeze_layers={prefix.layer}")
+        seqs = [e.input_ids for e in chosen + rejected]
+        if eval_ds is not None:
+            seqs += [e.input_ids for e in eval_ds.chosen + eval_ds.rejected]
+        prefix.fill(model, seqs, tokenizer.pad_token_id, cfg.eval_batch_size, bf16)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    bf16 = use_bf16(cfg.bf16)
     per_epoch = math.ceil(len(train_pairs) / cfg.batch_size / cfg.grad_accum)
     args = TrainingArguments(
         output_dir=str(out_dir / "checkpoints"),
@@ -206,12 +215,13 @@ def train_reward_model(
     trainer = BradleyTerryTrainer(
         model=model,
         args=args,
-        data_collator=PairCollator(tokenizer.pad_token_id),
+        data_collator=PairCollator(tokenizer.pad_token_id, prefix),
         train_dataset=PairDataset(chosen, rejected),
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         compute_metrics=pair_accuracy if eval_ds is not None else None,
         callbacks=[history],
+        resume=Resume(model, prefix.layer) if prefix is not None else None,
     )
     checkpoint = None
     if resume and (out_dir / "checkpoints").is_dir():
@@ -220,14 +230,15 @@ def train_reward_model(
         checkpoint = get_last_checkpoint(str(out_dir / "checkpoints"))
         if checkpoint:
             log.info("resuming reward-model training from %s", checkpoint)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    with trainer.resume or contextlib.nullcontext():
+        result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(str(out_dir))
     if trainer.is_world_process_zero():
         # Trainer also pickles its arguments beside the weights; keep them as JSON instead (no pickle in outputs)
         (out_dir / "training_args.bin").unlink(missing_ok=True)
         (out_dir / "training_args.json").write_text(args.to_json_string(), encoding="utf-8")
         tokenizer.save_pretrained(str(out_dir))
-        write_json(out_dir / RENDER_FILE, renderer.settings())
+        write_json(out_dir / RENDER_FILE, {**renderer.settings(), "frozen_layers": cfg.freeze_layers})
     return {
         "steps": int(result.global_step),
         "train_loss": float(result.training_loss),

@@ -1,0 +1,99 @@
+"""Extraction: run the reward model up to the chosen layer only (the blocks above are never computed),
+keep the vectors at the positions of a policy, standardise them and stream them into a cache."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data.records import PreferencePair
+from ..models.layers import Resume, StopForward, stop_at
+from ..models.prefix_cache import PrefixCache
+from ..models.render import Renderer
+from ..reward.scoring import autocast, length_batches, pad_batch
+from .cache import CacheWriter
+from .positions import TokenTexts, select_positions
+
+log = logging.getLogger(__name__)
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def standardize(x: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-vector standardisation over the hidden dimensions (sample std, as the reference's torch.std)."""
+    mean = x.mean(dim=-1, keepdim=True)
+    std = x.std(dim=-1, keepdim=True)
+    return (x - mean) / (std + eps), mean.squeeze(-1), std.squeeze(-1)
+
+
+def layer_states(model, layer: int, ids: torch.Tensor, mask: torch.Tensor, prefix: PrefixCache | None,
+                 seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Layer `layer` for a right-padded batch, computing as little as possible: from the prefix cache
+    when the layer is the cached one, from the cached layer upwards when it is above it."""
+    if prefix is not None and layer == prefix.layer:
+        return prefix.batch(seqs, ids.shape[1]).to(ids.device)
+    use_prefix = prefix is not None and layer > prefix.layer
+    with (Resume(model, prefix.layer) if use_prefix else contextlib.nullcontext()) as resume:
+        feed = resume.feed(prefix.batch(seqs, ids.shape[1]).to(ids.device)) if use_prefix else contextlib.nullcontext()
+        with stop_at(model, layer), feed:
+            try:
+                model(input_ids=ids, attention_mask=mask)
+            except StopForward as stop:
+                return stop.hidden
+    raise RuntimeError("forward pass did not reach the requested layer")
+
+
+@torch.inference_mode()
+def extract_pairs(
+    model, renderer: Renderer, pairs: Sequence[PreferencePair], layer: int, policy: str, out_dir: str | Path,
+    *, min_gap: int = 5, standardize_vectors: bool = True, batch_size: int = 32, bf16: bool = False,
+    shard_vectors: int = 65536, dtype: str = "float16", prefix: PrefixCache | None = None,
+    desc: str = "extracting", progress: bool = True,
+) -> dict:
+    """Write the kept vectors of both responses of every pair to a cache at `out_dir`; returns its index."""
+    device = next(model.parameters()).device
+    model.eval()
+    chosen, rejected = renderer.encode_pairs(pairs)
+    encoded = [e for pair in zip(chosen, rejected) for e in pair]  # pair p side s at 2p + s
+    texts = TokenTexts(renderer.tok)
+    positions = [select_positions(policy, e.input_ids, e.response_start, texts, min_gap) for e in encoded]
+    if prefix is not None and layer >= prefix.layer:
+        prefix.fill(model, [e.input_ids for e in encoded], renderer.tok.pad_token_id, batch_size, bf16, progress)
+    else:
+        prefix = None
+    meta = {"layer": layer, "policy": policy, "min_gap": min_gap, "standardized": standardize_vectors,
+            "pairs": [p.id for p in pairs], "render": renderer.settings(), "dtype": dtype}
+    writer = CacheWriter(out_dir, meta, shard_vectors, DTYPES[dtype])
+    for e in encoded:
+        writer.add_sequence(e.input_ids)
+    d = None
+    tokens_seen = 0
+    for idx in tqdm(length_batches([len(e.input_ids) for e in encoded], batch_size), desc=desc, unit="batch",
+                    disable=not progress, leave=False):
+        seqs = [encoded[i].input_ids for i in idx]
+        ids, mask = pad_batch(seqs, renderer.tok.pad_token_id)
+        ids, mask = ids.to(device), mask.to(device)
+        with autocast(device, bf16):
+            hidden = layer_states(model, layer, ids, mask, prefix, seqs)
+        rows = torch.cat([torch.full((len(positions[i]),), r, dtype=torch.long) for r, i in enumerate(idx)])
+        cols = torch.cat([torch.as_tensor(positions[i], dtype=torch.long) for i in idx])
+        x = hidden[rows.to(device), cols.to(device)].float()
+        if standardize_vectors:
+            x, mean, std = standardize(x)
+        else:
+            mean, std = torch.zeros(x.shape[0]), torch.ones(x.shape[0])
+        text_idx = torch.as_tensor(idx, dtype=torch.long)[rows]
+        token = ids[rows.to(device), cols.to(device)]
+        writer.add(x, mean, std, text_idx // 2, text_idx % 2, cols, token)
+        d = x.shape[-1]
+        tokens_seen += int(mask.sum())
+    writer.meta["d"] = d if d is not None else 0
+    writer.meta["tokens"] = tokens_seen
+    index = writer.close()
+    log.info("extracted %d vectors (layer %d, %s) from %d pairs into %s", index["vectors"], layer, policy,
+             len(pairs), out_dir)
+    return index

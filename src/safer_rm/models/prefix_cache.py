@@ -1,0 +1,111 @@
+"""Hidden states of the frozen lower blocks, computed once per rendered text and reused.
+
+When the lower N blocks of a reward model are frozen, their output for a given token sequence never
+changes: not during training, not between the variants of an experiment (poisoning swaps labels, denoising
+drops pairs; the texts stay the same), not in evaluation. This cache holds layer N of every text (bf16)
+in memory and in safetensors shards on disk, so each text pays for the lower blocks once per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from ..io import atomic_path, read_json, write_json
+from .layers import hidden_at
+
+log = logging.getLogger(__name__)
+
+
+def text_key(ids: Sequence[int]) -> str:
+    return hashlib.sha1(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+class PrefixCache:
+    """Layer-`layer` states keyed by token ids. `fingerprint` names the frozen weights they came from."""
+
+    def __init__(self, layer: int, fingerprint: str, directory: str | Path | None = None):
+        self.layer, self.fingerprint = layer, fingerprint
+        self.dir = Path(directory) if directory else None
+        self.states: dict[str, torch.Tensor] = {}
+        self._unsaved: dict[str, torch.Tensor] = {}
+        if self.dir and (self.dir / "meta.json").is_file():
+            meta = read_json(self.dir / "meta.json")
+            if meta.get("fingerprint") == fingerprint and meta.get("layer") == layer:
+                self._load()
+            else:
+                log.info("prefix cache %s belongs to other weights; starting a new one", self.dir)
+                for shard in self.dir.glob("shard-*.safetensors"):
+                    shard.unlink()
+
+    def _load(self) -> None:
+        for shard in sorted(self.dir.glob("shard-*.safetensors")):
+            with safe_open(str(shard), framework="pt") as fh:
+                for key in fh.keys():
+                    self.states[key] = fh.get_tensor(key)
+        log.info("prefix cache: %d texts loaded from %s", len(self.states), self.dir)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __contains__(self, ids: Sequence[int]) -> bool:
+        return text_key(ids) in self.states
+
+    @torch.inference_mode()
+    def fill(self, model, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64,
+             bf16: bool = False, progress: bool = True) -> int:
+        """Compute the states of every sequence not cached yet; returns how many were computed."""
+        from ..reward.scoring import autocast, length_batches, pad_batch
+
+        todo: dict[str, Sequence[int]] = {}
+        for ids in sequences:
+            key = text_key(ids)
+            if key not in self.states:
+                todo[key] = ids
+        if not todo:
+            return 0
+        keys = list(todo)
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        batches = length_batches([len(todo[k]) for k in keys], batch_size)
+        for idx in tqdm(batches, desc=f"frozen blocks 1-{self.layer}", unit="batch", disable=not progress, leave=False):
+            ids, mask = pad_batch([todo[keys[i]] for i in idx], pad_id)
+            with autocast(device, bf16):
+                hidden = hidden_at(model, self.layer, input_ids=ids.to(device), attention_mask=mask.to(device))
+            hidden = hidden.to(torch.bfloat16).cpu()
+            for row, i in enumerate(idx):
+                n = len(todo[keys[i]])
+                state = hidden[row, :n].clone()
+                self.states[keys[i]] = state
+                self._unsaved[keys[i]] = state
+        model.train(was_training)
+        self.save()
+        return len(keys)
+
+    def batch(self, sequences: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
+        """[batch, width, d] float32 states for right-padded sequences (zeros at pads)."""
+        states = [self.states[text_key(ids)] for ids in sequences]
+        width = width or max(s.shape[0] for s in states)
+        out = torch.zeros(len(states), width, states[0].shape[-1], dtype=torch.float32)
+        for i, s in enumerate(states):
+            out[i, : s.shape[0]] = s.float()
+        return out
+
+    def save(self) -> None:
+        if not self.dir or not self._unsaved:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.dir / "meta.json", {"fingerprint": self.fingerprint, "layer": self.layer})
+        n = len(list(self.dir.glob("shard-*.safetensors")))
+        with atomic_path(self.dir / f"shard-{n:05d}.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in self._unsaved.items()}, str(tmp))
+        self._unsaved = {}
