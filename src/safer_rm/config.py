@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from .configuration import apply_flags, from_dict, load_yaml, parse_set, set_path, to_dict, validate
+from .activations.config import ActivationsConfig
 from .data.config import DataConfig
 from .errors import ConfigError
 from .models.config import ModelConfig
@@ -46,6 +47,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     rm: RMConfig = field(default_factory=RMConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    activations: ActivationsConfig = field(default_factory=ActivationsConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), namespace=None) -> Config:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..activations import extract_pairs
 from ..config import Config, config_dict
 from ..data import build_pairs, read_pairs, write_pairs
 from ..data.load import expand, iter_source_rows
@@ -180,6 +181,58 @@ class Pipeline:
         if not hasattr(self, "_rb_cache"):
             self._rb_cache = load_rewardbench(self.cfg.eval, self.cfg.data.root, seed=self.cfg.data.seed)
         return self._rb_cache
+
+    # ---- activations ----------------------------------------------------------------------------------
+    def layer(self, model=None) -> int:
+        """The configured layer, or 3/4 of the depth (rounded) when unset."""
+        if self.cfg.activations.layer is not None:
+            return self.cfg.activations.layer
+        from ..models.layers import num_layers
+
+        if model is None:
+            from transformers import AutoConfig
+
+            n = AutoConfig.from_pretrained(str(self.rm_dir(CLEAN, self.cfg.run.seeds[0]))).num_hidden_layers
+        else:
+            n = num_layers(model)
+        return max(1, round(0.75 * n))
+
+    def _extract_deps(self) -> dict:
+        return {**self._rm_deps(CLEAN, self.cfg.run.seeds[0]), "activations": config_dict(self.cfg)["activations"]}
+
+    def activations_dir(self, which: str) -> Path:
+        return self.run.path("activations", which)
+
+    def extract(self, force: bool = False) -> None:
+        """Activation caches of the clean reward model: `pairs` (every training pair, the position policy)
+        and `general` (the chat pairs' texts, all tokens) for SAE stage 1."""
+        seed = self.cfg.run.seeds[0]
+        self.train_rm(CLEAN, seed)
+        deps = self._extract_deps()
+        outputs = [self.activations_dir(w) / "index.json" for w in ("pairs", "general")]
+        if self._reusable("extract", deps, *outputs, force=force):
+            return
+        ac = self.cfg.activations
+        with self.run.stage("extract", deps) as st:
+            model, _tok, renderer, settings = self.load_rm(CLEAN, seed)
+            layer = self.layer(model)
+            frozen = settings.get("frozen_layers", 0)
+            prefix = self.prefix_cache(frozen) if frozen else None
+            bf16 = use_bf16(ac.bf16)
+            train = self.train_pairs(CLEAN)
+            general = train if ac.general_kind == "all" else [p for p in train if p.kind == "chat"]
+            if not general:
+                raise StageError("no chat pairs for SAE stage 1 (activations.general_kind=chat); "
+                                 "set activations.general_kind=all")
+            info = {}
+            for which, pairs, policy in (("pairs", train, ac.positions), ("general", general, ac.general_positions)):
+                index = extract_pairs(model, renderer, pairs, layer, policy, self.activations_dir(which),
+                                      min_gap=ac.min_gap, standardize_vectors=ac.standardize,
+                                      batch_size=ac.batch_size, bf16=bf16, shard_vectors=ac.shard_vectors,
+                                      dtype=ac.dtype, prefix=prefix, desc=f"extracting {which}")
+                info[which] = {"vectors": index["vectors"], "pairs": len(pairs), "tokens": index["tokens"],
+                               "policy": policy}
+            st.info = {"layer": layer, **info}
 
     # ---- summary -------------------------------------------------------------------------------------
     def results(self) -> dict[str, dict]:
