@@ -160,3 +160,24 @@ class ActivationCache:
         ids, starts = self.tokens()
         k = 2 * pair + side
         return ids[starts[k]:starts[k + 1]]
+
+
+class CacheBatches:
+    """A re-iterable, sized view of a cache's vectors for training: every iteration is one epoch, shuffled
+    with `seed + epoch` (memory bounded by `buffer_shards`)."""
+
+    def __init__(self, cache: ActivationCache, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 buffer_shards: int = 4, drop_last: bool = True):
+        self.cache, self.batch_size, self.shuffle = cache, batch_size, shuffle
+        self.seed, self.buffer_shards, self.drop_last = seed, buffer_shards, drop_last
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        n = len(self.cache) // self.batch_size
+        return max(1, n if self.drop_last else -(-len(self.cache) // self.batch_size))
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        seed = self.seed + self.epoch
+        self.epoch += 1
+        drop = self.drop_last and len(self.cache) >= self.batch_size
+        yield from self.cache.batches(self.batch_size, self.shuffle, seed, self.buffer_shards, drop_last=drop)
