@@ -31,7 +31,9 @@ from safer_rm.sae.auxk import auxk_loss
 from safer_rm.sae.files import META_FILE
 
 
-def dictionary_data(n: int, atoms: int, per: int, d: int = 16, seed: int = 0, standardise: bool = False) -> torch.Tensor:
+def dictionary_data(
+    n: int, atoms: int, per: int, d: int = 16, seed: int = 0, standardise: bool = False
+) -> torch.Tensor:
     """Vectors that are sums of `per` of `atoms` random unit directions with coefficients in [0.5, 1.5)."""
     g = torch.Generator().manual_seed(seed)
     atoms_ = torch.nn.functional.normalize(torch.randn(atoms, d, generator=g), dim=1)
@@ -65,6 +67,7 @@ def trained() -> TopKSAE:
 
 
 # ---- training ------------------------------------------------------------------------------------------------
+
 
 def test_training_learns_a_sparse_dictionary():
     x = dictionary_data(4096, 32, 2, standardise=True)
@@ -124,10 +127,19 @@ def test_stage2_continues_from_stage1(tmp_path):
     def snapshot(info):
         snaps[f"{info.stage}@{info.step}"] = params(info.sae)
 
-    hooks = [Hook(snapshot, at_start=True), eval_hook(TensorBatches(safety, 256, shuffle=False)),
-             checkpoint_hook(tmp_path / "ckpt", "layers.3", every=5, meta=SAEMeta(layer=3))]
-    out = train_two_stage(TensorBatches(general, 256), TensorBatches(safety, 256), cfg, stage1_steps=12,
-                          stage2_steps=6, hooks=hooks)
+    hooks = [
+        Hook(snapshot, at_start=True),
+        eval_hook(TensorBatches(safety, 256, shuffle=False)),
+        checkpoint_hook(tmp_path / "ckpt", "layers.3", every=5, meta=SAEMeta(layer=3)),
+    ]
+    out = train_two_stage(
+        TensorBatches(general, 256),
+        TensorBatches(safety, 256),
+        cfg,
+        stage1_steps=12,
+        stage2_steps=6,
+        hooks=hooks,
+    )
     assert_same(snaps["stage1@12"], snaps["stage2@0"])
     assert out.stage2.sae is out.stage1.sae is out.sae
     assert out.stage1.steps == 12 and out.stage2.steps == 6
@@ -141,8 +153,9 @@ def test_stage2_continues_from_stage1(tmp_path):
 
     # Zero stage-2 steps: the result is stage 1's SAE, bit for bit (same seed, same data order).
     alone = train_sae(TensorBatches(general, 256), cfg, steps=12, lr=cfg.stage1_lr)
-    skipped = train_two_stage(TensorBatches(general, 256), TensorBatches(safety, 256), cfg, stage1_steps=12,
-                              stage2_steps=0)
+    skipped = train_two_stage(
+        TensorBatches(general, 256), TensorBatches(safety, 256), cfg, stage1_steps=12, stage2_steps=0
+    )
     assert_same(params(alone.sae), params(skipped.sae))
     assert_same(params(alone.sae), snaps["stage1@12"])
 
@@ -151,8 +164,11 @@ def test_stage_steps_from_config():
     cfg = SAEConfig(batch_size=1000, stage1_tokens=10_500, stage2_epochs=1.5)
     assert cfg.stage1_steps() == 11 and cfg.stage2_steps(4) == 6
     data = dictionary_data(64, 8, 1)
-    out = train_two_stage([data[:32]], [data[32:], data[:32]], SAEConfig(num_latents=32, k=2, batch_size=32,
-                          stage1_tokens=64, stage2_epochs=1.5))
+    out = train_two_stage(
+        [data[:32]],
+        [data[32:], data[:32]],
+        SAEConfig(num_latents=32, k=2, batch_size=32, stage1_tokens=64, stage2_epochs=1.5),
+    )
     assert (out.stage1.steps, out.stage2.steps) == (2, 3)
 
 
@@ -174,8 +190,13 @@ def test_one_shot_iterator_that_runs_out_is_an_error():
 
 def test_config_check():
     SAEConfig().check()
-    for bad, key in [(dict(k=0), "k"), (dict(num_latents=8, k=9), "k"), (dict(warmup_frac=0.9), "decay_frac"),
-                     (dict(decay_frac=1.0), "decay_frac"), (dict(stage2_lr=0), "stage2_lr")]:
+    for bad, key in [
+        (dict(k=0), "k"),
+        (dict(num_latents=8, k=9), "k"),
+        (dict(warmup_frac=0.9), "decay_frac"),
+        (dict(decay_frac=1.0), "decay_frac"),
+        (dict(stage2_lr=0), "stage2_lr"),
+    ]:
         with pytest.raises(ConfigError) as err:
             SAEConfig(**bad).check()
         assert err.value.key == key
@@ -183,6 +204,7 @@ def test_config_check():
 
 
 # ---- metrics -------------------------------------------------------------------------------------------------
+
 
 def test_metrics_on_hand_computed_values():
     x = torch.tensor([[3.0, 4.0], [0.0, 2.0]])
@@ -217,6 +239,7 @@ def test_streamed_metrics_equal_whole_set(trained):
 
 
 # ---- files ---------------------------------------------------------------------------------------------------
+
 
 def test_save_load_round_trip_is_exact(tmp_path, trained):
     meta = SAEMeta(layer=4, position_policy="sentence_end", training={"steps": 40})

@@ -27,7 +27,9 @@ def auxk_loss(coder: SparseCoder, x: Tensor, x_hat: Tensor, dead: Tensor, denomi
     if dead_idx.numel() == 0 or half == 0:
         return x.new_zeros(())
     k_aux = min(half, dead_idx.numel())
-    pre = F.relu(F.linear(x - coder.b_dec.detach(), coder.encoder.weight[dead_idx], coder.encoder.bias[dead_idx]))
+    pre = F.relu(
+        F.linear(x - coder.b_dec.detach(), coder.encoder.weight[dead_idx], coder.encoder.bias[dead_idx])
+    )
     acts, local = pre.topk(k_aux, sorted=False)
     assert coder.W_dec is not None, "SparseCoder built without a decoder"
     e_hat = decoder_impl(dead_idx[local], acts.to(coder.dtype), coder.W_dec.mT)

@@ -12,12 +12,20 @@ class TensorBatches:
     """[B, d] batches of the rows of a [N, d] tensor. Each `iter()` is one epoch; with `shuffle`, epoch e
     uses the order drawn from `seed + e`, so a run is reproducible and epochs differ."""
 
-    def __init__(self, data: Tensor, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True):
+    def __init__(
+        self, data: Tensor, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True
+    ):
         if data.ndim != 2:
             raise ValueError(f"expected [N, d] vectors, got shape {tuple(data.shape)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.data, self.batch_size, self.shuffle, self.seed, self.drop_last = data, batch_size, shuffle, seed, drop_last
+        self.data, self.batch_size, self.shuffle, self.seed, self.drop_last = (
+            data,
+            batch_size,
+            shuffle,
+            seed,
+            drop_last,
+        )
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -32,4 +40,4 @@ class TensorBatches:
             order = torch.arange(n)
         self.epoch += 1
         for i in range(len(self)):
-            yield self.data[order[i * self.batch_size:(i + 1) * self.batch_size].to(self.data.device)]
+            yield self.data[order[i * self.batch_size : (i + 1) * self.batch_size].to(self.data.device)]

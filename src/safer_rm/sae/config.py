@@ -65,7 +65,10 @@ class SAEConfig:
             if not 0 <= getattr(self, key) < 1:
                 raise ConfigError(key, f"must be in [0, 1), got {getattr(self, key)}")
         if self.warmup_frac + self.decay_frac > 1:
-            raise ConfigError("decay_frac", f"warmup_frac + decay_frac must be <= 1, got {self.warmup_frac} + {self.decay_frac}")
+            raise ConfigError(
+                "decay_frac",
+                f"warmup_frac + decay_frac must be <= 1, got {self.warmup_frac} + {self.decay_frac}",
+            )
         if self.num_latents and self.k > self.num_latents:
             raise ConfigError("k", f"must be <= num_latents ({self.num_latents}), got {self.k}")
 

@@ -84,8 +84,14 @@ def save_sae(sae: TopKSAE, root: str | os.PathLike, hookpoint: str, meta: SAEMet
     old = target.with_name(f".{target.name}.{os.getpid()}.old")
     try:
         sae.coder.save_to_disk(tmp)
-        info = {"format": FORMAT, "d_in": sae.d_in, "num_latents": sae.num_latents, "k": sae.k,
-                "hookpoint": hookpoint, **asdict(meta or SAEMeta())}
+        info = {
+            "format": FORMAT,
+            "d_in": sae.d_in,
+            "num_latents": sae.num_latents,
+            "k": sae.k,
+            "hookpoint": hookpoint,
+            **asdict(meta or SAEMeta()),
+        }
         write_json(tmp / META_FILE, info)
         _fsync_tree(tmp)
         if target.exists():
@@ -147,7 +153,9 @@ def load_sae(
         raise ModelError(f"{path / CFG_FILE}: field 'd_in' must be a positive integer, got {width!r}")
     for flag in ("transcode", "skip_connection"):
         if cfg.get(flag):
-            raise ModelError(f"{path / CFG_FILE}: {flag}=true is not a plain SAE; safer-rm needs an autoencoder")
+            raise ModelError(
+                f"{path / CFG_FILE}: {flag}=true is not a plain SAE; safer-rm needs an autoencoder"
+            )
     if d_in is not None and width != d_in:
         raise ModelError(f"{path}: SAE of width {width} but layer has {d_in}")
     meta = _read_meta(path, width)

@@ -66,7 +66,9 @@ class TopKSAE(nn.Module):
     @classmethod
     def create(cls, d_in: int, cfg: SAEConfig, device: str | torch.device = "cpu") -> TopKSAE:
         """A freshly initialised SAE for vectors of width `d_in`, seeded by `cfg.seed` (the global RNG is untouched)."""
-        coder_cfg = SparseCoderConfig(num_latents=cfg.latents_for(d_in), k=cfg.k, expansion_factor=cfg.expansion)
+        coder_cfg = SparseCoderConfig(
+            num_latents=cfg.latents_for(d_in), k=cfg.k, expansion_factor=cfg.expansion
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             coder = SparseCoder(d_in, coder_cfg, device="cpu", dtype=DTYPES[cfg.dtype])

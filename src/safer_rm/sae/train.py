@@ -103,8 +103,12 @@ class TrainResult:
 
     def summary(self) -> dict[str, float | int | str]:
         """Flat statistics for the SAE's metadata file."""
-        out: dict[str, float | int | str] = {"stage": self.stage, "steps": self.steps, "vectors": self.vectors,
-                                             "seconds": round(self.seconds, 3)}
+        out: dict[str, float | int | str] = {
+            "stage": self.stage,
+            "steps": self.steps,
+            "vectors": self.vectors,
+            "seconds": round(self.seconds, 3),
+        }
         if self.final is not None:
             out.update({k: v for k, v in self.final._asdict().items() if k not in ("step", "vectors")})
         return out
@@ -139,8 +143,10 @@ def _cycle(batches: Iterable[Tensor], stage: str) -> Iterator[Tensor]:
         if served == before:
             raise StageError(f"SAE {stage}: the batch source yielded no batches")
         if iter(batches) is batches:
-            raise StageError(f"SAE {stage}: the batch iterator ran out after {served} batches; pass a re-iterable "
-                             "source (a list, TensorBatches) to cycle epochs, or fewer steps")
+            raise StageError(
+                f"SAE {stage}: the batch iterator ran out after {served} batches; pass a re-iterable "
+                "source (a list, TensorBatches) to cycle epochs, or fewer steps"
+            )
 
 
 def _checked(x: Tensor, d_in: int, stage: str) -> Tensor:
@@ -155,8 +161,12 @@ def _run_hooks(
     for hook in hooks:
         if hook.due(info.step, when) and (metrics := hook.fn(info)):
             evals.append(EvalRow(info.stage, info.step, dict(metrics)))
-            log.info("SAE %s step %d: %s", info.stage, info.step,
-                     ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            log.info(
+                "SAE %s step %d: %s",
+                info.stage,
+                info.step,
+                ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
+            )
 
 
 def train_sae(
@@ -197,7 +207,15 @@ def train_sae(
     result = TrainResult(sae, stage, 0, 0, 0.0, None)
     start, since_log = time.perf_counter(), 0
     use_auxk = cfg.auxk and cfg.auxk_alpha > 0
-    log.info("SAE %s: %d steps at lr %.3g (%d -> %d latents, k=%d)", stage, steps, lr, sae.d_in, sae.num_latents, sae.k)
+    log.info(
+        "SAE %s: %d steps at lr %.3g (%d -> %d latents, k=%d)",
+        stage,
+        steps,
+        lr,
+        sae.d_in,
+        sae.num_latents,
+        sae.k,
+    )
 
     def info(step: int) -> StepInfo:
         return StepInfo(stage, step, steps, result.vectors, sched.get_last_lr()[0], sae)
@@ -244,8 +262,16 @@ def train_sae(
     result.seconds = time.perf_counter() - start
     _run_hooks(hooks, info(result.steps), "end", result.evals)
     if result.final is not None:
-        log.info("SAE %s done: %d steps, %d vectors, %.1f s, %s", stage, result.steps, result.vectors, result.seconds,
-                 ", ".join(f"{k}={v:.4g}" for k, v in result.final._asdict().items() if k not in ("step", "vectors")))
+        log.info(
+            "SAE %s done: %d steps, %d vectors, %.1f s, %s",
+            stage,
+            result.steps,
+            result.vectors,
+            result.seconds,
+            ", ".join(
+                f"{k}={v:.4g}" for k, v in result.final._asdict().items() if k not in ("step", "vectors")
+            ),
+        )
     return result
 
 
@@ -270,6 +296,10 @@ def train_two_stage(
         if not isinstance(stage2, Sized):
             raise ValueError("stage2 has no len(); pass stage2_steps explicitly")
         stage2_steps = cfg.stage2_steps(len(stage2))
-    first = train_sae(stage1, cfg, steps=stage1_steps, lr=cfg.stage1_lr, hooks=hooks, stage="stage1", device=device)
-    second = train_sae(stage2, cfg, steps=stage2_steps, lr=cfg.stage2_lr, sae=first.sae, hooks=hooks, stage="stage2")
+    first = train_sae(
+        stage1, cfg, steps=stage1_steps, lr=cfg.stage1_lr, hooks=hooks, stage="stage1", device=device
+    )
+    second = train_sae(
+        stage2, cfg, steps=stage2_steps, lr=cfg.stage2_lr, sae=first.sae, hooks=hooks, stage="stage2"
+    )
     return TwoStageResult(first.sae, first, second)
