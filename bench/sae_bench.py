@@ -1,6 +1,7 @@
 """SAE training speed on CPU, three implementations side by side on the same random standardised vectors:
 
-- ours: `safer_rm.sae.train_sae` (sparsify's SparseCoder, NMSE loss, AuxK on, LR schedule, logging, hooks);
+- ours: `safer_rm.sae.train_sae` (sparsify's SparseCoder with the encoder backward of encoder.py, NMSE loss,
+  AuxK on, LR schedule, logging, a timing hook);
 - dense: a plain-torch TopK SAE of the same shape whose decoder is a dense matmul, z_dense @ W_dec;
 - sparsify: eai-sparsify's own step, copied from `Trainer.fit` (its Trainer needs a Hugging Face model and
   token ids, so it cannot run on cached activations): unit-norm decoder, forward with the batch's total
@@ -163,6 +164,7 @@ def run(
         "timed_steps_per_round": steps - 1,
         "rounds": rounds,
         "steps_per_s": {name: round(v, 3) for name, v in steps_per_s.items()},
+        "steps_per_s_range": {name: [round(min(r), 3), round(max(r), 3)] for name, r in rates.items()},
         "vectors_per_s": {name: round(v * batch_size) for name, v in steps_per_s.items()},
         "ratio_ours_over_dense": round(steps_per_s["ours"] / steps_per_s["dense"], 3),
         "ratio_ours_over_sparsify": round(steps_per_s["ours"] / steps_per_s["sparsify"], 3),

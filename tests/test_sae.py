@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 from sparsify import SparseCoder
+from sparsify.fused_encoder import fused_encoder
 
 from safer_rm.errors import ConfigError, ModelError, StageError
 from safer_rm.sae import (
@@ -28,6 +29,7 @@ from safer_rm.sae import (
     train_two_stage,
 )
 from safer_rm.sae.auxk import auxk_loss
+from safer_rm.sae.encoder import topk_encode
 from safer_rm.sae.files import META_FILE
 
 
@@ -116,6 +118,23 @@ def test_sparsify_auxk_misses_the_encoder_ours_reaches_it():
     ours.backward()
     assert sae.W_enc.grad[:32].abs().sum() > 0
     assert sae.W_enc.grad[32:].abs().sum() == 0 and sae.b_pre.grad is None
+
+
+def test_encoder_matches_sparsify_fused_encoder():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(200, 16, generator=g, dtype=torch.float64)
+    weight = torch.randn(64, 16, generator=g, dtype=torch.float64)
+    bias = torch.randn(64, generator=g, dtype=torch.float64) - 12  # rows with fewer than k positive
+    upstream = torch.randn(200, 4, generator=g, dtype=torch.float64)
+    results = []
+    for encode in (topk_encode, lambda *a: fused_encoder(*a, "topk")[:2]):
+        leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
+        acts, indices = encode(*leaves, 4)
+        (acts * upstream).sum().backward()
+        results.append((acts.detach(), indices, *(t.grad for t in leaves)))
+    assert (results[0][0] == 0).any()
+    for ours, theirs in zip(*results):
+        torch.testing.assert_close(ours, theirs)
 
 
 def test_stage2_continues_from_stage1(tmp_path):

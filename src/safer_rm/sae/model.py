@@ -15,7 +15,8 @@ backward, `embedding_bag` decoder). How it maps onto the method, and where it di
   weight normalised to unit rows (tied init), b_dec zero. The trainer then sets b_pre to the mean of the
   first batch, as sparsify's own Trainer does.
 - `forward` reports `fvu` (squared error over the batch's variance around its mean), not the method's
-  normalised MSE; the trainer computes the method's loss itself from `sae_out` (see train.py).
+  normalised MSE. The trainer does not call it: it encodes with encoder.py (sparsify's forward, a faster
+  weight gradient) and decodes with `decode`, and computes the method's loss itself (see train.py).
 - Its AuxK loss (`forward(dead_mask=...)`) never reaches the dead latents' encoder rows, so it cannot revive
   them; auxk.py has a working one (see there).
 - `set_decoder_norm_to_unit_norm` divides by (norm + eps); `forward` autocasts to bf16 only on CUDA.

@@ -2,7 +2,8 @@
 upstream) and never sees a language model.
 
 One optimiser step:
-    x_hat, fvu = coder(x)      (sparsify's forward: encode, decode, and the batch FVU for the logs)
+    acts, indices = TopK_k(ReLU(W_enc (x - b_pre) + b_lat))   (encoder.py: sparsify's forward, faster backward)
+    x_hat = coder.decode(acts, indices)                        (sparsify's embedding_bag decoder)
     loss = NMSE(x, x_hat) + auxk_alpha * AuxK(latents silent for > dead_after vectors) / sum ||x||^2
     backward; remove the gradient parallel to each decoder direction; Adam(0.9, 0.999); LR schedule step
     every `renorm_every` steps (and at the end): decoder directions back to unit length.
@@ -28,10 +29,11 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from ..errors import StageError
+from ..errors import ModelError, StageError
 from .auxk import auxk_loss
 from .config import SAEConfig
-from .metrics import fired_latents, nmse
+from .encoder import topk_encode
+from .metrics import fired_latents, fvu, nmse
 from .model import TopKSAE
 
 log = logging.getLogger(__name__)
@@ -200,6 +202,8 @@ def train_sae(
             sae.b_pre.copy_(first.to(sae.device, torch.float32).mean(0))
         pending.append(first)
     coder = sae.coder
+    if coder.cfg.activation != "topk" or coder.cfg.transcode or coder.W_skip is not None:
+        raise ModelError(f"SAE {stage}: only plain TopK autoencoders can be trained here, got {coder.cfg}")
     opt = torch.optim.Adam(coder.parameters(), lr=lr, betas=(0.9, 0.999))
     sched = LambdaLR(opt, lambda s: lr_factor(s, steps, cfg.warmup_frac, cfg.decay_frac))
     silent = torch.zeros(sae.num_latents, dtype=torch.long, device=sae.device)
@@ -225,10 +229,11 @@ def train_sae(
     for step in range(1, steps + 1):
         x = _checked(pending.pop() if pending else next(stream), sae.d_in, stage).to(sae.device, sae.dtype)
         lr_now = sched.get_last_lr()[0]
-        out = coder(x)
-        main = nmse(x, out.sae_out)
+        acts, indices = topk_encode(x - coder.b_dec, coder.encoder.weight, coder.encoder.bias, coder.cfg.k)
+        x_hat = coder.decode(acts, indices)
+        main = nmse(x, x_hat)
         if use_auxk:
-            aux = auxk_loss(coder, x, out.sae_out, silent > cfg.dead_after, x.pow(2).sum())
+            aux = auxk_loss(coder, x, x_hat, silent > cfg.dead_after, x.pow(2).sum())
             loss = main + cfg.auxk_alpha * aux
         else:
             aux, loss = main.new_zeros(()), main
@@ -240,9 +245,9 @@ def train_sae(
         if step % cfg.renorm_every == 0:
             coder.set_decoder_norm_to_unit_norm()
         with torch.no_grad():
-            fired = fired_latents(out.latent_acts, out.latent_indices, sae.num_latents)
+            fired = fired_latents(acts, indices, sae.num_latents)
             silent = torch.where(fired, 0, silent + x.shape[0])
-            sums += torch.stack([loss.detach(), main.detach(), out.fvu.detach(), aux.detach()])
+            sums += torch.stack([loss.detach(), main.detach(), fvu(x, x_hat.detach()), aux.detach()])
         result.steps, result.vectors, since_log = step, result.vectors + x.shape[0], since_log + 1
         if step % cfg.log_every == 0 or step == steps:
             loss_, nmse_, fvu_, auxk_ = (sums / since_log).tolist()
