@@ -169,6 +169,10 @@ def test_stage2_continues_from_stage1(tmp_path):
     saved = load_sae(tmp_path / "ckpt" / "stage2", "layers.3", layer=3)
     assert saved.meta is not None and saved.meta.training["step"] == 6
     assert_same(params(saved.sae), params(out.sae))
+    summary = out.summary()
+    assert summary["stage1_steps"] == 12 and summary["stage2_steps"] == 6 and "stage2_fvu" in summary
+    save_sae(out.sae, tmp_path / "final", "layers.3", SAEMeta(layer=3, training=summary))
+    assert load_sae(tmp_path / "final", "layers.3").meta.training == summary
 
     # Zero stage-2 steps: the result is stage 1's SAE, bit for bit (same seed, same data order).
     alone = train_sae(TensorBatches(general, 256), cfg, steps=12, lr=cfg.stage1_lr)

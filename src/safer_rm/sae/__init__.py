@@ -7,7 +7,8 @@ sparsify's layout.
     cfg = SAEConfig(k=64, expansion=8)
     result = train_two_stage(general_batches, safety_batches, cfg, hooks=[eval_hook(heldout_batches, every=500)])
     metrics = evaluate(result.sae, heldout_batches)
-    save_sae(result.sae, run_dir / "sae", hookpoint_for(12), SAEMeta(layer=12, position_policy="sentence_end"))
+    meta = SAEMeta(layer=12, position_policy="sentence_end", training=result.summary())
+    save_sae(result.sae, run_dir / "sae", hookpoint_for(12), meta)
     sae = load_sae(run_dir / "sae", hookpoint_for(12), d_in=2048, layer=12).sae
 """
 

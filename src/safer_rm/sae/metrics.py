@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from .model import TopKSAE
 
@@ -109,7 +110,8 @@ class MetricAccumulator:
 def evaluate(sae: TopKSAE, batches: Iterable[Tensor]) -> SAEMetrics:
     """NMSE, FVU, L0 and dead fraction of `sae` over every vector of `batches` ([B, d] tensors)."""
     acc = MetricAccumulator(sae.d_in, sae.num_latents, sae.device)
-    for x in batches:
+    total = len(batches) if isinstance(batches, Sized) else None
+    for x in tqdm(batches, total=total, desc="SAE eval", unit="batch", disable=None, leave=False):
         x = x.to(sae.device, sae.dtype)
         acts, indices = sae.encode(x)
         acc.add(x, sae.decode(acts, indices), acts, indices)

@@ -122,6 +122,15 @@ class TwoStageResult:
     stage1: TrainResult
     stage2: TrainResult
 
+    def summary(self) -> dict[str, float | int | str]:
+        """Both stages' statistics, keys prefixed "stage1_" and "stage2_"."""
+        return {
+            f"{r.stage}_{k}": v
+            for r in (self.stage1, self.stage2)
+            for k, v in r.summary().items()
+            if k != "stage"
+        }
+
 
 def lr_factor(step: int, steps: int, warmup_frac: float, decay_frac: float) -> float:
     """Multiplier of the peak LR at 0-based `step`: linear warm-up, constant, linear decay (never 0 on a step)."""
