@@ -280,6 +280,9 @@ def test_save_load_round_trip_is_exact(tmp_path, trained):
     assert_same({k: v for k, v in theirs.state_dict().items()}, params(trained))
     assert theirs.cfg.k == trained.k and theirs.num_latents == trained.num_latents
 
+    for bad in (".", "..", "../x", str(tmp_path / "abs")):
+        with pytest.raises(ValueError, match="relative folder name"):
+            save_sae(trained, tmp_path, bad)
     save_sae(TopKSAE.create(16, small_cfg(seed=1)), tmp_path, "layers.4", meta)  # replaces the folder
     assert not torch.equal(load_sae(tmp_path, "layers.4").sae.W_enc, trained.W_enc)
 

@@ -65,7 +65,7 @@ class LoadedSAE:
 
 def _check_hookpoint(hookpoint: str) -> None:
     parts = Path(hookpoint).parts
-    if not hookpoint or Path(hookpoint).is_absolute() or ".." in parts or "." in parts:
+    if not parts or Path(hookpoint).is_absolute() or ".." in parts:
         raise ValueError(f"hookpoint must be a relative folder name, got {hookpoint!r}")
 
 
