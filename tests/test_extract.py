@@ -3,12 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import separable_rows
 
 from safer_rm.activations import ActivationCache, extract_pairs, standardize
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.models.prefix_cache import PrefixCache
 from test_reward import pairs_from
+
+from conftest import separable_rows
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])

@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import separable_rows
 
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.models.layers import Resume, hidden_at, stop_at
@@ -11,6 +10,8 @@ from safer_rm.models.prefix_cache import PrefixCache
 from safer_rm.reward import RMConfig, score_pairs, train_reward_model
 from safer_rm.reward.scoring import pad_batch
 from test_reward import pairs_from
+
+from conftest import separable_rows
 
 
 def _batch(tok):

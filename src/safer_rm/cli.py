@@ -69,13 +69,52 @@ def cmd_evaluate(cfg, args) -> int:
     return 0
 
 
+def cmd_report(cfg, args) -> int:
+    pipe = _pipeline(cfg, args)
+    pipe.summary()
+    print(f"report: {pipe.run.path('report', 'index.html')}")
+    return 0
+
+
+def _stage_command(method: str, done: str):
+    def action(cfg, args) -> int:
+        pipe = _pipeline(cfg, args)
+        pipe.run.save()
+        getattr(pipe, method)(force=True)
+        pipe.summary()
+        print(done.format(run=pipe.run.root))
+        return 0
+    return action
+
+
+ALL = ("run", "data", "model", "rm", "eval", "activations", "sae", "features", "judge", "curation", "causal", "audit")
+ANALYSIS = ("run", "data", "model", "rm", "activations", "sae", "features", "judge")
+
 COMMANDS = [
-    Command("run", "Run the whole pipeline from a config file (data -> reward model -> evaluation -> summary).",
-            ("run", "data", "model", "rm", "eval"), cmd_run),
+    Command("run", "Run the whole pipeline from a config file: data -> reward model -> activations -> SAE -> "
+            "features -> scores -> edits -> retrained reward models -> evaluation -> causal test -> audit -> report.",
+            ALL, cmd_run),
     Command("train-rm", "Prepare the data and train a reward model (Bradley-Terry) into <run>/rm/<variant>/seed-<s>.",
             ("run", "data", "model", "rm"), cmd_train_rm),
     Command("evaluate", "Evaluate a reward model: RewardBench sections and held-out safety/chat accuracy.",
             ("run", "data", "model", "rm", "eval"), cmd_evaluate),
+    Command("extract", "Cache the clean reward model's hidden states at the chosen layer and positions.",
+            ("run", "data", "model", "rm", "activations"), _stage_command("extract", "activations: {run}/activations")),
+    Command("train-sae", "Train the two-stage TopK SAE on the cached activations; report FVU, L0, dead latents and "
+            "reward fidelity.", ("run", "data", "model", "rm", "activations", "sae"),
+            _stage_command("train_sae", "SAE: {run}/sae")),
+    Command("features", "Salience of every latent, contexts of the top ones, judge verdicts, selection of safety "
+            "features, and the feature dashboard.", ANALYSIS,
+            _stage_command("features", "features: {run}/features, dashboard: {run}/report/features.html")),
+    Command("score", "Score every training pair with the selected features (and the clean RM's margin).",
+            ANALYSIS, _stage_command("score", "scores: {run}/scores/pairs.csv")),
+    Command("curate", "Write the poisoned and denoised training sets (safer, random and reward-margin selection).",
+            (*ANALYSIS, "curation"), _stage_command("curate", "edited sets: {run}/curated")),
+    Command("causal", "Causal test: zero the selected latents inside the RM and compare with random latents.",
+            (*ANALYSIS, "eval", "causal"), _stage_command("causal", "causal test: {run}/causal/results.json")),
+    Command("audit", "Poisoning audit: plant random flips and measure how well SAFER and the reward margin find them.",
+            (*ANALYSIS, "audit"), _stage_command("audit", "audit: {run}/audit/results.json")),
+    Command("report", "Write the results table, plots and HTML report of what the run has so far.", ALL, cmd_report),
 ]
 
 

@@ -6,12 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .configuration import apply_flags, from_dict, load_yaml, parse_set, set_path, to_dict, validate
 from .activations.config import ActivationsConfig
+from .configuration import apply_flags, from_dict, load_yaml, parse_set, set_path, to_dict, validate
+from .curation.config import CurationConfig
 from .data.config import DataConfig
 from .errors import ConfigError
+from .experiment.config import AuditConfig, CausalConfig
+from .features.config import FeaturesConfig
+from .features.judges.config import JudgeConfig
 from .models.config import ModelConfig
 from .reward.config import EvalConfig, RMConfig
+from .sae.config import SAEConfig
 
 
 @dataclass
@@ -48,6 +53,12 @@ class Config:
     rm: RMConfig = field(default_factory=RMConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     activations: ActivationsConfig = field(default_factory=ActivationsConfig)
+    sae: SAEConfig = field(default_factory=SAEConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    causal: CausalConfig = field(default_factory=CausalConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), namespace=None) -> Config:

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from safer_rm.cli import main
+from test_cli import toy_config
+
+
+def full_toy_config(tmp_path, model_path) -> str:
+    path = toy_config(tmp_path, model_path)
+    cfg = yaml.safe_load(open(path))
+    cfg["run"]["seeds"] = [0]
+    cfg["activations"] = {"layer": 1, "positions": "response", "batch_size": 16, "shard_vectors": 200}
+    cfg["sae"] = {"num_latents": 128, "k": 8, "batch_size": 64, "stage1_tokens": 6400, "stage2_epochs": 2,
+                  "dead_after": 2000}
+    cfg["features"] = {"examine": 32, "top_m": 20, "min_contexts": 2, "max_distinct_tokens": 32, "top_n": 8,
+                       "window": 8}
+    cfg["judge"] = {"kind": "none"}
+    cfg["curation"] = {"poison_ratios": [10.0], "denoise_ratios": [10.0]}
+    cfg["causal"] = {"draws": 2}
+    cfg["audit"] = {"ratio": 10.0}
+    (tmp_path / "full.yaml").write_text(yaml.safe_dump(cfg))
+    return str(tmp_path / "full.yaml")
+
+
+def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
+    cfg = full_toy_config(tmp_path, tiny_bert)
+    assert main(["run", cfg, "-q"]) == 0
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    names = {"clean", *(f"{m}-{k}-10.0" for m in ("poison", "denoise") for k in ("safer", "random", "reward_margin"))}
+    assert set(summary["variants"]) == names
+    for v in summary["variants"].values():
+        assert set(v["rewardbench"]) >= {"Chat", "Safety", "overall"} and set(v["heldout"]) == {"safety", "chat"}
+    assert set(summary["sae"]) >= {"fvu", "l0", "dead_fraction", "splice_accuracy", "clean_accuracy"}
+    assert summary["features"]["judge"] == "none"
+    assert summary["features"]["n_selected_safe"] + summary["features"]["n_selected_unsafe"] > 0
+    assert set(summary["causal"]) >= {"safety_margin_drop", "chat_margin_drop", "random_safety_margin_drop",
+                                      "random_chat_margin_drop"}
+    assert set(summary["audit"]) >= {"q", "auroc_safer", "auroc_reward_margin", "precision_safer"}
+    for path in ("report/index.html", "report/features.html", "report/poison_safety.png", "scores/pairs.csv",
+                 "sae/layers.1/sae.safetensors", "curated/poison-safer-10.0/edits.csv", "audit/scores/pairs.csv"):
+        assert (run / path).is_file(), path
+    report = (run / "report" / "index.html").read_text()
+    rows = json.loads((run / "eval" / "results.json").read_text())
+    assert f"{rows['clean']['rewardbench']['Safety']:.3f}" in report
