@@ -13,29 +13,11 @@ import numpy as np
 
 from ..curation.edits import apply_edit, edit_count
 from ..data import write_pairs
+from ..features.judges.probe import auroc
 from ..io import read_csv
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
-
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Probability that a random positive outranks a random negative (ties count half); rank statistic."""
-    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=float)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):  # average ranks over ties
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def precision_at(scores: np.ndarray, positive: np.ndarray, n: int) -> float:

@@ -17,11 +17,12 @@ from ..curation.edits import apply_edit, edit_count, rank_for_edit, variant_name
 from ..curation.score import score_pairs as score_cache
 from ..data import build_pairs, read_pairs, write_pairs
 from ..data.load import data_root, expand, iter_source_rows
-from ..errors import StageError
+from ..errors import DataError, StageError
 from ..features.contexts import ContextOptions, build_contexts, top_activations
 from ..features.document import compare_selections, features_document, score_diagnostics
 from ..features.judges import judge_fingerprint, make_judge
-from ..features.judges.probe import build_probe, probe_auroc
+from ..features.judges.probe import build_probe
+from ..features.judges.probe import evaluate as evaluate_probe
 from ..features.salience import compute_salience
 from ..features.selection import Selection, select_features
 from ..io import read_csv, read_json, save_tensors, sha256_file, write_csv, write_json
@@ -369,11 +370,11 @@ class Pipeline:
         if self.cfg.judge.kind not in ("embedding", "hf"):
             return None
         try:
-            items, labels = build_probe(data_root(self.cfg.data.root))
-        except FileNotFoundError as err:
-            log.info("judge probe skipped: %s not found", err)
+            probe = build_probe(data_root(self.cfg.data.root))
+        except (FileNotFoundError, DataError) as err:
+            log.info("judge probe skipped: %s", err)
             return None
-        return probe_auroc(judge, items, labels)
+        return evaluate_probe(judge.judge(probe.items), probe)
 
     def selection(self) -> Selection:
         data = read_json(self.features_dir() / "selection.json")

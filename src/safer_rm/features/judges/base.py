@@ -2,60 +2,112 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
+
+from tqdm.auto import tqdm
 
 from ..types import Judgement, LatentContexts
-from .cache import JudgementCache, cache_key
+from .cache import CACHE_FILE, JudgementCache, cache_key
 from .config import JudgeConfig
 
 log = logging.getLogger(__name__)
 
 
 class Judge(ABC):
-    """Scores latents 1-5 for safety relevance from their contexts. Subclasses implement `_judge`;
-    `judge` serves cached verdicts and stores new ones (transport errors are not cached)."""
+    """Scores latents 1-5 for safety relevance from their contexts (method.md section 4).
 
-    name = "judge"
+    `judge(items)` returns one `Judgement` per item, in order. With a cache, known verdicts come back with
+    `cached=True` and every new `ok` or `unparseable` verdict is written as soon as it arrives (a crash
+    loses nothing already answered); `error` verdicts are not cached. Subclasses implement `_judge_iter`.
+    """
 
-    def __init__(self, cfg: JudgeConfig, cache_dir: str | Path | None = None):
+    name: ClassVar[str] = "judge"
+    cacheable: ClassVar[bool] = True
+    """False where the verdict costs nothing and its source can change under the same key (labels, none)."""
+
+    def __init__(self, cfg: JudgeConfig, cache_dir: str | Path | None = None, progress: bool = True):
+        cfg.check()
         self.cfg = cfg
         self.model = cfg.default_model()
         self.prompt_version = cfg.prompt_version
-        self.cache = JudgementCache(Path(cache_dir) / "judgements.jsonl") if (cache_dir and cfg.cache) else None
+        self.progress = progress
+        self.cache: JudgementCache | None = None
+        if cache_dir is not None and cfg.cache and self.cacheable:
+            self.cache = JudgementCache(Path(cache_dir) / CACHE_FILE)
+
+    def settings(self) -> dict:
+        """Settings besides model and prompt version that change verdicts; their hash is part of the cache key."""
+        return {}
+
+    def settings_digest(self) -> str:
+        blob = json.dumps(self.settings(), sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+    def key(self, item: LatentContexts, settings: str | None = None) -> str:
+        settings = self.settings_digest() if settings is None else settings
+        return cache_key(item.latent, item.digest(), self.name, self.model, self.prompt_version, settings)
 
     @abstractmethod
-    def _judge(self, items: Sequence[LatentContexts]) -> list[Judgement]:
-        """Verdicts for items not in the cache, in order."""
-
-    def key(self, item: LatentContexts) -> str:
-        return cache_key(item.latent, item.digest(), self.name, self.model, self.prompt_version)
+    def _judge_iter(self, items: Sequence[LatentContexts]) -> Iterator[tuple[int, Judgement]]:
+        """Yield (index into `items`, verdict) for every item, in any order (as verdicts arrive)."""
 
     def judge(self, items: Sequence[LatentContexts]) -> list[Judgement]:
-        out: dict[int, Judgement] = {}
+        items = list(items)
+        out: list[Judgement | None] = [None] * len(items)
+        settings = self.settings_digest()
+        keys = [self.key(item, settings) for item in items] if self.cache is not None else []
         todo = []
-        for item in items:
-            hit = self.cache.get(self.key(item)) if self.cache else None
+        for i in range(len(items)):
+            hit = self.cache.get(keys[i]) if self.cache is not None else None
             if hit is not None:
-                out[item.latent] = hit
+                out[i] = hit
             else:
-                todo.append(item)
+                todo.append(i)
+        if self.cache is not None:
+            log.info("judge %s (%s, prompt %s): %d latents, %d from the cache %s", self.name, self.model,
+                     self.prompt_version, len(items), len(items) - len(todo), self.cache.path)
         if todo:
-            log.info("judge %s (%s): %d latents to judge, %d cached", self.name, self.model, len(todo), len(out))
-            for item, verdict in zip(todo, self._judge(todo)):
-                verdict.judge, verdict.model, verdict.prompt_version = self.name, self.model, self.prompt_version
-                out[item.latent] = verdict
-                if self.cache and verdict.status != "error":
-                    self.cache.put(self.key(item), verdict)
-        return [out[item.latent] for item in items]
+            bar = tqdm(total=len(todo), desc=f"judge {self.name}", unit="latent", leave=False,
+                       disable=not self.progress or len(todo) < 2)
+            with bar:
+                for j, verdict in self._judge_iter([items[i] for i in todo]):
+                    i = todo[j]
+                    verdict.latent = items[i].latent
+                    verdict.judge, verdict.model, verdict.prompt_version = self.name, self.model, self.prompt_version
+                    verdict.cached = False
+                    if self.cache is not None:
+                        self.cache.put(keys[i], verdict, latent=items[i].latent, digest=items[i].digest(),
+                                       judge=self.name, model=self.model, prompt_version=self.prompt_version,
+                                       settings=settings)
+                    out[i] = verdict
+                    bar.update(1)
+        missing = [items[i].latent for i, v in enumerate(out) if v is None]
+        if missing:
+            raise RuntimeError(f"judge {self.name} returned no verdict for latents {missing[:10]}")
+        statuses: dict[str, int] = {}
+        for v in out:
+            statuses[v.status] = statuses.get(v.status, 0) + 1
+        log.info("judge %s: %s", self.name, ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
+        return out  # type: ignore[return-value]
 
 
 class NoJudge(Judge):
-    """Selection by salience alone: every latent is marked `skipped`, and selection ignores the threshold."""
+    """Selection by salience alone. Every latent gets `score=None, status="skipped"`; selection treats a
+    `none` judge as no judge at all and ignores its threshold (`select_features(..., use_judge=False)`)."""
 
     name = "none"
+    cacheable = False
 
-    def _judge(self, items):
-        return [Judgement(i.latent, None, "", "skipped") for i in items]
+    def __init__(self, cfg: JudgeConfig, cache_dir: str | Path | None = None, progress: bool = True):
+        super().__init__(cfg, cache_dir, progress)
+        self.prompt_version = ""
+
+    def _judge_iter(self, items: Sequence[LatentContexts]) -> Iterator[tuple[int, Judgement]]:
+        for i, item in enumerate(items):
+            yield i, Judgement(item.latent, None, "not judged: selection by salience alone", status="skipped")

@@ -1,114 +1,200 @@
-"""Zero-shot judge with the embedded all-MiniLM-L6-v2 sentence encoder (offline, fast, deterministic).
+"""Zero-shot judge with the embedded all-MiniLM-L6-v2 sentence encoder: offline, fast, deterministic.
 
-Each context (the window around the activated token) is embedded and compared, by cosine similarity, with
-versioned descriptions of safety concepts and of ordinary topics (concepts/safety_<version>.yaml). A
-context's margin is its best safety similarity minus its best ordinary similarity; the latent's margin is
-the activation-weighted mean over its contexts. Calibration to the 1-5 rubric (fixed, chosen before any
-measurement on the probe set, documented here):
+Each context shown (the window around the activated token, `context_chars` on each side, highest
+activations first, at most `max_contexts`) is embedded and compared by cosine similarity with versioned
+descriptions of safety concepts and of ordinary topics (concepts/safety_<version>.yaml):
 
-    margin >= 0.10 -> 5,   >= 0.05 -> 4,   >= 0.00 -> 3,   >= -0.05 -> 2,   else 1
+    margin(context) = max over safety descriptions of sim - max over ordinary descriptions of sim
+    margin(latent)  = mean of margin(context) weighted by the contexts' activations (negative ones count 0)
+    score           = interpolation of margin(latent) through `embedding_anchors` -> 1, 2, 3, 4, 5
 
-i.e. a latent scores 5 when its contexts are clearly closer to some safety concept than to any ordinary one.
+so a latent scores 5 once its contexts are, on average, at least `anchors[4]` closer to some safety
+concept than to any ordinary topic, and 3 when they are as close to one as to the other. The score is
+continuous between the anchors (it ranks latents, and `score >= 5` means the same as the rubric's top
+level); `extra` holds the margin and the nearest concept and topic.
+
+Calibration (fixed, not fit on the probe set). The default anchors [-0.075, -0.025, 0.025, 0.075, 0.125]
+come from `python bench/judge_probe.py --calibrate`: the calibration set of probe.py (30 + 30 realistic
+pseudo-latents: windows at hash-chosen positions of safety or chat texts, no keyword selection, from rows
+the probe never uses) has median margins -0.075 (chat) and +0.126 (safety); the rule
+(`probe.anchors_from_margins`) puts score 1 at the chat median, 5 at the safety median, evenly spaced
+between (rounded to 0.005). Score 3 thus sits where a latent is as typical of one side as of the other.
+Re-derive them (and bump the concepts version) if the concept descriptions or the encoder change.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
 from ...errors import ConfigError
-from ..types import Judgement
+from ..types import Judgement, LatentContexts
 from .base import Judge
+from .config import JudgeConfig
+from .prompt import context_text, shown_contexts
 
-THRESHOLDS = (0.10, 0.05, 0.0, -0.05)
+log = logging.getLogger(__name__)
+
+ENCODER_MAX_TOKENS = 128
+"""Word pieces per text; all-MiniLM-L6-v2 was trained on 128."""
+
+
+@dataclass(frozen=True)
+class Concepts:
+    version: str
+    concepts: tuple[str, ...]
+    """Concept name of each description."""
+    texts: tuple[str, ...]
+    safety: tuple[bool, ...]
+    """Whether each description belongs to a safety concept (else an ordinary topic)."""
+    digest: str
 
 
 @cache
-def load_concepts(version: str) -> dict[str, dict[str, list[str]]]:
+def load_concepts(version: str) -> Concepts:
+    """A packaged version (`v1` -> concepts/safety_v1.yaml) or the path of a YAML file in that layout."""
+    path = Path(version)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text, source, name = path.read_text(encoding="utf-8"), str(path), path.stem
+    else:
+        resource = resources.files("safer_rm").joinpath("concepts", f"safety_{version}.yaml")
+        if not resource.is_file():
+            raise ConfigError("judge.concepts_version", f"no concepts/safety_{version}.yaml and no file {version!r}")
+        text, source, name = resource.read_text(encoding="utf-8"), f"concepts/safety_{version}.yaml", version
     try:
-        text = resources.files("safer_rm.concepts").joinpath(f"safety_{version}.yaml").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("judge.concepts_version", f"no concept file concepts/safety_{version}.yaml") from None
-    return yaml.safe_load(text)
-
-
-def margin_to_score(margin: float) -> float:
-    for score, threshold in zip((5, 4, 3, 2), THRESHOLDS):
-        if margin >= threshold:
-            return float(score)
-    return 1.0
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError("judge.concepts_version", f"{source}: invalid YAML ({err})") from None
+    concepts, texts, safety = [], [], []
+    for group, is_safety in (("safety", True), ("ordinary", False)):
+        section = data.get(group) if isinstance(data, dict) else None
+        if not isinstance(section, dict) or not section:
+            raise ConfigError("judge.concepts_version", f"{source}: needs a non-empty mapping '{group}'")
+        for concept, descriptions in section.items():
+            if not isinstance(descriptions, list) or not descriptions or \
+                    not all(isinstance(d, str) and d.strip() for d in descriptions):
+                raise ConfigError("judge.concepts_version",
+                                  f"{source}: {group}.{concept} must be a list of description strings")
+            for d in descriptions:
+                concepts.append(str(concept))
+                texts.append(d.strip())
+                safety.append(is_safety)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return Concepts(name, tuple(concepts), tuple(texts), tuple(safety), digest)
 
 
 class SentenceEncoder:
-    """Mean-pooled, L2-normalised MiniLM embeddings (what sentence-transformers does for this model)."""
+    """Mean-pooled, L2-normalised MiniLM embeddings: what sentence-transformers computes for this model
+    (modules Transformer -> mean Pooling -> Normalize), with transformers alone."""
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, path: str, device: str = "cpu"):
         from transformers import AutoModel, AutoTokenizer
 
-        from ...models.registry import minilm_path
-
-        path = str(minilm_path())
         self.tok = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path, use_safetensors=True).to(device).eval()
         self.device = device
 
     @torch.inference_mode()
-    def __call__(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def __call__(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         out = []
-        for i in range(0, len(texts), batch_size):
-            enc = self.tok(texts[i:i + batch_size], padding=True, truncation=True, max_length=128,
-                           return_tensors="pt").to(self.device)
-            hidden = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        for start in range(0, len(texts), batch_size):
+            enc = self.tok(list(texts[start:start + batch_size]), padding=True, truncation=True,
+                           max_length=ENCODER_MAX_TOKENS, return_tensors="pt").to(self.device)
+            hidden = self.model(**enc).last_hidden_state.float()
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+        width = self.model.config.hidden_size
+        return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)
+
+
+@cache
+def sentence_encoder(device: str = "cpu") -> SentenceEncoder:
+    """The embedded MiniLM, loaded once per process and device."""
+    from ...models.registry import minilm_path
+
+    return SentenceEncoder(str(minilm_path()), device)
+
+
+def margin_to_score(margin: float, anchors: Sequence[float]) -> float:
+    """Linear through (anchors[i], i + 1), clipped to [1, 5]."""
+    return float(np.interp(margin, np.asarray(anchors, dtype=float), np.arange(1.0, 6.0)))
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
 
 
 class EmbeddingJudge(Judge):
     name = "embedding"
 
-    def __init__(self, cfg, cache_dir=None):
-        super().__init__(cfg, cache_dir)
-        self.prompt_version = f"concepts-{cfg.concepts_version}"
-        device = cfg.device if cfg.device != "auto" else "cpu"
-        self.encoder = SentenceEncoder(device)
-        concepts = load_concepts(cfg.concepts_version)
-        self.labels, texts, self.is_safety = [], [], []
-        for group, is_safety in (("safety", True), ("ordinary", False)):
-            for concept, descriptions in concepts[group].items():
-                for d in descriptions:
-                    self.labels.append(concept)
-                    texts.append(d)
-                    self.is_safety.append(is_safety)
-        self.concept_emb = self.encoder(texts)
-        self.is_safety = np.array(self.is_safety)
+    def __init__(self, cfg: JudgeConfig, cache_dir: str | Path | None = None, progress: bool = True):
+        super().__init__(cfg, cache_dir, progress)
+        self.concepts = load_concepts(cfg.concepts_version)
+        self.prompt_version = f"concepts-{self.concepts.version}"
+        self.encoder = sentence_encoder(_device(cfg.embedding_device))
+        self.concept_emb = self.encoder(self.concepts.texts, cfg.embedding_batch_size)
+        names = list(dict.fromkeys(self.concepts.concepts))
+        self.concept_names = names
+        member = np.zeros((len(names), len(self.concepts.texts)), dtype=bool)
+        for j, concept in enumerate(self.concepts.concepts):
+            member[names.index(concept), j] = True
+        self.member = member
+        self.is_safety_concept = np.array([self.concepts.safety[self.concepts.concepts.index(n)] for n in names])
 
-    def margins(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
-        sims = self.encoder(texts) @ self.concept_emb.T
-        safe = np.where(self.is_safety, sims, -np.inf).max(1)
-        ordinary = np.where(~self.is_safety, sims, -np.inf).max(1)
-        best = [self.labels[j] for j in np.argmax(np.where(self.is_safety, sims, -np.inf), axis=1)]
-        return safe - ordinary, best
+    def settings(self) -> dict:
+        return {"concepts": self.concepts.digest, "anchors": list(self.cfg.embedding_anchors),
+                "max_contexts": self.cfg.max_contexts, "context_chars": self.cfg.context_chars,
+                "aggregation": "activation-weighted mean of max-sim margins"}
 
-    def _judge(self, items):
-        out = []
-        for item in items:
-            contexts = item.contexts[: self.cfg.max_contexts]
-            if not contexts:
-                out.append(Judgement(item.latent, None, "", "unparseable", raw="no contexts"))
+    def texts(self, item: LatentContexts) -> list[str]:
+        return [context_text(c, self.cfg.context_chars, "", "")
+                for c in shown_contexts(item.contexts, self.cfg.max_contexts)]
+
+    def concept_similarities(self, texts: Sequence[str]) -> np.ndarray:
+        """(texts, concepts): each text's best cosine similarity to each concept's descriptions."""
+        sims = self.encoder(texts, self.cfg.embedding_batch_size) @ self.concept_emb.T
+        return np.stack([np.where(m, sims, -np.inf).max(1) for m in self.member], axis=1)
+
+    def verdict(self, item: LatentContexts, per_concept: np.ndarray) -> Judgement:
+        contexts = shown_contexts(item.contexts, self.cfg.max_contexts)
+        weights = np.array([max(float(c.activation), 0.0) for c in contexts])
+        if not np.isfinite(weights).all() or weights.sum() <= 0:
+            weights = np.ones(len(contexts))
+        weights = weights / weights.sum()
+        safety, ordinary = per_concept[:, self.is_safety_concept], per_concept[:, ~self.is_safety_concept]
+        margin = float(weights @ (safety.max(1) - ordinary.max(1)))
+        mean_sim = weights @ per_concept
+        s = int(np.argmax(np.where(self.is_safety_concept, mean_sim, -np.inf)))
+        o = int(np.argmax(np.where(~self.is_safety_concept, mean_sim, -np.inf)))
+        names = self.concept_names
+        score = margin_to_score(margin, self.cfg.embedding_anchors)
+        explanation = (f"nearest safety concept '{names[s]}' (similarity {mean_sim[s]:.2f}), nearest ordinary topic "
+                       f"'{names[o]}' ({mean_sim[o]:.2f}); margin {margin:+.3f} over {len(contexts)} contexts")
+        extra = {"margin": round(margin, 5), "safety_concept": names[s], "safety_similarity": round(float(mean_sim[s]), 4),
+                 "ordinary_topic": names[o], "ordinary_similarity": round(float(mean_sim[o]), 4)}
+        return Judgement(item.latent, score, explanation, status="ok", extra=extra)
+
+    def _judge_iter(self, items: Sequence[LatentContexts]) -> Iterator[tuple[int, Judgement]]:
+        texts = [self.texts(item) for item in items]
+        flat = [t for group in texts for t in group]
+        per_concept = self.concept_similarities(flat) if flat else np.zeros((0, len(self.concept_names)))
+        start = 0
+        for i, item in enumerate(items):
+            n = len(texts[i])
+            if n == 0:
+                yield i, Judgement(item.latent, None, status="error", raw="latent has no contexts to judge")
                 continue
-            texts = [" ".join(f"{c.left[-200:]}{c.token}{c.right[:200]}".split()) for c in contexts]
-            margins, best = self.margins(texts)
-            weights = np.array([max(c.activation, 1e-6) for c in contexts])
-            margin = float((margins * weights).sum() / weights.sum())
-            top = max(set(best), key=best.count)
-            score = margin_to_score(margin)
-            explanation = (f"contexts closest to safety concept '{top}' (margin {margin:+.3f} over ordinary topics)"
-                           if margin >= 0 else f"contexts closer to ordinary topics (margin {margin:+.3f})")
-            out.append(Judgement(item.latent, score, explanation, "ok", extra={"margin": margin}))
-        return out
+            yield i, self.verdict(item, per_concept[start:start + n])
+            start += n

@@ -1,117 +1,298 @@
-"""A labelled probe set for measuring a judge: pseudo-latents whose contexts are plainly safety-related
-(harmful requests and answers, refusals) or plainly unrelated (cooking, grammar, sports, ...), cut from real
-text of the offline mirror by a fixed procedure:
+"""A labelled probe set for measuring judges: pseudo-latents whose contexts are plainly safety-related or
+plainly unrelated to safety, cut from real text of the offline mirror by a fixed, documented procedure.
 
-1. For each concept, scan the listed files in order (prompts, then chosen, then rejected responses of
-   every row) for the first whole-word match of any of the concept's keywords (case-insensitive).
-2. Each match gives a context: up to 150 characters on each side, the matched word as the token, and an
-   activation decreasing with the order found (so contexts are ranked as a real latent's would be).
-3. Every 6 consecutive contexts of a concept form one pseudo-latent; 3 latents per concept.
+Text units. Every row of the mirror files gives text units: PKU-SafeRLHF prompt, rejected (unsafe) and
+chosen responses; HH-RLHF harmless: every turn of the rejected transcript and the last turn of the chosen
+one; AlpacaEval and PandaLM: prompt, chosen and rejected. Units are ordered by sha1("<file>:<row>:<field>").
+Rows whose sha1("<file>:<row>") is even form the probe pool, odd ones the calibration pool, so the probe
+and the calibration set (used to fix the embedding judge's anchors) never share a row.
 
-12 safety concepts x 3 = 36 positive latents, 10 ordinary concepts x 3 = 30 negative latents (66 in all).
+Probe. Each theme below (24 safety themes on the safety files, 24 ordinary themes on the chat files) is a
+case-insensitive whole-word pattern. Walking the probe pool in order, each row gives at most one context
+per theme: the first match is the activated token, with up to `WINDOW_WORDS` words on each side (cut at
+the unit's ends). Ordinary contexts containing any word of `STOP` (harm, crime, refusal vocabulary) are
+skipped, so they stay plainly unrelated. The first `PER_LATENT` distinct contexts of a theme form its
+pseudo-latent, with activations 10 * 0.85**rank. Label 1 for safety themes, 0 for ordinary ones.
+
+Calibration. Walking the calibration pool in order, each unit of at least 2 * `WINDOW_WORDS` words gives
+one context centred on the word at position sha1(unit) mod its length (no keyword selection), grouped by
+`PER_LATENT` into pseudo-latents: `CALIBRATION_LATENTS` from the safety files (label 1), as many from the
+chat files (label 0). These are realistic, messy latents, not plain ones.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import itertools
+import logging
+import os
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..types import Context, LatentContexts
+from ...errors import DataError
+from ..types import Context, Judgement, LatentContexts
+
+log = logging.getLogger(__name__)
 
 SAFETY_FILES = ("train/pku-saferlhf-5k.jsonl", "train/hh-rlhf/harmless-base/test.jsonl.gz")
-ORDINARY_FILES = ("train/alpacaeval-gpt4-judged-odd-half.jsonl", "train/pandalm-human.jsonl")
-SAFETY = {
-    "weapons": ["gun", "guns", "firearm", "bomb", "explosive"],
-    "drugs": ["cocaine", "heroin", "meth", "methamphetamine", "marijuana"],
-    "violence": ["kill", "murder", "assault", "stab"],
-    "theft": ["steal", "shoplift", "rob", "burglary"],
-    "hacking": ["hack", "hacking", "malware", "phishing"],
-    "fraud": ["scam", "fraud", "counterfeit", "launder"],
-    "refusal": ["sorry", "cannot", "can't", "won't"],
-    "illegal": ["illegal", "unlawful", "crime", "criminal"],
-    "self_harm": ["suicide", "self-harm", "overdose"],
-    "hate": ["racist", "slur", "hate", "offensive"],
-    "privacy": ["address", "stalk", "spy", "ssn"],
-    "poison": ["poison", "poisoning", "toxic"],
+CHAT_FILES = ("train/alpacaeval-gpt4-judged-odd-half.jsonl", "train/pandalm-human.jsonl")
+PER_LATENT = 6
+WINDOW_WORDS = 24
+CALIBRATION_LATENTS = 30
+
+SAFETY_THEMES: dict[str, list[str]] = {
+    "firearms": ["gun", "guns", "firearm", "firearms", "rifle", "pistol", "handgun"],
+    "explosives": ["bomb", "bombs", "explosive", "explosives", "dynamite", "grenade"],
+    "hard_drugs": ["cocaine", "heroin", "meth", "methamphetamine", "fentanyl"],
+    "drug_dealing": ["drug dealer", "drug dealers", "sell drugs", "selling drugs", "smuggle", "smuggling"],
+    "murder": ["murder", "murdered", "kill someone", "kill him", "kill her", "killing"],
+    "assault": ["punch", "beat up", "assault", "stab", "stabbing"],
+    "theft": ["steal", "stealing", "stole", "shoplift", "shoplifting"],
+    "robbery": ["rob", "robbing", "robbery", "burglary", "break into"],
+    "hacking": ["hack", "hacking", "hacked", "hacker", "malware", "ransomware"],
+    "fraud": ["scam", "scams", "scammer", "fraud", "counterfeit", "phishing"],
+    "money_crimes": ["launder", "laundering", "embezzle", "embezzlement", "tax evasion", "bribe", "bribery"],
+    "self_harm": ["suicide", "suicidal", "kill myself", "self-harm", "cut myself"],
+    "poison": ["poison", "poisoning", "poisoned", "arsenic", "cyanide"],
+    "racism": ["racist", "racism", "slur", "slurs", "n-word", "white supremacy"],
+    "sexual": ["porn", "pornography", "sexual", "sex", "genitals", "nude"],
+    "privacy": ["home address", "social security number", "stalk", "stalking", "spy on"],
+    "kidnapping": ["kidnap", "kidnapping", "kidnapped", "hostage", "trafficking"],
+    "terrorism": ["terrorist", "terrorism", "terrorists", "extremist", "mass shooting"],
+    "refusal_sorry": ["I'm sorry, but", "I am sorry, but", "I apologize, but"],
+    "refusal_cannot": ["I cannot help", "I can't help", "I cannot assist", "I can't assist", "I cannot provide",
+                       "I can't provide", "I won't help", "I will not help", "I cannot condone"],
+    "illegal": ["illegal", "unlawful", "against the law", "criminal offense"],
+    "harassment": ["bully", "bullying", "harass", "harassment", "intimidate", "threaten"],
+    "drunk_driving": ["drunk driving", "drive drunk", "driving drunk", "DUI", "under the influence"],
+    "abuse": ["abuse", "abused", "abusive", "abuser"],
 }
-ORDINARY = {
-    "cooking": ["recipe", "bake", "ingredients", "oven"],
-    "grammar": ["grammar", "noun", "verb", "adjective"],
-    "sports": ["football", "basketball", "soccer", "tennis"],
-    "travel": ["travel", "vacation", "hotel", "tourist"],
-    "math": ["equation", "calculate", "multiply", "fraction"],
-    "programming": ["python", "javascript", "function", "array"],
-    "music": ["music", "song", "guitar", "melody"],
-    "science": ["planet", "molecule", "photosynthesis", "gravity"],
-    "business": ["marketing", "customer", "revenue", "startup"],
-    "weather": ["weather", "rain", "sunny", "temperature"],
+ORDINARY_THEMES: dict[str, list[str]] = {
+    "cooking": ["recipe", "recipes", "bake", "baking", "ingredients", "oven"],
+    "grammar": ["grammar", "noun", "nouns", "verb", "verbs", "adjective", "adjectives", "punctuation"],
+    "sports": ["football", "basketball", "soccer", "tennis", "baseball", "golf"],
+    "travel": ["vacation", "itinerary", "hotel", "hotels", "tourist", "tourists", "sightseeing"],
+    "math": ["equation", "equations", "multiply", "fraction", "fractions", "derivative", "integral"],
+    "programming": ["python", "javascript", "SQL", "array", "algorithm", "HTML"],
+    "music": ["guitar", "piano", "melody", "song", "songs", "album"],
+    "astronomy": ["planet", "planets", "galaxy", "telescope", "orbit", "solar system"],
+    "biology": ["photosynthesis", "cell", "cells", "DNA", "organism", "organisms", "species"],
+    "business": ["marketing", "customer", "customers", "revenue", "startup"],
+    "weather": ["weather", "rain", "forecast", "sunny", "snow"],
+    "gardening": ["garden", "gardening", "soil", "seeds", "flowers"],
+    "history": ["ancient", "medieval", "empire", "century", "renaissance"],
+    "geography": ["capital city", "continent", "continents", "countries", "river", "mountains"],
+    "literature": ["poem", "poetry", "novel", "novels", "author", "rhyme"],
+    "fitness": ["exercise", "workout", "fitness", "jogging", "yoga"],
+    "pets": ["dog", "dogs", "cat", "cats", "puppy", "kitten"],
+    "personal_finance": ["budget", "savings", "invest", "investing", "mortgage", "interest rate"],
+    "languages": ["translate", "translation", "Spanish", "French", "German"],
+    "movies": ["movie", "movies", "film", "films", "actor", "actress"],
+    "education": ["student", "students", "teacher", "teachers", "homework", "classroom"],
+    "art": ["painting", "artist", "drawing", "sculpture"],
+    "writing_tasks": ["email", "resume", "cover letter", "essay"],
+    "cars": ["car", "cars", "engine", "tires", "vehicle"],
 }
-PER_LATENT, LATENTS_PER_CONCEPT, WINDOW = 6, 3, 150
+STOP = sorted({k for keys in SAFETY_THEMES.values() for k in keys} | {
+    "kill", "killed", "kills", "weapon", "weapons", "drug", "drugs", "sorry", "cannot", "can't", "won't", "harm",
+    "harmful", "hurt", "dangerous", "danger", "violence", "violent", "attack", "attacks", "crime", "crimes",
+    "criminal", "death", "die", "died", "dead", "war", "wars", "blood", "hate", "police", "prison", "jail",
+    "unsafe", "unethical", "illegally", "victim", "victims", "injury", "shoot", "shooting", "alcohol", "toxic",
+    "risk", "risks", "safety", "safe", "cheat", "cheating", "lie", "lies", "fight", "enemy", "army", "military",
+    "battle", "disease", "cancer", "pain", "AI", "apologize", "inappropriate", "offensive"})
 
 
-def _texts(root: Path, files: tuple[str, ...]):
+def _pattern(words: list[str]) -> re.Pattern[str]:
+    alternatives = sorted((re.escape(w) for w in words), key=len, reverse=True)
+    return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
+
+
+_STOP = _pattern(STOP)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One text of the mirror with where it came from."""
+
+    text: str
+    source: str
+    """"<file>:<row>:<field>"."""
+    pool: str
+    """"probe" or "calibration"."""
+
+
+@dataclass
+class Probe:
+    """Pseudo-latents with labels (1: safety-related, 0: unrelated) and their theme names."""
+
+    items: list[LatentContexts]
+    labels: np.ndarray
+    themes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """`root`, else SAFER_DATA_ROOT, else ../shared/data from the working directory (the data stage's default)."""
+    return Path(root or os.environ.get("SAFER_DATA_ROOT") or "../shared/data")
+
+
+def _sha(text: str) -> int:
+    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:12], 16)
+
+
+def _row_texts(rel: str, row: object) -> Iterator[tuple[str, str]]:
+    if not isinstance(row, dict):
+        return
+    if "hh-rlhf" in rel:
+        from ...data.formats import split_hh_transcript
+
+        rejected, chosen = row.get("rejected"), row.get("chosen")
+        if isinstance(rejected, str):
+            for t, turn in enumerate(split_hh_transcript(rejected)):
+                yield f"turn{t}", turn["content"]
+        if isinstance(chosen, str) and (turns := split_hh_transcript(chosen)):
+            yield "chosen", turns[-1]["content"]
+        return
+    for key in ("prompt", "chosen", "rejected"):
+        value = row.get(key)
+        if isinstance(value, str):
+            yield key, value
+
+
+def read_units(root: Path, files: tuple[str, ...]) -> list[Unit]:
+    """Every text unit of `files`, in the fixed hash order, tagged with its pool."""
     from ...data.readers import iter_file_rows
 
+    units = []
     for rel in files:
-        for row, _loc in iter_file_rows(root / rel):
-            for key in ("prompt", "chosen", "rejected"):
-                value = row.get(key) if isinstance(row, dict) else None
-                if isinstance(value, str):
-                    yield value
+        path = root / rel
+        if not path.is_file():
+            raise DataError(str(path), "missing: the probe set is cut from the offline mirror (set SAFER_DATA_ROOT)")
+        for index, (row, _loc) in enumerate(iter_file_rows(path)):
+            pool = "probe" if _sha(f"{rel}:{index}") % 2 == 0 else "calibration"
+            for field, text in _row_texts(rel, row):
+                if text.strip():
+                    units.append(Unit(text, f"{rel}:{index}:{field}", pool))
+    units.sort(key=lambda u: _sha(u.source))
+    return units
 
 
-def _contexts(root: Path, files: tuple[str, ...], keywords: list[str], n: int) -> list[Context]:
-    pattern = re.compile(r"\b(" + "|".join(re.escape(k) for k in keywords) + r")\b", re.IGNORECASE)
-    out, seen = [], set()
-    for text in _texts(root, files):
-        m = pattern.search(text)
-        if not m:
+def _window(text: str, start: int, end: int) -> tuple[str, str]:
+    """Up to WINDOW_WORDS whitespace-separated words on each side of text[start:end]."""
+    before = [m.start() for m in re.finditer(r"\S+", text[:start])]
+    left = text[before[-WINDOW_WORDS] if len(before) >= WINDOW_WORDS else 0:start]
+    after = list(itertools.islice(re.finditer(r"\S+", text[end:]), WINDOW_WORDS))
+    right = text[end:end + after[-1].end()] if after else text[end:]
+    return left, right
+
+
+def _latent(latent: int, contexts: list[Context]) -> LatentContexts:
+    for rank, c in enumerate(contexts):
+        c.activation = round(10.0 * 0.85**rank, 4)
+    return LatentContexts(latent, contexts, n_distinct_tokens=len({c.token.lower() for c in contexts}))
+
+
+def _theme_contexts(units: list[Unit], words: list[str], stop: bool) -> list[Context]:
+    pattern = _pattern(words)
+    out: list[Context] = []
+    seen: set[str] = set()
+    for unit in units:
+        row = unit.source.rsplit(":", 1)[0]
+        if row in seen:
             continue
-        left, right = text[max(0, m.start() - WINDOW):m.start()], text[m.end():m.end() + WINDOW]
-        key = (left[-40:], m.group(0), right[:40])
-        if key in seen:
+        m = pattern.search(unit.text)
+        if m is None:
             continue
-        seen.add(key)
-        out.append(Context(token=m.group(0), activation=float(10 - len(out) % PER_LATENT), left=left, right=right))
-        if len(out) >= n:
+        left, right = _window(unit.text, m.start(), m.end())
+        window = f"{left}{m.group(0)}{right}"
+        key = " ".join(window.lower().split())
+        if key in seen or (stop and _STOP.search(window)):
+            continue
+        seen.update((key, row))
+        out.append(Context(m.group(0), 0.0, left, right, pair_id=row, side=unit.source.rsplit(":", 1)[1]))
+        if len(out) == PER_LATENT:
             break
     return out
 
 
-def build_probe(root: str | Path) -> tuple[list[LatentContexts], np.ndarray]:
-    """(pseudo-latents, labels: 1 safety, 0 ordinary). Raises FileNotFoundError without the mirror."""
-    root = Path(root)
-    for rel in SAFETY_FILES + ORDINARY_FILES:
-        if not (root / rel).is_file():
-            raise FileNotFoundError(root / rel)
-    items, labels = [], []
-    latent = 0
-    for concepts, files, label in ((SAFETY, SAFETY_FILES, 1), (ORDINARY, ORDINARY_FILES, 0)):
-        for _name, keywords in concepts.items():
-            contexts = _contexts(root, files, keywords, PER_LATENT * LATENTS_PER_CONCEPT)
-            for i in range(0, len(contexts) - PER_LATENT + 1, PER_LATENT):
-                items.append(LatentContexts(latent, contexts[i:i + PER_LATENT]))
+def build_probe(root: str | os.PathLike | None = None) -> Probe:
+    """The probe set (see the module docstring); `DataError` when a mirror file is missing."""
+    root = data_root(root)
+    items, labels, themes = [], [], []
+    for files, table, label in ((SAFETY_FILES, SAFETY_THEMES, 1), (CHAT_FILES, ORDINARY_THEMES, 0)):
+        units = [u for u in read_units(root, files) if u.pool == "probe"]
+        for theme, words in table.items():
+            contexts = _theme_contexts(units, words, stop=label == 0)
+            if len(contexts) < PER_LATENT:
+                log.warning("probe theme %s: only %d contexts, left out", theme, len(contexts))
+                continue
+            items.append(_latent(len(items), contexts))
+            labels.append(label)
+            themes.append(theme)
+    return Probe(items, np.array(labels, dtype=int), themes)
+
+
+def build_calibration(root: str | os.PathLike | None = None) -> Probe:
+    """The calibration set (see the module docstring): realistic latents from rows the probe never uses."""
+    root = data_root(root)
+    items, labels, themes = [], [], []
+    for files, label, name in ((SAFETY_FILES, 1, "calibration_safety"), (CHAT_FILES, 0, "calibration_chat")):
+        contexts: list[Context] = []
+        for unit in (u for u in read_units(root, files) if u.pool == "calibration"):
+            words = list(re.finditer(r"\S+", unit.text))
+            if len(words) < 2 * WINDOW_WORDS:
+                continue
+            m = words[_sha(unit.source) % len(words)]
+            left, right = _window(unit.text, m.start(), m.end())
+            contexts.append(Context(m.group(0), 0.0, left, right, pair_id=unit.source.rsplit(":", 1)[0]))
+            if len(contexts) == PER_LATENT:
+                items.append(_latent(len(items), contexts))
                 labels.append(label)
-                latent += 1
-    return items, np.array(labels)
+                themes.append(name)
+                contexts = []
+                if labels.count(label) == CALIBRATION_LATENTS:
+                    break
+    return Probe(items, np.array(labels, dtype=int), themes)
 
 
-def probe_auroc(judge, items: list[LatentContexts], labels: np.ndarray) -> dict:
-    """AUROC of the judge's scores (unscored latents count as 0) for telling safety from ordinary latents."""
-    from ...experiment.audit import auroc
+def auroc(scores: np.ndarray | list[float], labels: np.ndarray | list[int]) -> float:
+    """Area under the ROC curve: the probability that a random positive outscores a random negative, ties
+    counting half (Mann-Whitney U over mid-ranks). NaN without both classes."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    mid_ranks = upper - (counts - 1) / 2.0  # 1-based mean rank of each distinct value
+    ranks = mid_ranks[inverse]
+    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
 
-    verdicts = judge.judge(items)
-    scores = np.array([v.score if v.score is not None else 0.0 for v in verdicts])
-    return {"auroc": auroc(scores, labels.astype(bool)), "latents": len(items), "positive": int(labels.sum()),
-            "scored": int(sum(v.score is not None for v in verdicts)),
-            "mean_score_safety": float(scores[labels == 1].mean()), "mean_score_ordinary": float(scores[labels == 0].mean())}
+
+def evaluate(verdicts: list[Judgement], probe: Probe) -> dict:
+    """AUROC of the verdicts' scores on the probe (no score counts as a tie at the bottom), and per-class means."""
+    scores = np.array([v.score if v.score is not None else -np.inf for v in verdicts], dtype=float)
+    finite = np.where(np.isfinite(scores), scores, 0.0)
+    scored = np.isfinite(scores)
+    out = {"auroc": round(auroc(np.where(scored, scores, -1e9), probe.labels), 4), "latents": len(verdicts),
+           "safety": int(probe.labels.sum()), "unrelated": int((probe.labels == 0).sum()), "scored": int(scored.sum())}
+    for name, mask in (("safety", probe.labels == 1), ("unrelated", probe.labels == 0)):
+        if (mask & scored).any():
+            out[f"mean_score_{name}"] = round(float(finite[mask & scored].mean()), 3)
+    return out
 
 
-def dump_probe(items: list[LatentContexts], labels: np.ndarray, path: str | Path) -> None:
-    from dataclasses import asdict
-
-    Path(path).write_text(json.dumps([{"label": int(lab), **asdict(it)} for it, lab in zip(items, labels)],
-                                     ensure_ascii=False, indent=1), encoding="utf-8")
+def anchors_from_margins(margins: np.ndarray | list[float], labels: np.ndarray | list[int]) -> list[float]:
+    """The embedding judge's calibration rule: score 1 at the median margin of the unrelated latents, 5 at
+    the median of the safety ones, evenly spaced between, rounded to 0.005."""
+    m, y = np.asarray(margins, dtype=float), np.asarray(labels).astype(bool)
+    low, high = float(np.median(m[~y])), float(np.median(m[y]))
+    return [round(float(a) * 200) / 200 for a in np.linspace(low, high, 5)]
