@@ -28,6 +28,15 @@ def toy_config(tmp_path, model_path, **rm) -> str:
         "model": {"name": str(model_path), "max_length": 48},
         "rm": {"lr": 3e-3, "epochs": 2, "batch_size": 8, "grad_accum": 1, "bf16": "false", **rm},
         "eval": {"rewardbench": "${root}/rb.jsonl", "rewardbench_hub": None},
+        # small analysis settings: the whole pipeline runs in seconds on the tiny models
+        "activations": {"layer": 1, "positions": "response", "batch_size": 16, "shard_vectors": 200},
+        "sae": {"num_latents": 128, "k": 8, "batch_size": 64, "stage1_tokens": 6400, "stage2_epochs": 2,
+                "dead_after": 2000},
+        "features": {"examine": 32, "top_m": 20, "min_contexts": 2, "top_n": 8, "window": 8},
+        "judge": {"kind": "none"},
+        "curation": {"poison_ratios": [10.0], "denoise_ratios": [10.0]},
+        "causal": {"draws": 2},
+        "audit": {"ratio": 10.0},
     }
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(cfg))

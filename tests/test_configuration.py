@@ -68,3 +68,25 @@ def test_cli_help_lists_generated_flags(capsys):
         main(["train-rm", "--help"])
     out = capsys.readouterr().out
     assert "--rm.freeze_layers" in out and "Freeze the embeddings" in out and "--set KEY=VALUE" in out
+
+
+def test_extends_merges_sections(tmp_path):
+    (tmp_path / "base.yaml").write_text("run: {name: base, seeds: [0]}\nrm: {lr: 1.0e-4, epochs: 3}\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nrun: {name: child}\nrm: {epochs: 1}\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert (cfg.run.name, cfg.run.seeds, cfg.rm.lr, cfg.rm.epochs) == ("child", [0], 1e-4, 1.0)
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(root.glob("*.yaml")):
+        cfg = load_config(path)
+        assert cfg.run.name, path
+    full = load_config(root / "full.yaml")
+    assert full.run.seeds == [0, 1, 2] and full.curation.poison_ratios == [0.5, 1.0, 2.5, 5.0]
+    assert full.model.name == "minilm" and len(full.data.sources) == 4

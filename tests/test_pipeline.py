@@ -2,27 +2,12 @@ from __future__ import annotations
 
 import json
 
-import yaml
-
 from safer_rm.cli import main
 from test_cli import toy_config
 
 
 def full_toy_config(tmp_path, model_path) -> str:
-    path = toy_config(tmp_path, model_path)
-    cfg = yaml.safe_load(open(path))
-    cfg["run"]["seeds"] = [0]
-    cfg["activations"] = {"layer": 1, "positions": "response", "batch_size": 16, "shard_vectors": 200}
-    cfg["sae"] = {"num_latents": 128, "k": 8, "batch_size": 64, "stage1_tokens": 6400, "stage2_epochs": 2,
-                  "dead_after": 2000}
-    cfg["features"] = {"examine": 32, "top_m": 20, "min_contexts": 2, "max_distinct_tokens": 32, "top_n": 8,
-                       "window": 8}
-    cfg["judge"] = {"kind": "none"}
-    cfg["curation"] = {"poison_ratios": [10.0], "denoise_ratios": [10.0]}
-    cfg["causal"] = {"draws": 2}
-    cfg["audit"] = {"ratio": 10.0}
-    (tmp_path / "full.yaml").write_text(yaml.safe_dump(cfg))
-    return str(tmp_path / "full.yaml")
+    return toy_config(tmp_path, model_path)
 
 
 def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):

@@ -61,10 +61,32 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
 
 
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_config_file(path: str | Path, seen: tuple = ()) -> dict:
+    """A YAML config; `extends: other.yaml` (relative to the file) is read first and overridden key by key
+    (mappings merge, lists and values replace)."""
+    path = Path(path)
+    if path.resolve() in seen:
+        raise ConfigError("extends", "config files extend each other in a cycle", str(path))
+    data = load_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError("extends", "must be a path to another config file", str(path))
+    return _merge(read_config_file(path.parent / parent, (*seen, path.resolve())), data)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), namespace=None) -> Config:
-    """Defaults <- YAML file <- generated command-line flags <- `--set key=value` overrides; then validated."""
+    """Defaults <- YAML file(s) <- generated command-line flags <- `--set key=value` overrides; then validated."""
     source = str(path) if path else None
-    cfg = from_dict(Config, load_yaml(path), source=source) if path else Config()
+    cfg = from_dict(Config, read_config_file(path), source=source) if path else Config()
     if namespace is not None:
         apply_flags(cfg, namespace)
     for key, value in parse_set(list(overrides)):

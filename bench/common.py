@@ -1,0 +1,48 @@
+"""Inputs shared by the benchmarks: real pairs from the offline mirror where present (else a fixed synthetic
+set), the embedded MiniLM as the model, and interleaved timing rounds (median rate)."""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from safer_rm.data import PreferencePair
+from safer_rm.data.records import user_prompt
+
+ROOT = Path(os.environ.get("SAFER_DATA_ROOT", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def bench_pairs(n: int = 256, seed: int = 0) -> tuple[list[PreferencePair], str]:
+    """(pairs, where they came from)."""
+    path = ROOT / "train" / "pku-saferlhf-5k.jsonl"
+    if path.is_file():
+        from safer_rm.data import DropReport, SourceConfig, load_source
+
+        pairs = load_source(SourceConfig("pku", str(path)), "", DropReport())
+        return random.Random(seed).sample(pairs, min(n, len(pairs))), str(path)
+    words = "the model should refuse to help with harmful requests and answer ordinary questions well .".split()
+    rng = random.Random(seed)
+    pairs = [PreferencePair(str(i), user_prompt(" ".join(rng.choices(words, k=12))),
+                            " ".join(rng.choices(words, k=rng.randint(20, 90))),
+                            " ".join(rng.choices(words, k=rng.randint(20, 90)))) for i in range(n)]
+    return pairs, "synthetic"
+
+
+def interleaved(fns: dict[str, Callable[[], float]], rounds: int = 3) -> dict[str, float]:
+    """Median over rounds of each function's returned seconds; the functions run in turn every round so that
+    load from other processes hits them alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(fn())
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

@@ -1,0 +1,78 @@
+"""Activation extraction against a bare forward pass of the same model up to the same layer, on the same
+batches, in one run. Ours is measured end to end (rendering, position policy, standardisation, shard
+writes); the bare pass gets pre-tokenised, pre-padded batches and does nothing but the forward. Also: the
+achieved fraction of this machine's measured matmul peak (FLOPs = 2 x parameters up to the layer x tokens)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+
+import torch
+
+from bench.common import bench_pairs, interleaved, timed
+from safer_rm.activations import extract_pairs
+from safer_rm.models import Renderer, load_reward_model, load_tokenizer
+from safer_rm.models.layers import transformer_blocks
+from safer_rm.reward.scoring import length_batches, pad_batch
+from safer_rm.reward.train import use_bf16
+
+
+def matmul_peak(bf16: bool, n: int = 1024, reps: int = 10) -> float:
+    """FLOP/s of a square matmul in the dtype extraction uses (the machine's practical peak)."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+def params_up_to(model, layer: int) -> int:
+    """Parameters that take part in a forward pass up to `layer`, excluding embedding lookups (no FLOPs)."""
+    blocks = transformer_blocks(model)
+    return sum(p.numel() for b in list(blocks)[:layer] for p in b.parameters())
+
+
+def run(n_pairs: int = 256, layer: int = 4, max_length: int = 128, batch_size: int = 32, rounds: int = 3) -> dict:
+    tok = load_tokenizer("minilm")
+    model = load_reward_model("minilm", tok).eval()
+    renderer = Renderer(tok, max_length)
+    pairs, source = bench_pairs(n_pairs)
+    bf16 = use_bf16("auto")
+    encoded = [e for c, r in zip(*renderer.encode_pairs(pairs)) for e in (c, r)]
+    batches = [pad_batch([encoded[i].input_ids for i in idx], tok.pad_token_id)
+               for idx in length_batches([len(e.input_ids) for e in encoded], batch_size)]
+    tokens = sum(int(m.sum()) for _, m in batches)
+    full_blocks = transformer_blocks(model)
+    kept = torch.nn.ModuleList(list(full_blocks)[:layer])
+
+    @torch.inference_mode()
+    def bare():
+        model.bert.encoder.layer = kept  # the model cut to `layer` blocks, no hooks
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                for ids, mask in batches:
+                    model.bert(input_ids=ids, attention_mask=mask)
+        finally:
+            model.bert.encoder.layer = full_blocks
+
+    def ours():
+        with tempfile.TemporaryDirectory() as tmp:
+            extract_pairs(model, renderer, pairs, layer, "all", tmp, batch_size=batch_size, bf16=bf16,
+                          progress=False)
+
+    secs = interleaved({"bare": lambda: timed(bare), "ours": lambda: timed(ours)}, rounds)
+    peak = matmul_peak(bf16)
+    flops = 2 * params_up_to(model, layer) * tokens
+    return {"model": "all-MiniLM-L6-v2", "layer": layer, "pairs": len(pairs), "data": source, "tokens": tokens,
+            "bf16": bf16, "bare_tokens_per_s": tokens / secs["bare"], "ours_tokens_per_s": tokens / secs["ours"],
+            "overhead": secs["ours"] / secs["bare"] - 1, "target_overhead": 0.10,
+            "matmul_peak_gflops": peak / 1e9, "ours_gflops": flops / secs["ours"] / 1e9,
+            "fraction_of_peak": flops / secs["ours"] / peak}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
