@@ -30,6 +30,7 @@ def _pipeline(cfg, args):
     from .experiment.pipeline import Pipeline
 
     pipe = Pipeline(cfg, resume=True)
+    pipe.preflight()
     if getattr(args, "fresh", False):
         pipe.run.reset()
     return pipe
@@ -39,6 +40,7 @@ def cmd_run(cfg, args) -> int:
     from .experiment.pipeline import Pipeline
 
     pipe = Pipeline(cfg, resume=args.resume)
+    pipe.preflight()
     finished = [n for n, s in pipe.run.manifest["stages"].items() if s.get("status") == "done"]
     if finished and not (args.resume or args.fresh):
         raise SaferError(f"{pipe.run.root} already has {len(finished)} finished stages; pass --resume to reuse "
@@ -151,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(quiet: bool, run_dir: str | None = None) -> None:
     level = logging.WARNING if quiet else logging.INFO
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # progress bars off too
     root = logging.getLogger()
     root.handlers.clear()
     handler = logging.StreamHandler(sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +39,8 @@ class SourceConfig:
     """PKU-SafeRLHF schema only: chosen = safer response, better response, or only pairs with exactly one safe response."""
 
     def check(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name or ""):
+            raise ConfigError("name", f"must be a plain name (letters, digits, _ . -), got {self.name!r}")
         if self.weight < 0:
             raise ConfigError("weight", f"must be >= 0, got {self.weight}")
         if self.max_pairs is not None and self.max_pairs < 1:

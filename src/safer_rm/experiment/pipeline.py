@@ -17,7 +17,7 @@ from ..curation.edits import apply_edit, edit_count, rank_for_edit, variant_name
 from ..curation.score import score_pairs as score_cache
 from ..data import build_pairs, read_pairs, write_pairs
 from ..data.load import data_root, expand, iter_source_rows
-from ..errors import DataError, StageError
+from ..errors import DataError, ModelError, StageError
 from ..features.contexts import ContextOptions, build_contexts, top_activations
 from ..features.document import compare_selections, features_document, score_diagnostics
 from ..features.judges import judge_fingerprint, make_judge
@@ -58,6 +58,23 @@ class Pipeline:
         self.run = RunDir(cfg.run.path, config_dict(cfg))
         self.device = pick_device(cfg.run.device)
         self.started = time.time()
+
+    def preflight(self) -> None:
+        """Cheap checks of every path the run will need, before any stage writes anything."""
+        from ..models.registry import EMBEDDED, check_local
+
+        mc = self.cfg.model
+        if mc.name.lower() not in EMBEDDED:
+            check_local(mc.name, mc.allow_pickle)
+        for src in self.cfg.data.sources:
+            path = expand(src.path, self.cfg.data.root)
+            if path and not Path(path).exists() and not src.hub and ("/" not in path or path.startswith((".", "/"))
+                                                                   or Path(path).suffix):
+                raise DataError(path, f"source '{src.name}': file not found")
+        if self.cfg.sae.path and not Path(self.cfg.sae.path).exists():
+            raise ModelError(f"{self.cfg.sae.path}: no SAE folder here (sae.path)")
+        if self.cfg.judge.kind == "labels" and not Path(self.cfg.judge.labels_path).is_file():
+            raise DataError(self.cfg.judge.labels_path, "labels file not found (judge.labels_path)")
 
     # ---- fingerprints of what each stage depends on -------------------------------------------------
     def _data_deps(self) -> dict:
@@ -259,11 +276,17 @@ class Pipeline:
     def sae_dir(self) -> Path:
         return self.run.path("sae")
 
-    def load_sae(self):
+    def load_sae(self, root: str | Path | None = None):
+        """(SAE, layer): the run's SAE, or the one at `root`, checked against the cached layer's width and index."""
         layer = self.run.info("extract").get("layer")
         if layer is None:
             raise StageError("no extraction recorded in the manifest; run `safer extract` first")
-        return load_sae(self.sae_dir(), hookpoint_for(layer), layer=layer, device=self.device).sae, layer
+        d_in = ActivationCache(self.activations_dir("pairs")).d
+        root = Path(root) if root else self.sae_dir()
+        hookpoint = hookpoint_for(layer)
+        if (root / "cfg.json").is_file():  # the hookpoint folder itself
+            root, hookpoint = root.parent, root.name
+        return load_sae(root, hookpoint, d_in=d_in, layer=layer, device=self.device).sae, layer
 
     def train_sae(self, force: bool = False) -> dict:
         """Two-stage SAE (general text, then the safety pairs), its metrics on held-out vectors and its
@@ -279,9 +302,12 @@ class Pipeline:
             general = ActivationCache(self.activations_dir("general"))
             pairs = ActivationCache(self.activations_dir("pairs"))
             heldout = ActivationCache(self.activations_dir("heldout"))
-            result = train_two_stage(CacheBatches(general, sc.batch_size, seed=sc.seed),
-                                     CacheBatches(pairs, sc.batch_size, seed=sc.seed + 1), sc, device=self.device)
-            sae = result.sae
+            if sc.path:
+                sae, result = self.load_sae(sc.path)[0], None
+            else:
+                result = train_two_stage(CacheBatches(general, sc.batch_size, seed=sc.seed),
+                                         CacheBatches(pairs, sc.batch_size, seed=sc.seed + 1), sc, device=self.device)
+                sae = result.sae
             held = evaluate_sae(sae, heldout.batches(sc.batch_size))
             train_metrics = evaluate_sae(sae, pairs.batches(sc.batch_size))
             model, _tok, renderer, settings = self.load_rm(CLEAN, self.cfg.run.seeds[0])
@@ -296,11 +322,11 @@ class Pipeline:
                 "heldout_vectors": held.vectors, "train_vectors": train_metrics.vectors,
                 "splice_accuracy": fidelity["splice_accuracy"], "clean_accuracy": fidelity["clean_accuracy"],
                 "mean_abs_margin_change": fidelity["mean_abs_margin_change"], "fidelity_pairs": fidelity["pairs"],
-                "training": result.summary(),
+                "training": result.summary() if result else {"loaded_from": sc.path},
             }
             save_sae(sae, self.sae_dir(), hookpoint_for(layer),
                      SAEMeta(layer=layer, position_policy=self.cfg.activations.positions,
-                             standardised=self.cfg.activations.standardize, training=result.summary()))
+                             standardised=self.cfg.activations.standardize, training=metrics["training"]))
             write_json(metrics_path, metrics)
             st.info = {k: v for k, v in metrics.items() if k != "training"}
         return metrics
@@ -333,7 +359,6 @@ class Pipeline:
             cache = ActivationCache(self.activations_dir("pairs"))
             encode = self.encoder(sae)
             sal = compute_salience(cache, encode, sae.num_latents, fc.normalize, fc.batch_size)
-            write_csv(self.features_dir() / "salience.csv", sal.table())
             examined = [int(i) for i in sal.ranking()[:fc.examine]]
             values, meta, counts = top_activations(cache, encode, examined, fc.top_m, fc.batch_size)
             tok = load_tokenizer(str(self.rm_dir(CLEAN, self.cfg.run.seeds[0])))
@@ -344,6 +369,11 @@ class Pipeline:
             to_judge = [it for it in items if it.latent not in uninterpretable]
             judgements = {j.latent: j for j in judge.judge(to_judge)}
             use_judge = self.cfg.judge.kind != "none"
+            usable = [j for j in judgements.values() if j.score is not None]
+            if use_judge and to_judge and not usable:
+                bad = next(iter(judgements.values()))
+                raise StageError(f"judge {self.cfg.judge.kind} ({judge.model}): no usable verdict for any of "
+                                 f"{len(to_judge)} latents; latent {bad.latent}: {bad.status}: {bad.raw[:120]!r}")
             selection = select_features(sal.salience, examined, judgements, fc.threshold, fc.top_n,
                                         uninterpretable, use_judge=use_judge)
             by_salience = select_features(sal.salience, examined, None, fc.threshold, fc.top_n, uninterpretable,
@@ -351,6 +381,7 @@ class Pipeline:
             features = features_document(sal, items, judgements, selection, uninterpretable, self.cfg.judge,
                                          layer, fc.normalize)
             features["compare_without_judge"] = compare_selections(selection, by_salience)
+            write_csv(self.features_dir() / "salience.csv", sal.table())  # outputs only once all went well
             write_json(self.features_dir() / "selection.json", selection.to_json())
             write_json(out, features)
             write_dashboard(features, self.run.path("report", "features.html"))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..data.records import PreferencePair
 from ..io import write_json
@@ -138,6 +138,9 @@ class LossHistory(TrainerCallback):
         if not logs:
             return
         row = {"step": state.global_step}
+        if "loss" in logs:
+            log.info("reward model step %d: %s", state.global_step,
+                     ", ".join(f"{k}={logs[k]}" for k in ("loss", "grad_norm", "learning_rate", "epoch") if k in logs))
         for key, value in logs.items():
             try:  # recent transformers hand logs over as formatted strings
                 row[key] = float(value)
@@ -208,7 +211,7 @@ def train_reward_model(
         dataloader_num_workers=cfg.num_workers,
         deepspeed=cfg.deepspeed,
         fsdp=cfg.fsdp or None,
-        disable_tqdm=False,
+        disable_tqdm=bool(os.environ.get("TQDM_DISABLE")),
         use_cpu=not torch.cuda.is_available(),
     )
     history = LossHistory()
@@ -223,6 +226,8 @@ def train_reward_model(
         callbacks=[history],
         resume=Resume(model, prefix.layer) if prefix is not None else None,
     )
+    if args.disable_tqdm:
+        trainer.remove_callback(PrinterCallback)  # quiet: the loss goes to the log only
     checkpoint = None
     if resume and (out_dir / "checkpoints").is_dir():
         from transformers.trainer_utils import get_last_checkpoint

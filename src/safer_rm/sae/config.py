@@ -13,6 +13,9 @@ from ..errors import ConfigError
 class SAEConfig:
     """TopK SAE on standardised reward-model hidden states, trained in two stages."""
 
+    path: str | None = None
+    """Use this trained SAE instead of training one: a folder in sparsify's layout (<path>/layers.<L>/ or the
+    hookpoint folder itself). It is checked against the layer's width and layer, then evaluated as usual."""
     num_latents: int = 0
     """Number of latents; 0 means `expansion` x the hidden width (the paper: 16,384 = 8 x 2048)."""
     expansion: int = 8
