@@ -11,7 +11,9 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +40,17 @@ def package_versions() -> dict[str, str]:
 
 def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _crash_hook(stage: str) -> None:
+    """Fault injection for the crash-safety tests: with SAFER_KILL_IN_STAGE=<stage> and SAFER_KILL_AFTER=<s>,
+    the process sends itself SIGKILL that many seconds after entering that stage (a real, uncatchable kill)."""
+    if os.environ.get("SAFER_KILL_IN_STAGE") != stage:
+        return
+    timer = threading.Timer(float(os.environ.get("SAFER_KILL_AFTER", "0")),
+                            lambda: os.kill(os.getpid(), signal.SIGKILL))
+    timer.daemon = True
+    timer.start()
 
 
 @dataclass
@@ -104,6 +117,7 @@ class RunDir:
         """Run a stage: marked running, then done (with seconds and info) or failed (with the error)."""
         handle = StageHandle(name)
         started = time.time()
+        _crash_hook(name)
         self.manifest["stages"][name] = {"status": "running", "started": started}
         self.save()
         log.info("stage %s: started", name)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from typing import NamedTuple
 
 import torch
@@ -36,6 +37,11 @@ from torch import Tensor, nn
 from .config import SAEConfig
 
 log = logging.getLogger(__name__)
+
+if not torch.cuda.is_available():
+    # sparsify picks its Triton decoder whenever triton imports (a CUDA build of torch brings it), but the
+    # kernel needs a GPU: on a CPU-only machine use the eager decoder
+    os.environ.setdefault("SPARSIFY_DISABLE_TRITON", "1")
 
 with contextlib.redirect_stdout(io.StringIO()) as _banner:
     from sparsify import SparseCoder, SparseCoderConfig
