@@ -71,6 +71,26 @@ def cmd_evaluate(cfg, args) -> int:
     return 0
 
 
+CLEARABLE = {"cache": (), "activations": ("extract",), "sae": ("train-sae",), "features": ("features",),
+             "scores": ("score",), "curated": ("curate/",), "rm": ("train-rm/",), "eval": ("evaluate/",),
+             "causal": ("causal",), "audit": ("audit",)}
+
+
+def cmd_clear(cfg, args) -> int:
+    """Delete run folders (caches) and forget the stages that wrote them; they are rebuilt when needed."""
+    pipe = _pipeline(cfg, args)
+    usage = pipe.run.disk_usage()
+    for folder in args.folders:
+        if folder not in CLEARABLE:
+            raise SaferError(f"cannot clear '{folder}'; choose from {', '.join(CLEARABLE)}")
+        pipe.run.clear(folder)
+        for prefix in CLEARABLE[folder]:
+            pipe.run.reset(prefix)
+        print(f"cleared {pipe.run.root / folder} ({usage.get(folder, 0) / 2**20:.1f} MiB)")
+    pipe.run.save()
+    return 0
+
+
 def cmd_report(cfg, args) -> int:
     pipe = _pipeline(cfg, args)
     pipe.summary()
@@ -117,6 +137,9 @@ COMMANDS = [
     Command("audit", "Poisoning audit: plant random flips and measure how well SAFER and the reward margin find them.",
             (*ANALYSIS, "audit"), _stage_command("audit", "audit: {run}/audit/results.json")),
     Command("report", "Write the results table, plots and HTML report of what the run has so far.", ALL, cmd_report),
+    Command("clear", "Delete cached folders of a run (e.g. activations cache) and forget the stages that wrote "
+            "them; `safer run --resume` rebuilds what is needed. Disk use per folder is in summary.json.",
+            ("run",), cmd_clear),
 ]
 
 
@@ -144,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="allow loading pickle weight files (.bin/.pt); they can execute code")
         sub.add_argument("--debug", action="store_true", help="show tracebacks")
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+        if cmd.name == "clear":
+            sub.add_argument("--folders", nargs="+", required=True, choices=list(CLEARABLE),
+                             help="run folders to delete")
         if cmd.name in ("train-rm", "evaluate"):
             sub.add_argument("--variant", default="clean", help="training-set variant (clean, or a curated variant)")
         add_flags(sub, Config, list(cmd.sections), defaults)

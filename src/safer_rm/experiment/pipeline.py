@@ -603,6 +603,7 @@ class Pipeline:
                            ("causal", "causal"), ("audit", "audit")):
             if self.run.done(stage):
                 summary[key] = self._summary_part(key, self.run.info(stage))
+        summary["disk_bytes"] = self.run.disk_usage()
         summary["timing"] = {"total_s": round(sum(stages.values()), 1),
                              "wall_s": round(time.time() - self.started, 1), "stages": stages}
         write_json(self.run.path("summary.json"), summary)
