@@ -48,7 +48,8 @@ def cmd_run(cfg, args) -> int:
     if args.fresh:
         pipe.run.reset()
     summary = pipe.run_all()
-    print(f"summary: {pipe.run.path('summary.json')} (total {summary['timing']['total_s']} s)")
+    if summary:
+        print(f"summary: {pipe.run.path('summary.json')} (total {summary['timing']['total_s']} s)")
     return 0
 
 

@@ -22,6 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .. import distributed
 from ..errors import StageError
 from ..io import atomic_path, read_json, write_json
 
@@ -32,24 +33,29 @@ FIELDS = ("x", "mean", "std", "pair", "side", "position", "token")
 class CacheWriter:
     """Append vectors; a shard is written (atomically) whenever `shard_vectors` have accumulated."""
 
-    def __init__(self, directory: str | Path, meta: dict, shard_vectors: int = 65536, dtype=torch.float16):
+    def __init__(self, directory: str | Path, meta: dict, shard_vectors: int = 65536, dtype=torch.float16,
+                 with_batch: bool = False):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        for old in self.dir.glob("shard-*.safetensors"):
-            old.unlink()
+        for old in (*self.dir.glob("shard-*.safetensors"), self.dir / "index.json"):
+            old.unlink(missing_ok=True)
         self.meta = dict(meta)
         self.shard_vectors, self.dtype = shard_vectors, dtype
-        self.buffer: dict[str, list[torch.Tensor]] = {f: [] for f in FIELDS}
+        self.fields = (*FIELDS, "batch") if with_batch else FIELDS
+        self.buffer: dict[str, list[torch.Tensor]] = {f: [] for f in self.fields}
         self.buffered = 0
         self.shards: list[dict] = []
         self.tokens: list[np.ndarray] = []
 
     def add(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, pair: torch.Tensor, side: torch.Tensor,
-            position: torch.Tensor, token: torch.Tensor) -> None:
+            position: torch.Tensor, token: torch.Tensor, batch: int | None = None) -> None:
         for name, value, dtype in (("x", x, self.dtype), ("mean", mean, torch.float32), ("std", std, torch.float32),
                                    ("pair", pair, torch.int32), ("side", side, torch.int8),
                                    ("position", position, torch.int32), ("token", token, torch.int32)):
             self.buffer[name].append(value.detach().to("cpu", dtype))
+        if "batch" in self.fields:
+            self.buffer["batch"].append(torch.full((int(x.shape[0]),), -1 if batch is None else batch,
+                                                   dtype=torch.int32))
         self.buffered += int(x.shape[0])
         if self.buffered >= self.shard_vectors:
             self._flush()
@@ -66,11 +72,15 @@ class CacheWriter:
         with atomic_path(self.dir / name) as tmp:
             save_file(tensors, str(tmp))
         self.shards.append({"file": name, "vectors": int(tensors["x"].shape[0])})
-        self.buffer = {f: [] for f in FIELDS}
+        self.buffer = {f: [] for f in self.fields}
         self.buffered = 0
 
-    def close(self) -> dict:
+    def close(self, tokens: bool = True) -> dict:
         self._flush()
+        if not tokens:
+            index = {**self.meta, "shards": self.shards, "vectors": sum(s["vectors"] for s in self.shards)}
+            write_json(self.dir / "index.json", index)
+            return index
         lengths = np.array([len(t) for t in self.tokens], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         ids = np.concatenate(self.tokens) if self.tokens else np.zeros(0, dtype=np.int32)
@@ -172,12 +182,24 @@ class CacheBatches:
         self.seed, self.buffer_shards, self.drop_last = seed, buffer_shards, drop_last
         self.epoch = 0
 
-    def __len__(self) -> int:
+    def _global_len(self) -> int:
         n = len(self.cache) // self.batch_size
         return max(1, n if self.drop_last else -(-len(self.cache) // self.batch_size))
+
+    def __len__(self) -> int:
+        """Batches per epoch for this process (with several processes each takes every world-th batch)."""
+        return max(1, self._global_len() // distributed.world())
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         seed = self.seed + self.epoch
         self.epoch += 1
         drop = self.drop_last and len(self.cache) >= self.batch_size
-        yield from self.cache.batches(self.batch_size, self.shuffle, seed, self.buffer_shards, drop_last=drop)
+        stream = self.cache.batches(self.batch_size, self.shuffle, seed, self.buffer_shards, drop_last=drop)
+        rank, world, n = distributed.rank(), distributed.world(), len(self)
+        taken = 0
+        for i, batch in enumerate(stream):
+            if i % world == rank:
+                yield batch
+                taken += 1
+                if taken == n:
+                    return

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..data.records import PreferencePair
+from ..io import quiet
 from ..models.layers import Resume, StopForward, stop_at
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Renderer
@@ -67,13 +69,20 @@ def extract_pairs(
         prefix = None
     meta = {"layer": layer, "policy": policy, "min_gap": min_gap, "standardized": standardize_vectors,
             "pairs": [p.id for p in pairs], "render": renderer.settings(), "dtype": dtype}
-    writer = CacheWriter(out_dir, meta, shard_vectors, DTYPES[dtype])
-    for e in encoded:
-        writer.add_sequence(e.input_ids)
+    out_dir = Path(out_dir)
+    batches = length_batches([len(e.input_ids) for e in encoded], batch_size)
+    many = distributed.active()
+    # one process writes the cache; several write a part each (tagged with the global batch number) and
+    # rank 0 merges the parts in batch order, so the cache is the one a single process would write
+    writer = CacheWriter(out_dir / f".rank-{distributed.rank()}" if many else out_dir, meta, shard_vectors,
+                         DTYPES[dtype], with_batch=many)
+    if not many:
+        for e in encoded:
+            writer.add_sequence(e.input_ids)
     d = None
     tokens_seen = 0
-    for idx in tqdm(length_batches([len(e.input_ids) for e in encoded], batch_size), desc=desc, unit="batch",
-                    disable=not progress, leave=False):
+    mine = [(b, idx) for b, idx in enumerate(batches) if b % distributed.world() == distributed.rank()]
+    for b, idx in tqdm(mine, desc=desc, unit="batch", disable=quiet(progress), leave=False):
         seqs = [encoded[i].input_ids for i in idx]
         ids, mask = pad_batch(seqs, renderer.tok.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
@@ -88,12 +97,65 @@ def extract_pairs(
             mean, std = torch.zeros(x.shape[0]), torch.ones(x.shape[0])
         text_idx = torch.as_tensor(idx, dtype=torch.long)[rows]
         token = ids[rows.to(device), cols.to(device)]
-        writer.add(x, mean, std, text_idx // 2, text_idx % 2, cols, token)
+        writer.add(x, mean, std, text_idx // 2, text_idx % 2, cols, token, batch=b)
         d = x.shape[-1]
         tokens_seen += int(mask.sum())
     writer.meta["d"] = d if d is not None else 0
     writer.meta["tokens"] = tokens_seen
-    index = writer.close()
+    if many:
+        writer.close(tokens=False)
+        index = _merge_ranks(out_dir, meta, encoded, len(batches), shard_vectors, DTYPES[dtype])
+    else:
+        index = writer.close()
     log.info("extracted %d vectors (layer %d, %s) from %d pairs into %s", index["vectors"], layer, policy,
              len(pairs), out_dir)
     return index
+
+
+def _merge_ranks(out_dir: Path, meta: dict, encoded, n_batches: int, shard_vectors: int, dtype) -> dict:
+    """Rank 0 streams the ranks' parts into the final cache in global batch order; all ranks get its index."""
+    import shutil
+
+    from ..io import read_json
+    from .cache import FIELDS, ActivationCache
+
+    parts = distributed.gather_objects(read_json(out_dir / f".rank-{distributed.rank()}" / "index.json"))
+    if distributed.is_main():
+        writer = CacheWriter(out_dir, {**meta, "d": max(p["d"] for p in parts),
+                                       "tokens": sum(p["tokens"] for p in parts)}, shard_vectors, dtype)
+        for e in encoded:
+            writer.add_sequence(e.input_ids)
+        streams = [_batch_groups(ActivationCache(out_dir / f".rank-{r}")) for r in range(distributed.world())]
+        for b in range(n_batches):
+            got, group = next(streams[b % distributed.world()], (None, None))
+            if got is None:
+                continue  # a batch without kept positions
+            if got != b:
+                raise RuntimeError(f"merge of extraction parts out of order: batch {got} where {b} was due")
+            writer.add(*(group[f] for f in FIELDS))
+        writer.close()
+        for r in range(distributed.world()):
+            shutil.rmtree(out_dir / f".rank-{r}", ignore_errors=True)
+    distributed.barrier()
+    return read_json(out_dir / "index.json")
+
+
+def _batch_groups(cache):
+    """(batch number, fields) groups of a rank's part, in its order, streamed shard by shard."""
+    from .cache import FIELDS
+
+    pending = None
+    for shard in cache.iter_shards((*FIELDS, "batch")):
+        ids = shard["batch"]
+        starts = [0, *((ids[1:] != ids[:-1]).nonzero().flatten() + 1).tolist(), len(ids)]
+        for a, z in zip(starts[:-1], starts[1:]):
+            group = {f: shard[f][a:z] for f in (*FIELDS, "batch")}
+            if pending is not None and int(pending["batch"][0]) == int(group["batch"][0]):
+                pending = {f: torch.cat([pending[f], group[f]]) for f in group}
+                continue
+            if pending is not None:
+                yield int(pending["batch"][0]), pending
+            pending = group
+    if pending is not None:
+        yield int(pending["batch"][0]), pending
+

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..activations.cache import ActivationCache
+from ..io import quiet
 
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -53,7 +54,7 @@ def score_pairs(cache: ActivationCache, encode: Encoder, safe: Sequence[int], un
         lookup[latent] = j
     sums = torch.zeros(n_pairs * 2, max(len(latents), 1), dtype=torch.float64)
     positions = torch.zeros(n_pairs * 2, dtype=torch.float64)
-    for batch in tqdm(cache.iter_batches(batch_size), desc="pair scores", unit="batch", disable=not progress,
+    for batch in tqdm(cache.iter_batches(batch_size), desc="pair scores", unit="batch", disable=quiet(progress),
                       total=-(-len(cache) // batch_size), leave=False):
         text = batch.pair.long() * 2 + batch.side.long()
         positions.index_add_(0, text, torch.ones_like(text, dtype=torch.float64))

@@ -39,6 +39,8 @@ def planted_pipeline(parent: Pipeline, planted_pairs, planted_ids: list[str]) ->
             if self._reusable("data", deps, self.train_path(CLEAN), force=force):
                 return
             with self.run.stage("data", deps) as st:
+                if not self.main:
+                    return
                 write_pairs(self.train_path(CLEAN), planted_pairs)
                 write_pairs(self.run.path("data", "test.jsonl"), parent.test_pairs())
                 st.info = {"train": len(planted_pairs), "planted": len(planted_ids)}

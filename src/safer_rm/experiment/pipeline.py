@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import distributed
 from ..activations import ActivationCache, CacheBatches, extract_pairs
 from ..config import Config, config_dict
 from ..curation.edits import apply_edit, edit_count, rank_for_edit, variant_name
@@ -28,7 +29,7 @@ from ..features.selection import Selection, select_features
 from ..io import read_csv, read_json, save_tensors, sha256_file, write_csv, write_json
 from ..models import Renderer, load_reward_model, load_tokenizer
 from ..models.prefix_cache import PrefixCache
-from ..report import text_table, write_dashboard, write_report
+from ..report import to_text, write_dashboard, write_report
 from ..reward.evaluate import SECTIONS, evaluate, load_rewardbench, write_margins, write_results
 from ..reward.scoring import score_pairs
 from ..reward.train import RENDER_FILE, train_reward_model, use_bf16
@@ -55,6 +56,8 @@ class Pipeline:
     def __init__(self, cfg: Config, resume: bool = True):
         self.cfg = cfg
         self.resume = resume
+        distributed.init()
+        self.main = distributed.is_main()
         self.run = RunDir(cfg.run.path, config_dict(cfg))
         self.device = pick_device(cfg.run.device)
         self.started = time.time()
@@ -98,7 +101,7 @@ class Pipeline:
         if force:
             return False
         finished = name in self.run.completed_now or (self.resume and self.run.done(name, deps))
-        return finished and all(p.exists() for p in outputs)
+        return distributed.broadcast(finished and all(p.exists() for p in outputs))  # one decision for all ranks
 
     # ---- paths ---------------------------------------------------------------------------------------
     def train_path(self, variant: str = CLEAN) -> Path:
@@ -118,6 +121,8 @@ class Pipeline:
         if self._reusable("data", deps, self.train_path(), force=force):
             return
         with self.run.stage("data", deps) as st:
+            if not self.main:
+                return
             split = build_pairs(self.cfg.data)
             for line in split.report.lines():
                 log.info("data: %s", line)
@@ -183,7 +188,8 @@ class Pipeline:
             rcfg = type(rc)(**{**rc.__dict__, "seed": seed})
             info = train_reward_model(model, tok, renderer, self.train_pairs(variant), rcfg, out,
                                       eval_pairs=self.test_pairs(), resume=self.resume, prefix=self.prefix_cache())
-            write_json(out / "train_summary.json", info)
+            if self.main:
+                write_json(out / "train_summary.json", info)
             st.info = {k: v for k, v in info.items() if k != "history"}
 
     def evaluate(self, variant: str = CLEAN, seed: int | None = None, force: bool = False) -> dict:
@@ -201,11 +207,12 @@ class Pipeline:
             bf16 = use_bf16(self.cfg.rm.bf16)
             metrics, margins = evaluate(model, renderer, rb, heldout, self.cfg.rm.eval_batch_size, bf16,
                                         prefix=self.prefix_cache(settings.get("frozen_layers", 0)))
-            write_json(path, metrics)
-            if "rewardbench" in margins:
-                write_margins(path.with_suffix(".rewardbench.csv"), rb, margins["rewardbench"])
-            if "heldout" in margins:
-                write_margins(path.with_suffix(".heldout.csv"), heldout, margins["heldout"])
+            if self.main:
+                write_json(path, metrics)
+                if "rewardbench" in margins:
+                    write_margins(path.with_suffix(".rewardbench.csv"), rb, margins["rewardbench"])
+                if "heldout" in margins:
+                    write_margins(path.with_suffix(".heldout.csv"), heldout, margins["heldout"])
             st.info = {"rewardbench": metrics.get("rewardbench"),
                        "heldout": {k: v for k, v in metrics.get("heldout", {}).items() if k != "by_source"}}
         return metrics
@@ -324,10 +331,11 @@ class Pipeline:
                 "mean_abs_margin_change": fidelity["mean_abs_margin_change"], "fidelity_pairs": fidelity["pairs"],
                 "training": result.summary() if result else {"loaded_from": sc.path},
             }
-            save_sae(sae, self.sae_dir(), hookpoint_for(layer),
-                     SAEMeta(layer=layer, position_policy=self.cfg.activations.positions,
-                             standardised=self.cfg.activations.standardize, training=metrics["training"]))
-            write_json(metrics_path, metrics)
+            if self.main:
+                save_sae(sae, self.sae_dir(), hookpoint_for(layer),
+                         SAEMeta(layer=layer, position_policy=self.cfg.activations.positions,
+                                 standardised=self.cfg.activations.standardize, training=metrics["training"]))
+                write_json(metrics_path, metrics)
             st.info = {k: v for k, v in metrics.items() if k != "training"}
         return metrics
 
@@ -355,6 +363,8 @@ class Pipeline:
             return read_json(out)
         fc = self.cfg.features
         with self.run.stage("features", deps) as st:
+            if not self.main:  # cheap and single-process: rank 0 does it, the others wait at the stage's end
+                return None
             sae, layer = self.load_sae()
             cache = ActivationCache(self.activations_dir("pairs"))
             encode = self.encoder(sae)
@@ -440,6 +450,8 @@ class Pipeline:
                              "positions_chosen": int(scores.positions[i, 0]),
                              "positions_rejected": int(scores.positions[i, 1]), "reward_margin": float(margin[i]),
                              "top_features": " ".join(f"{lat}:{val:+.3f}" for lat, val in top)})
+            if not self.main:
+                return
             write_csv(self.scores_path(), rows)
             save_tensors(self.run.path("scores", "contributions.safetensors"),
                          {"contributions": torch.from_numpy(scores.contributions.astype(np.float32)),
@@ -475,6 +487,8 @@ class Pipeline:
             train = train if train is not None else self.train_pairs(CLEAN)
             values = None if method == "random" else self.pair_values()[method]
             with self.run.stage(f"curate/{name}", deps) as st:
+                if not self.main:
+                    continue
                 candidates = [i for i, p in enumerate(train) if cc.scope == "all" or p.kind == "safety"]
                 groups = [p.source for p in train] if cc.stratify else None
                 chosen = rank_for_edit(mode, method, values, edit_count(len(train), ratio), candidates, cc.seed,
@@ -504,7 +518,8 @@ class Pipeline:
             result = causal_test(model, renderer, sae, layer, self.selection().latents, groups, cc.draws, cc.seed,
                                  batch_size=self.cfg.rm.eval_batch_size, bf16=use_bf16(self.cfg.rm.bf16),
                                  prefix=self.prefix_cache(settings.get("frozen_layers", 0)))
-            write_json(out, result)
+            if self.main:
+                write_json(out, result)
             st.info = result
         return result
 
@@ -536,7 +551,8 @@ class Pipeline:
             return read_json(out)
         with self.run.stage("audit", deps) as st:
             result = run_audit(self)
-            write_json(out, result)
+            if self.main:
+                write_json(out, result)
             st.info = result
         return result
 
@@ -582,6 +598,8 @@ class Pipeline:
         return out
 
     def summary(self) -> dict:
+        if not self.main:
+            return {}
         write_results(self.run.path("eval"), self.results())
         rows = self.results_rows()
         variants = {}
@@ -610,7 +628,7 @@ class Pipeline:
         write_report(self.run.root, rows, summary, read_json(self.features_dir() / "features.json")
                      if (self.features_dir() / "features.json").is_file() else None)
         log.info("results (accuracy, 0..1; mean over %d seed(s)):\n%s", len(self.cfg.run.seeds),
-                 text_table(rows))
+                 to_text(rows))
         return summary
 
     def _summary_part(self, key: str, info: dict) -> dict:

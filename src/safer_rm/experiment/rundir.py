@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .. import distributed
 from ..errors import StageError
 from ..io import read_json, write_json
 
@@ -86,6 +87,8 @@ class RunDir:
 
     # -- manifest --------------------------------------------------------------------------------------
     def save(self) -> None:
+        if not distributed.is_main():
+            return
         self.manifest["config"] = self.config
         self.manifest["versions"] = package_versions()
         self.manifest["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -141,6 +144,7 @@ class RunDir:
         self.manifest["stages"][name] = entry
         self.completed_now.add(name)
         self.save()
+        distributed.barrier()  # the stage's artifacts are on disk before any rank goes on
         log.info("stage %s: done in %.1f s", name, entry["seconds"])
 
     def stage_seconds(self) -> dict[str, float]:

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..activations.cache import SIDES, ActivationCache
+from ..io import quiet
 from .types import Context, LatentContexts
 
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -47,7 +48,7 @@ def top_activations(cache: ActivationCache, encode: Encoder, latents: Sequence[i
     best_v = torch.zeros(len(lat), top_m)
     best_meta = torch.full((len(lat), top_m, 4), -1, dtype=torch.long)
     counts = torch.zeros(len(lat), dtype=torch.long)
-    for batch in tqdm(cache.iter_batches(batch_size), desc="contexts", unit="batch", disable=not progress,
+    for batch in tqdm(cache.iter_batches(batch_size), desc="contexts", unit="batch", disable=quiet(progress),
                       total=-(-len(cache) // batch_size), leave=False):
         values, indices = encode(batch.x.float())
         n = values.shape[0]

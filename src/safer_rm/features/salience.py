@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..activations.cache import ActivationCache
+from ..io import quiet
 
 NORMALIZATIONS = ("none", "per_position", "per_response")
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -72,7 +73,7 @@ def compute_salience(cache: ActivationCache, encode: Encoder, num_latents: int, 
         per_text.index_add_(0, shard["pair"].long() * 2 + shard["side"].long(),
                             torch.ones(shard["pair"].shape[0], dtype=torch.float64))
     per_side = torch.stack([per_text[0::2].sum(), per_text[1::2].sum()])
-    for batch in tqdm(cache.iter_batches(batch_size), desc="salience", unit="batch", disable=not progress,
+    for batch in tqdm(cache.iter_batches(batch_size), desc="salience", unit="batch", disable=quiet(progress),
                       total=-(-len(cache) // batch_size), leave=False):
         values, indices = encode(batch.x.float())
         values = values.double()

@@ -19,7 +19,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from ..io import atomic_path, read_json, write_json
+from .. import distributed
+from ..io import atomic_path, quiet, read_json, write_json
 from .layers import hidden_at
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class PrefixCache:
         self.dir = Path(directory) if directory else None
         self.states: dict[str, torch.Tensor] = {}
         self._unsaved: dict[str, torch.Tensor] = {}
+        self._loaded: set[str] = set()
         if self.dir and (self.dir / "meta.json").is_file():
             meta = read_json(self.dir / "meta.json")
             if meta.get("fingerprint") == fingerprint and meta.get("layer") == layer:
@@ -48,9 +50,12 @@ class PrefixCache:
 
     def _load(self) -> None:
         for shard in sorted(self.dir.glob("shard-*.safetensors")):
+            if shard.name in self._loaded:
+                continue
             with safe_open(str(shard), framework="pt") as fh:
                 for key in fh.keys():
                     self.states[key] = fh.get_tensor(key)
+            self._loaded.add(shard.name)
         log.info("prefix cache: %d texts loaded from %s", len(self.states), self.dir)
 
     def __len__(self) -> int:
@@ -76,8 +81,8 @@ class PrefixCache:
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
-        batches = length_batches([len(todo[k]) for k in keys], batch_size)
-        for idx in tqdm(batches, desc=f"frozen blocks 1-{self.layer}", unit="batch", disable=not progress, leave=False):
+        batches = distributed.my_share(length_batches([len(todo[k]) for k in keys], batch_size))
+        for idx in tqdm(batches, desc=f"frozen blocks 1-{self.layer}", unit="batch", disable=quiet(progress), leave=False):
             ids, mask = pad_batch([todo[keys[i]] for i in idx], pad_id)
             with autocast(device, bf16):
                 hidden = hidden_at(model, self.layer, input_ids=ids.to(device), attention_mask=mask.to(device))
@@ -89,6 +94,11 @@ class PrefixCache:
                 self._unsaved[keys[i]] = state
         model.train(was_training)
         self.save()
+        if distributed.active():  # every rank computed a share: read the others' shards
+            distributed.barrier()
+            if self.dir is None:
+                raise RuntimeError("a prefix cache shared by several processes needs a directory")
+            self._load()
         return len(keys)
 
     def batch(self, sequences: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
@@ -105,7 +115,8 @@ class PrefixCache:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.dir / "meta.json", {"fingerprint": self.fingerprint, "layer": self.layer})
-        n = len(list(self.dir.glob("shard-*.safetensors")))
-        with atomic_path(self.dir / f"shard-{n:05d}.safetensors") as tmp:
+        name = f"shard-{len(self._loaded):05d}-r{distributed.rank()}.safetensors"
+        with atomic_path(self.dir / name) as tmp:
             save_file({k: v.contiguous() for k, v in self._unsaved.items()}, str(tmp))
+        self._loaded.add(name)
         self._unsaved = {}

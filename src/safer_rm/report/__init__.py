@@ -1,9 +1,21 @@
-"""Reports: the results table, plots, the HTML report and the feature dashboard."""
+"""Reports of a run: the results table (CSV, terminal, HTML), sweep plots, the feature dashboard and the
+run report `runs/<name>/report/index.html` that ties them together."""
 
 from .dashboard import render_dashboard, write_dashboard
-from .html import write_report
-from .plots import plot_salience, plot_sweep
-from .tables import html_table, text_table, to_csv
+from .plots import plot_metric, plot_salience, plot_sweep
+from .report import render_report, write_report
+from .tables import source_mix_html, to_csv, to_html, to_text
 
-__all__ = ["html_table", "plot_salience", "plot_sweep", "render_dashboard", "text_table", "to_csv",
-           "write_dashboard", "write_report"]
+__all__ = [
+    "plot_metric",
+    "plot_salience",
+    "plot_sweep",
+    "render_dashboard",
+    "render_report",
+    "source_mix_html",
+    "to_csv",
+    "to_html",
+    "to_text",
+    "write_dashboard",
+    "write_report",
+]

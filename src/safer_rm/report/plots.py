@@ -1,70 +1,161 @@
-"""Plots of the sweep: Safety, Chat and held-out safety accuracy against the edit ratio, one line per method,
-for poisoning and for denoising, with the clean model as a dashed line and std over seeds as error bars."""
+"""PNG plots of a ratio sweep (accuracy vs edit ratio, one line per selection method, the clean model as a
+dashed line) and of feature salience. Figures are built with matplotlib's object API (no pyplot, no global
+backend switch, no display) and written atomically."""
 
 from __future__ import annotations
 
+import io
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ..io import write_bytes
+from .page import as_float
+from .rows import methods_in, metric_stat
 
-from ..io import atomic_path  # noqa: E402
+log = logging.getLogger(__name__)
 
-PANELS = [("Safety", "safety"), ("Chat", "chat"), ("heldout safety", "heldout_safety")]
-COLORS = {"safer": "#c0392b", "random": "#7f8c8d", "reward_margin": "#2471a3"}
+DPI = 110
+MODE_TITLES = {"poison": "Poisoning (flip the top q % of pairs)", "denoise": "Denoising (remove the bottom q % of pairs)"}
+SWEEP_METRICS = (("Safety", "safety"), ("Chat", "chat"), ("Chat Hard", "chat_hard"), ("Reasoning", "reasoning"),
+                 ("heldout safety", "heldout_safety"), ("heldout chat", "heldout_chat"))
+"""(metric, file-name part) plotted per mode when present: `<mode>_<part>.png`."""
+METRIC_LABELS = {"Safety": "RewardBench Safety", "Chat": "RewardBench Chat", "Chat Hard": "RewardBench Chat Hard",
+                 "Reasoning": "RewardBench Reasoning", "heldout safety": "held-out safety pairs",
+                 "heldout chat": "held-out chat pairs"}
+METHOD_STYLE = {"safer": ("#c0392b", "o", "SAFER"), "random": ("#7f8c8d", "s", "random"),
+                "reward_margin": ("#2e86c1", "^", "reward margin")}
+EXTRA_COLORS = ("#8e44ad", "#d68910", "#17a589", "#5d6d7e")
+SAFE_COLOR, UNSAFE_COLOR, OTHER_COLOR = "#1b7f4b", "#b3261e", "#b8c0c8"
+
+Rows = Sequence[Mapping[str, Any]]
 
 
-def plot_sweep(rows: list[dict], out_dir: str | Path) -> list[Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean = next((r for r in rows if r.get("mode") == "clean"), None)
-    written = []
-    for mode in ("poison", "denoise"):
-        mode_rows = [r for r in rows if r.get("mode") == mode]
-        if not mode_rows:
+def _save(fig: Figure, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    write_bytes(path, buf.getvalue())
+    return path
+
+
+def _style(method: str, i: int) -> tuple[str, str, str]:
+    return METHOD_STYLE.get(method, (EXTRA_COLORS[i % len(EXTRA_COLORS)], "D", method))
+
+
+def _clean(rows: Rows, metric: str) -> tuple[float | None, float | None]:
+    for row in rows:
+        if row.get("mode") == "clean":
+            mean, std = metric_stat(row, metric)
+            if mean is not None:
+                return mean, std
+    return None, None
+
+
+def _series(rows: Rows, mode: str, method: str, metric: str) -> list[tuple[float, float, float]]:
+    """(ratio, mean, std) points of one method, by ratio; a repeated ratio keeps the last row."""
+    points: dict[float, tuple[float, float]] = {}
+    for row in rows:
+        if row.get("mode") != mode or row.get("method") != method:
             continue
-        for metric, slug in PANELS:
-            if not any(metric in r.get("metrics", {}) for r in mode_rows):
-                continue
-            fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=110)
-            for method in sorted({r["method"] for r in mode_rows}):
-                pts = sorted((r["ratio"], r["metrics"][metric]["mean"], r["metrics"][metric].get("std") or 0.0)
-                             for r in mode_rows if r["method"] == method and metric in r["metrics"])
-                if not pts:
-                    continue
-                xs, ys, es = zip(*pts)
-                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=method, color=COLORS.get(method))
-            if clean is not None and metric in clean.get("metrics", {}):
-                ax.axhline(clean["metrics"][metric]["mean"], ls="--", color="black", lw=1, label="clean")
-            ax.set_xlabel(f"{'flipped' if mode == 'poison' else 'removed'} pairs (% of training set)")
-            ax.set_ylabel(f"{metric} accuracy")
-            ax.set_title(f"{'Poisoning' if mode == 'poison' else 'Denoising'}: {metric}")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-            fig.tight_layout()
-            path = out_dir / f"{mode}_{slug}.png"
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format="png")
-            plt.close(fig)
-            written.append(path)
+        ratio = as_float(row.get("ratio"))
+        mean, std = metric_stat(row, metric)
+        if ratio is None or mean is None:
+            continue
+        if ratio in points:
+            log.warning("two %s/%s rows at ratio %g: plotting the later one (%s)", mode, method, ratio,
+                        row.get("variant"))
+        points[ratio] = (mean, std or 0.0)
+    return [(r, m, s) for r, (m, s) in sorted(points.items())]
+
+
+def plot_metric(rows: Rows, mode: str, metric: str, out_path: Path) -> Path | None:
+    """Accuracy of `metric` vs edit ratio for one mode; None (nothing written) when no row has it."""
+    methods = methods_in([r for r in rows if r.get("mode") == mode])
+    series = {m: _series(rows, mode, m, metric) for m in methods}
+    series = {m: pts for m, pts in series.items() if pts}
+    if not series:
+        return None
+    ratios = sorted({r for pts in series.values() for r, _, _ in pts})
+    span = ratios[-1] - ratios[0]
+    # methods at the same ratio are dodged sideways a little so their error bars stay apart
+    dodge = 0.012 * span if span > 0 else 0.04 * max(abs(ratios[0]), 1.0)
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    clean_mean, clean_std = _clean(rows, metric)
+    if clean_mean is not None:
+        ax.axhline(clean_mean, color="black", linestyle="--", linewidth=1.2, label=f"clean ({clean_mean:.3f})")
+        if clean_std:
+            ax.axhspan(clean_mean - clean_std, clean_mean + clean_std, color="black", alpha=0.07, linewidth=0)
+    for i, (method, pts) in enumerate(series.items()):
+        color, marker, label = _style(method, i)
+        offset = (i - (len(series) - 1) / 2) * dodge
+        xs = [r + offset for r, _, _ in pts]
+        ax.errorbar(xs, [m for _, m, _ in pts], yerr=[s for _, _, s in pts], color=color, marker=marker,
+                    markersize=6, linewidth=1.6, capsize=4, label=label)
+    ax.set_xticks(ratios)
+    ax.set_xticklabels([f"{r:g}" for r in ratios])
+    if len(ratios) == 1:
+        ax.set_xlim(ratios[0] - 6 * dodge, ratios[0] + 6 * dodge)
+    ax.set_xlabel("edited pairs q (% of the training set)")
+    ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} accuracy")
+    ax.set_title(f"{MODE_TITLES.get(mode, mode)}\n{METRIC_LABELS.get(metric, metric)}", fontsize=11)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9, loc="best")
+    return _save(fig, out_path)
+
+
+def plot_sweep(rows: Rows, out_dir: Path) -> list[Path]:
+    """For poisoning and denoising separately: Safety, Chat (and Chat Hard, Reasoning, held-out safety and chat
+    where present) accuracy vs ratio, one line per method, error bars = std over seeds, the clean model as a
+    dashed line. A mode or metric without rows is skipped. Files: `<mode>_<metric>.png`, e.g. `poison_safety.png`."""
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    for mode in ("poison", "denoise"):
+        if not any(r.get("mode") == mode for r in rows):
+            continue
+        for metric, part in SWEEP_METRICS:
+            path = plot_metric(rows, mode, metric, out_dir / f"{mode}_{part}.png")
+            if path is not None:
+                written.append(path)
+    log.info("wrote %d sweep plots to %s", len(written), out_dir)
     return written
 
 
-def plot_salience(features: dict, path: str | Path) -> Path:
-    """Salience of the examined latents by rank, selected ones highlighted."""
-    latents = sorted(features.get("latents", []), key=lambda r: r["rank"])
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
-    colors = ["#27ae60" if r["selected"] == "safe" else "#c0392b" if r["selected"] == "unsafe" else "#bdc3c7"
-              for r in latents]
-    ax.bar(range(len(latents)), [r["salience"] for r in latents], color=colors, width=1.0)
-    ax.axhline(0, color="black", lw=0.6)
-    ax.set_xlabel("latents by |salience| (green: selected safe, red: selected unsafe)")
-    ax.set_ylabel("salience")
-    ax.set_title("Salience of the examined latents")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+def plot_salience(features: Mapping[str, Any], out_path: Path) -> Path | None:
+    """Salience of the examined latents by rank, the selected safe (S+) and unsafe (S-) ones highlighted.
+    None (nothing written) when no latent has a salience."""
+    selection = features.get("selection") or {}
+    safe = {int(i) for i in selection.get("safe") or []}
+    unsafe = {int(i) for i in selection.get("unsafe") or []}
+    points = []
+    for rec in features.get("latents") or []:
+        s = as_float(rec.get("salience"))
+        if s is not None and rec.get("latent") is not None:
+            rank = as_float(rec.get("rank"))
+            points.append((float("inf") if rank is None else rank, s, int(rec["latent"])))
+    if not points:
+        return None
+    points.sort(key=lambda p: (p[0], -abs(p[1])))
+    xs = list(range(1, len(points) + 1))
+    colors = [SAFE_COLOR if lat in safe else UNSAFE_COLOR if lat in unsafe else OTHER_COLOR for _, _, lat in points]
+    fig = Figure(figsize=(min(12.0, 5.0 + 0.04 * len(points)), 3.8))
+    ax = fig.subplots()
+    ax.bar(xs, [s for _, s, _ in points], color=colors, width=0.85)
+    ax.axhline(0, color="black", linewidth=0.8)
+    if len(points) <= 40:
+        ax.set_xticks(xs)
+        ax.set_xticklabels([str(lat) for _, _, lat in points], rotation=90, fontsize=7)
+        ax.set_xlabel("latent (by rank of |salience|)")
+    else:
+        ax.set_xlabel("rank of |salience|")
+    ax.set_ylabel("salience  (C - R) / (C + R + 2m)")
+    ax.set_title(f"Salience of the {len(points)} examined latents", fontsize=11)
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in (SAFE_COLOR, UNSAFE_COLOR, OTHER_COLOR)]
+    ax.legend(handles, ["selected safe (S+)", "selected unsafe (S-)", "not selected"], fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, Path(out_path))
+

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..data.records import PreferencePair
+from ..io import quiet
 from ..models.layers import Resume
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
@@ -53,14 +55,19 @@ def score_encoded(
         prefix.fill(model, [e.input_ids for e in encoded], pad_id, batch_size, bf16, progress)
     out = np.zeros(len(encoded), dtype=np.float32)
     batches = length_batches([len(e.input_ids) for e in encoded], batch_size)
+    mine = distributed.my_share(batches)  # with several processes: every world-th batch, merged below
     with Resume(model, prefix.layer) if prefix is not None else contextlib.nullcontext() as resume:
-        for idx in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
+        for idx in tqdm(mine, desc=desc, unit="batch", disable=quiet(progress), leave=False):
             seqs = [encoded[i].input_ids for i in idx]
             ids, mask = pad_batch(seqs, pad_id)
             feed = resume.feed(prefix.batch(seqs, ids.shape[1]).to(device)) if resume else contextlib.nullcontext()
             with autocast(device, bf16), feed:
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             out[idx] = logits[:, 0].float().cpu().numpy()
+    if distributed.active():
+        for part in distributed.gather_objects({i: out[i] for idx in mine for i in idx}):
+            for i, v in part.items():
+                out[i] = v
     model.train(was_training)
     return out
 

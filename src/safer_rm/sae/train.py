@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..errors import ModelError, StageError
 from .auxk import auxk_loss
 from .config import SAEConfig
@@ -209,6 +210,9 @@ def train_sae(
         sae = TopKSAE.create(first.shape[1], cfg, device)
         with torch.no_grad():
             sae.b_pre.copy_(first.to(sae.device, torch.float32).mean(0))
+            if distributed.active():  # every rank starts from rank 0's weights (its first batch's mean)
+                for p in sae.coder.parameters():
+                    torch.distributed.broadcast(p.data, src=0)
         pending.append(first)
     coder = sae.coder
     if coder.cfg.activation != "topk" or coder.cfg.transcode or coder.W_skip is not None:
@@ -247,6 +251,7 @@ def train_sae(
         else:
             aux, loss = main.new_zeros(()), main
         loss.backward()
+        distributed.all_reduce_mean_([p.grad for p in coder.parameters() if p.grad is not None])  # DDP
         coder.remove_gradient_parallel_to_decoder_directions()
         opt.step()
         opt.zero_grad(set_to_none=True)
