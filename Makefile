@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.safer-installed
 
-.PHONY: demo test bench lint install clean-runs
+.PHONY: demo test bench bench-memory lint install clean-runs
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+bench-memory: $(STAMP)
+	$(PY) -m bench.memory_bench
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

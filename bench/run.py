@@ -10,10 +10,11 @@ from pathlib import Path
 
 import torch
 
-from bench import extract_bench, features_bench, sae_bench
+from bench import extract_bench, features_bench, rm_bench, sae_bench
 from safer_rm.io import write_json
 
-BENCHES = {"sae_training": sae_bench.run, "extraction": extract_bench.run, "features": features_bench.run}
+BENCHES = {"sae_training": sae_bench.run, "extraction": extract_bench.run, "features": features_bench.run,
+           "rm_training": rm_bench.run}
 
 
 def main() -> None:

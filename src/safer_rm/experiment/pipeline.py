@@ -319,7 +319,7 @@ class Pipeline:
             train_metrics = evaluate_sae(sae, pairs.batches(sc.batch_size))
             model, _tok, renderer, settings = self.load_rm(CLEAN, self.cfg.run.seeds[0])
             prefix = self.prefix_cache(settings.get("frozen_layers", 0))
-            fidelity = reward_fidelity(model, renderer, self.test_pairs(), sae, layer,
+            fidelity = reward_fidelity(model, renderer, self.test_pairs() + self._rewardbench(), sae, layer,
                                        batch_size=self.cfg.rm.eval_batch_size, bf16=use_bf16(self.cfg.rm.bf16),
                                        prefix=prefix)
             metrics = {

@@ -1,5 +1,8 @@
 """Hidden states of the frozen lower blocks, computed once per rendered text and reused.
 
+Memory does not grow with the data: computed states are flushed to safetensors shards every
+`flush_every` texts and read back per batch from the (memory-mapped) shards.
+
 When the lower N blocks of a reward model are frozen, their output for a given token sequence never
 changes: not during training, not between the variants of an experiment (poisoning swaps labels, denoising
 drops pairs; the texts stay the same), not in evaluation. This cache holds layer N of every text (bf16)
@@ -33,10 +36,11 @@ def text_key(ids: Sequence[int]) -> str:
 class PrefixCache:
     """Layer-`layer` states keyed by token ids. `fingerprint` names the frozen weights they came from."""
 
-    def __init__(self, layer: int, fingerprint: str, directory: str | Path | None = None):
-        self.layer, self.fingerprint = layer, fingerprint
+    def __init__(self, layer: int, fingerprint: str, directory: str | Path | None = None, flush_every: int = 2048):
+        self.layer, self.fingerprint, self.flush_every = layer, fingerprint, flush_every
         self.dir = Path(directory) if directory else None
-        self.states: dict[str, torch.Tensor] = {}
+        self.where: dict[str, str] = {}  # key -> shard file
+        self._handles: dict[str, object] = {}
         self._unsaved: dict[str, torch.Tensor] = {}
         self._loaded: set[str] = set()
         if self.dir and (self.dir / "meta.json").is_file():
@@ -54,15 +58,26 @@ class PrefixCache:
                 continue
             with safe_open(str(shard), framework="pt") as fh:
                 for key in fh.keys():
-                    self.states[key] = fh.get_tensor(key)
+                    self.where[key] = shard.name
             self._loaded.add(shard.name)
-        log.info("prefix cache: %d texts loaded from %s", len(self.states), self.dir)
+        log.info("prefix cache: %d texts on disk in %s", len(self.where), self.dir)
 
     def __len__(self) -> int:
-        return len(self.states)
+        return len(self.where) + len(self._unsaved)
+
+    def _has(self, key: str) -> bool:
+        return key in self.where or key in self._unsaved
 
     def __contains__(self, ids: Sequence[int]) -> bool:
-        return text_key(ids) in self.states
+        return self._has(text_key(ids))
+
+    def get(self, key: str) -> torch.Tensor:
+        if key in self._unsaved:
+            return self._unsaved[key]
+        shard = self.where[key]
+        if shard not in self._handles:
+            self._handles[shard] = safe_open(str(self.dir / shard), framework="pt")
+        return self._handles[shard].get_tensor(key)
 
     @torch.inference_mode()
     def fill(self, model, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64,
@@ -73,7 +88,7 @@ class PrefixCache:
         todo: dict[str, Sequence[int]] = {}
         for ids in sequences:
             key = text_key(ids)
-            if key not in self.states:
+            if not self._has(key):
                 todo[key] = ids
         if not todo:
             return 0
@@ -89,9 +104,9 @@ class PrefixCache:
             hidden = hidden.to(torch.bfloat16).cpu()
             for row, i in enumerate(idx):
                 n = len(todo[keys[i]])
-                state = hidden[row, :n].clone()
-                self.states[keys[i]] = state
-                self._unsaved[keys[i]] = state
+                self._unsaved[keys[i]] = hidden[row, :n].clone()
+            if self.dir and len(self._unsaved) >= self.flush_every:
+                self.save()
         model.train(was_training)
         self.save()
         if distributed.active():  # every rank computed a share: read the others' shards
@@ -103,7 +118,7 @@ class PrefixCache:
 
     def batch(self, sequences: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
         """[batch, width, d] float32 states for right-padded sequences (zeros at pads)."""
-        states = [self.states[text_key(ids)] for ids in sequences]
+        states = [self.get(text_key(ids)) for ids in sequences]
         width = width or max(s.shape[0] for s in states)
         out = torch.zeros(len(states), width, states[0].shape[-1], dtype=torch.float32)
         for i, s in enumerate(states):
@@ -119,4 +134,6 @@ class PrefixCache:
         with atomic_path(self.dir / name) as tmp:
             save_file({k: v.contiguous() for k, v in self._unsaved.items()}, str(tmp))
         self._loaded.add(name)
+        for key in self._unsaved:
+            self.where[key] = name
         self._unsaved = {}
