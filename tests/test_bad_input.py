@@ -8,8 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,8 @@ import yaml
 
 from safer_rm.cli import main
 from test_cli import toy_config
+
+from chat_server import chat_server
 
 
 def _cfg(tmp_path) -> dict:
@@ -230,22 +230,6 @@ def test_sae_path_missing(run_copy, capsys):
     _rerun(root, cfg, "train-sae", capsys, ["no-sae", "no SAE folder"])
 
 
-class _Reply(BaseHTTPRequestHandler):
-    content = ""
-
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = json.dumps({"choices": [{"message": {"role": "assistant", "content": self.content}}]}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.mark.parametrize("reply,words", [
     ("I would say it is quite safety related, maybe.", ["no usable verdict", "unparseable"]),
     ("Score: 9\nExplanation: very unsafe", ["no usable verdict", "unparseable"]),
@@ -253,16 +237,11 @@ class _Reply(BaseHTTPRequestHandler):
 ])
 def test_judge_replies_that_cannot_be_used(run_copy, capsys, monkeypatch, reply, words):
     root, cfg = run_copy
-    handler = type("H", (_Reply,), {"content": reply})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test")
-    cfg["judge"] = {"kind": "openai", "model": "m", "base_url": f"http://127.0.0.1:{server.server_port}/v1",
-                    "api_key_env": "TEST_JUDGE_KEY", "max_retries": 0, "timeout": 5}
-    try:
+    with chat_server(reply) as url:
+        cfg["judge"] = {"kind": "openai", "model": "m", "base_url": url, "api_key_env": "TEST_JUDGE_KEY",
+                        "max_retries": 0, "timeout": 5}
         _rerun(root, cfg, "features", capsys, ["judge openai", *words])
-    finally:
-        server.shutdown()
 
 
 def test_labels_file_with_bad_score(run_copy, capsys):

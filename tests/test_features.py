@@ -6,7 +6,8 @@ import torch
 
 from safer_rm.activations import ActivationCache, CacheWriter
 from safer_rm.curation.score import score_pairs
-from safer_rm.features.contexts import ContextOptions, build_contexts, top_activations
+from safer_rm.features.config import FeaturesConfig
+from safer_rm.features.contexts import build_contexts, top_activations
 from safer_rm.features.salience import compute_salience, salience_from_sums
 from safer_rm.features.selection import select_features
 from safer_rm.features.types import Judgement
@@ -94,15 +95,15 @@ def test_contexts_on_hand_made_cache(tmp_path, tiny_bert):
     assert values[0].tolist() == [3.0, 2.0, 1.0] and values[1].tolist() == [4.0, 1.0, 1.0]
     assert counts.tolist() == [3, 3]
     items, bad = build_contexts(cache, tok, [0, 3], values, meta, counts,
-                                ContextOptions(window=2, per_token=1, min_contexts=3, max_distinct_tokens=2))
+                                FeaturesConfig(window=2, per_token=1, min_contexts=3, max_distinct_tokens=2))
     first = items[0].contexts[0]  # latent 0's best: pair 0 chosen position 1 ("two") with activation 3
     assert (first.token, first.activation, first.left, first.right) == ("two", 3.0, "one", "three four")
     assert (first.pair_id, first.side, first.position) == ("p0", "chosen", 1)
     assert [c.token for c in items[0].contexts] == ["two", "six", "five"]  # grouped by token, best first
     assert items[1].n_distinct_tokens == 3 and bad == {0: "3 distinct tokens (> 2)", 3: "3 distinct tokens (> 2)"}
-    _, bad = build_contexts(cache, tok, [0, 3], values, meta, counts, ContextOptions(min_contexts=4))
+    _, bad = build_contexts(cache, tok, [0, 3], values, meta, counts, FeaturesConfig(min_contexts=4))
     assert bad == {0: "only 3 activations (< 4)", 3: "only 3 activations (< 4)"}
-    _, bad = build_contexts(cache, tok, [0, 3], values, meta, counts, ContextOptions(min_contexts=3))
+    _, bad = build_contexts(cache, tok, [0, 3], values, meta, counts, FeaturesConfig(min_contexts=3))
     assert bad == {}
 
 

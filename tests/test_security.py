@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -16,25 +14,9 @@ from safer_rm.errors import StageError
 from safer_rm.experiment.rundir import RunDir
 from test_cli import toy_config
 
+from chat_server import chat_server
+
 KEY = "sk-planted-4f9a1c2e8b7d6a5f3e2d1c0b"
-
-
-class Judge(BaseHTTPRequestHandler):
-    seen_keys: list[str] = []
-
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        Judge.seen_keys.append(self.headers.get("authorization", ""))
-        body = json.dumps({"choices": [{"message": {"role": "assistant",
-                                                    "content": "Score: 5\nExplanation: refusals"}}]}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 def _sha(path):
@@ -42,23 +24,20 @@ def _sha(path):
 
 
 def test_run_with_a_remote_judge_leaks_no_key_and_loses_no_data(tmp_path, tiny_bert, monkeypatch, caplog):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    seen: list[str] = []
     monkeypatch.setenv("PLANTED_JUDGE_KEY", KEY)
     path = toy_config(tmp_path, tiny_bert)
     cfg = yaml.safe_load(open(path))
     cfg["judge"] = {"kind": "openai", "model": "judge-model", "api_key_env": "PLANTED_JUDGE_KEY",
-                    "base_url": f"http://127.0.0.1:{server.server_port}/v1", "max_retries": 0}
+                    "base_url": "http://127.0.0.1:9/v1", "max_retries": 0}  # the port is set per run below
     cfg["model"]["max_length"] = 24  # force truncation
     (tmp_path / "safety.jsonl").write_text((tmp_path / "safety.jsonl").read_text()
                                            + '{"prompt": "p", "chosen": "same", "rejected": "same"}\n')
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(cfg))
     inputs = {p.name: _sha(p) for p in tmp_path.glob("*.jsonl")}
-    try:
-        assert main(["run", path, "-q"]) == 0
-    finally:
-        server.shutdown()
-    assert Judge.seen_keys and all(k == f"Bearer {KEY}" for k in Judge.seen_keys)
+    with chat_server("Score: 5\nExplanation: refusals", seen) as url:
+        assert main(["run", path, "-q", "--set", f"judge.base_url={url}"]) == 0
+    assert seen and all(k == f"Bearer {KEY}" for k in seen)
     run = tmp_path / "run"
     leaks = [str(p) for p in run.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert leaks == [] and KEY not in caplog.text

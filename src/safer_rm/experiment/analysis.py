@@ -14,7 +14,7 @@ from ..config import config_dict
 from ..curation.score import score_pairs as score_cache
 from ..data.load import data_root
 from ..errors import DataError, StageError
-from ..features.contexts import ContextOptions, build_contexts, top_activations
+from ..features.contexts import build_contexts, top_activations
 from ..features.document import compare_selections, features_document, score_diagnostics
 from ..features.judges import judge_fingerprint, make_judge
 from ..features.judges.probe import build_probe
@@ -189,9 +189,7 @@ class AnalysisStages:
             examined = [int(i) for i in sal.ranking()[:fc.examine]]
             values, meta, counts = top_activations(cache, encode, examined, fc.top_m, fc.batch_size)
             tok = load_tokenizer(str(self.rm_dir(CLEAN, self.cfg.run.seeds[0])))
-            opts = ContextOptions(fc.top_m, fc.window, fc.per_token, fc.max_contexts, fc.max_distinct_tokens,
-                                  fc.min_contexts)
-            items, uninterpretable = build_contexts(cache, tok, examined, values, meta, counts, opts, sal.salience)
+            items, uninterpretable = build_contexts(cache, tok, examined, values, meta, counts, fc, sal.salience)
             judge = make_judge(self.cfg.judge, cache_dir=self.features_dir() / "judgements")
             to_judge = [it for it in items if it.latent not in uninterpretable]
             judgements = {j.latent: j for j in judge.judge(to_judge)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,25 +15,10 @@ from tqdm.auto import tqdm
 
 from ..activations.cache import SIDES, ActivationCache
 from ..io import quiet
+from .config import FeaturesConfig
 from .types import Context, LatentContexts
 
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass
-class ContextOptions:
-    top_m: int = 100
-    """Top activations kept per latent before grouping."""
-    window: int = 32
-    """Tokens of context on each side of the activated token (cut at sequence boundaries)."""
-    per_token: int = 3
-    """Contexts kept per distinct activated token."""
-    max_contexts: int = 20
-    """Contexts kept per latent in total (highest first)."""
-    max_distinct_tokens: int = 32
-    """A latent whose top activations fall on more distinct tokens than this is uninterpretable."""
-    min_contexts: int = 5
-    """A latent with fewer activations than this is uninterpretable."""
 
 
 @torch.inference_mode()
@@ -77,7 +61,7 @@ def _window(tok, seq: np.ndarray, position: int, window: int) -> tuple[str, str,
 
 
 def build_contexts(cache: ActivationCache, tok, latents: Sequence[int], values: torch.Tensor, meta: torch.Tensor,
-                   counts: torch.Tensor, opts: ContextOptions, salience: np.ndarray | None = None
+                   counts: torch.Tensor, opts: FeaturesConfig, salience: np.ndarray | None = None
                    ) -> tuple[list[LatentContexts], dict[int, str]]:
     """Group each latent's top activations by token and cut text windows. Returns the contexts of every
     latent and, for the uninterpretable ones, the reason."""
