@@ -83,7 +83,7 @@ class Renderer:
 
     def encode_many(self, items: Sequence[tuple[Sequence[Message], str]]) -> list[Encoded]:
         texts = [self._texts(p, r) for p, r in items]
-        kw = {"add_special_tokens": False}
+        kw = {"add_special_tokens": False, "verbose": False}  # no "longer than the model max" warning: we cut
         prefixes = self.tok([t[0] for t in texts], **kw)["input_ids"] if texts else []
         suffixes = self.tok([t[1] for t in texts], **kw)["input_ids"] if texts else []
         out = []
