@@ -248,6 +248,16 @@ def validate(obj: Any, prefix: str = "", source: str | None = None) -> None:
             validate(value, key, source)
 
 
+def require(obj: Any, keys: tuple[str, ...], *, above: float | None = None, at_least: float | None = None) -> None:
+    """Range check shared by the config sections: each key must be > `above` or >= `at_least`."""
+    for key in keys:
+        value = getattr(obj, key)
+        if above is not None and not value > above:
+            raise ConfigError(key, f"must be > {above}, got {value}")
+        if at_least is not None and not value >= at_least:
+            raise ConfigError(key, f"must be >= {at_least}, got {value}")
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..configuration import require
 from ..errors import ConfigError
 
 
@@ -37,11 +38,8 @@ class FeaturesConfig:
     """Vectors per batch when streaming the activation cache."""
 
     def check(self) -> None:
-        for key in ("examine", "top_m", "window", "per_token", "max_contexts", "max_distinct_tokens", "top_n",
-                    "batch_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        require(self, ("examine", "top_m", "window", "per_token", "max_contexts", "max_distinct_tokens", "top_n",
+                       "batch_size"), at_least=1)
         if not 1 <= self.threshold <= 5:
             raise ConfigError("threshold", f"must be in [1, 5], got {self.threshold}")
-        if self.min_contexts < 0:
-            raise ConfigError("min_contexts", f"must be >= 0, got {self.min_contexts}")
+        require(self, ("min_contexts",), at_least=0)

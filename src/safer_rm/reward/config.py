@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..configuration import require
 from ..errors import ConfigError
 
 
@@ -55,16 +56,11 @@ class RMConfig:
     """DataLoader worker processes."""
 
     def check(self) -> None:
-        for key in ("lr", "epochs"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
-        for key in ("batch_size", "grad_accum", "eval_batch_size", "logging_steps"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        require(self, ("lr", "epochs"), above=0)
+        require(self, ("batch_size", "grad_accum", "eval_batch_size", "logging_steps"), at_least=1)
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
-        if self.freeze_layers < 0:
-            raise ConfigError("freeze_layers", f"must be >= 0, got {self.freeze_layers}")
+        require(self, ("freeze_layers",), at_least=0)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from ..configuration import require
 from ..errors import ConfigError
 
 
@@ -52,18 +53,9 @@ class SAEConfig:
     """Dtype of the SAE parameters (float32 is recommended on CPU)."""
 
     def check(self) -> None:
-        for key in ("num_latents", "dead_after"):
-            if getattr(self, key) < 0:
-                raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
-        for key in ("expansion", "k", "batch_size", "stage1_tokens", "renorm_every", "log_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
-        for key in ("stage1_lr", "stage2_lr"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
-        for key in ("stage2_epochs", "auxk_alpha"):
-            if getattr(self, key) < 0:
-                raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
+        require(self, ("num_latents", "dead_after", "stage2_epochs", "auxk_alpha"), at_least=0)
+        require(self, ("expansion", "k", "batch_size", "stage1_tokens", "renorm_every", "log_every"), at_least=1)
+        require(self, ("stage1_lr", "stage2_lr"), above=0)
         for key in ("warmup_frac", "decay_frac"):
             if not 0 <= getattr(self, key) < 1:
                 raise ConfigError(key, f"must be in [0, 1), got {getattr(self, key)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ...configuration import require
 from ...errors import ConfigError
 
 KINDS = ("embedding", "openai", "hf", "labels", "none")
@@ -91,18 +92,10 @@ class JudgeConfig:
             raise ConfigError("labels_path", "the labels judge needs a file (judge.labels_path)")
         if not self.prompt_version:
             raise ConfigError("prompt_version", "must not be empty")
-        for key in ("max_contexts", "context_chars", "max_tokens", "concurrency", "hf_max_length",
-                    "embedding_batch_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
-        for key in ("max_retries", "hf_explanation_tokens"):
-            if getattr(self, key) < 0:
-                raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
-        for key in ("timeout", "max_wait"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
-        if self.backoff < 0:
-            raise ConfigError("backoff", f"must be >= 0, got {self.backoff}")
+        require(self, ("max_contexts", "context_chars", "max_tokens", "concurrency", "hf_max_length",
+                       "embedding_batch_size"), at_least=1)
+        require(self, ("max_retries", "hf_explanation_tokens", "backoff"), at_least=0)
+        require(self, ("timeout", "max_wait"), above=0)
         if not 0 <= self.temperature <= 2:
             raise ConfigError("temperature", f"must be in [0, 2], got {self.temperature}")
         if self.kind == "openai" and not self.base_url.startswith(("http://", "https://")):
