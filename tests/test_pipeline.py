@@ -31,3 +31,13 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
     report = (run / "report" / "index.html").read_text()
     rows = json.loads((run / "eval" / "results.json").read_text())
     assert f"{rows['clean']['rewardbench']['Safety']:.3f}" in report
+
+    # resumed with other feature settings and without the causal test and the audit: the summary shows
+    # nothing that was made with the old settings
+    assert main(["run", cfg, "-q", "--resume", "--set", "features.top_n=2", "--set", "causal.enabled=false",
+                 "--set", "audit.enabled=false", "--set", "curation.methods=[random]"]) == 0
+    again = json.loads((run / "summary.json").read_text())
+    assert "causal" not in again and "audit" not in again
+    assert again["features"]["n_selected_safe"] + again["features"]["n_selected_unsafe"] <= 2
+    assert again["sae"] == summary["sae"]  # the SAE's settings did not change: still reported
+    assert set(again["variants"]) == {"clean", "poison-random-10.0", "denoise-random-10.0"}

@@ -280,11 +280,15 @@ class AnalysisStages:
                 "reward_margin": np.array([float(r["reward_margin"]) for r in rows])}
 
     # ---- causal test --------------------------------------------------------------------------------
+    def _causal_deps(self) -> dict:
+        d = config_dict(self.cfg)
+        return {**self._features_deps(), "causal": d["causal"], "eval": d["eval"]}
+
     def causal(self, force: bool = False) -> dict:
         """Zero the selected latents inside the clean RM (reconstruction error kept) and compare the margin
         drop on safety and chat evaluation pairs with random latent sets of the same size."""
         self.features()
-        deps = {**self._features_deps(), "causal": config_dict(self.cfg)["causal"], "eval": config_dict(self.cfg)["eval"]}
+        deps = self._causal_deps()
         out = self.run.path("causal", "results.json")
         if self._reusable("causal", deps, out, force=force):
             return read_json(out)

@@ -60,14 +60,16 @@ class SweepStages:
                 st.info = info
 
     # ---- poisoning audit ------------------------------------------------------------------------------
+    def _audit_deps(self) -> dict:
+        return {**self._features_deps(), "audit": config_dict(self.cfg)["audit"]}
+
     def audit(self, force: bool = False) -> dict:
         """Plant random flips in the clean training data; fit RM, SAE and features on the planted set; ask
         how well the SAFER score and the planted RM's own margin rank the planted flips first."""
         from .audit import run_audit
 
         self.data()
-        d = config_dict(self.cfg)
-        deps = {**self._features_deps(), "audit": d["audit"]}
+        deps = self._audit_deps()
         out = self.run.path("audit", "results.json")
         if self._reusable("audit", deps, out, force=force):
             return read_json(out)
@@ -139,9 +141,11 @@ class SweepStages:
                 variants[row["variant"]]["source_mix"] = row["source_mix"]
         stages = self.run.stage_seconds()
         summary = {"run": self.cfg.run.name, "variants": variants, "data": self.run.info("data")}
-        for key, stage in (("sae", "train-sae"), ("features", "features"), ("scores", "score"),
-                           ("causal", "causal"), ("audit", "audit")):
-            if self.run.done(stage):
+        # only results made with the current settings (a resumed run with other settings has stale ones on disk)
+        for key, stage, deps in (("sae", "train-sae", self._sae_deps), ("features", "features", self._features_deps),
+                                 ("scores", "score", self._features_deps), ("causal", "causal", self._causal_deps),
+                                 ("audit", "audit", self._audit_deps)):
+            if self.run.done(stage, deps()):
                 summary[key] = self._summary_part(key, self.run.info(stage))
         summary["disk_bytes"] = self.run.disk_usage()
         summary["timing"] = {"total_s": round(sum(stages.values()), 1),
