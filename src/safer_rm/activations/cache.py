@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,9 @@ FIELDS = ("x", "mean", "std", "pair", "side", "position", "token")
 
 
 class CacheWriter:
-    """Append vectors; a shard is written (atomically) whenever `shard_vectors` have accumulated."""
+    """Append vectors; a shard is written (atomically) whenever `shard_vectors` have accumulated. The write
+    runs on a background thread while the caller computes the next batches (safetensors and torch release
+    the GIL); at most one shard is in flight, and `close` waits for it, so errors still surface."""
 
     def __init__(self, directory: str | Path, meta: dict, shard_vectors: int = 65536, dtype=torch.float16,
                  with_batch: bool = False):
@@ -46,6 +49,8 @@ class CacheWriter:
         self.buffered = 0
         self.shards: list[dict] = []
         self.tokens: list[np.ndarray] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
+        self._pending: Future | None = None
 
     def add(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, pair: torch.Tensor, side: torch.Tensor,
             position: torch.Tensor, token: torch.Tensor, batch: int | None = None) -> None:
@@ -67,16 +72,30 @@ class CacheWriter:
     def _flush(self) -> None:
         if not self.buffered:
             return
-        tensors = {name: torch.cat(parts) for name, parts in self.buffer.items()}
+        self._wait()
         name = f"shard-{len(self.shards):05d}.safetensors"
-        with atomic_path(self.dir / name) as tmp:
-            save_file(tensors, str(tmp))
-        self.shards.append({"file": name, "vectors": int(tensors["x"].shape[0])})
+        self.shards.append({"file": name, "vectors": self.buffered})
+        self._pending = self._pool.submit(self._write, self.dir / name, self.buffer)
         self.buffer = {f: [] for f in self.fields}
         self.buffered = 0
 
+    @staticmethod
+    def _write(path: Path, buffer: dict[str, list[torch.Tensor]]) -> None:
+        tensors = {name: torch.cat(parts) for name, parts in buffer.items()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp))
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises the write's error here
+
     def close(self, tokens: bool = True) -> dict:
         self._flush()
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
         if not tokens:
             index = {**self.meta, "shards": self.shards, "vectors": sum(s["vectors"] for s in self.shards)}
             write_json(self.dir / "index.json", index)

@@ -27,9 +27,9 @@ DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch
 
 def standardize(x: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-vector standardisation over the hidden dimensions (sample std, as the reference's torch.std)."""
-    mean = x.mean(dim=-1, keepdim=True)
-    std = x.std(dim=-1, keepdim=True)
-    return (x - mean) / (std + eps), mean.squeeze(-1), std.squeeze(-1)
+    var, mean = torch.var_mean(x, dim=-1, keepdim=True)  # one pass; unbiased like torch.std
+    std = var.sqrt_()
+    return (x - mean).div_(std + eps), mean.squeeze(-1), std.squeeze(-1)
 
 
 def layer_states(model, layer: int, ids: torch.Tensor, mask: torch.Tensor, prefix: PrefixCache | None,
