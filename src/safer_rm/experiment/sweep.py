@@ -160,7 +160,8 @@ class SweepStages:
     def _summary_part(self, key: str, info: dict) -> dict:
         if key == "sae":
             return {k: info.get(k) for k in ("fvu", "l0", "dead_fraction", "splice_accuracy", "clean_accuracy",
-                                             "mean_abs_margin_change", "num_latents", "k", "layer", "nmse")}
+                                             "mean_abs_margin_change", "fidelity_pairs", "num_latents", "k", "layer",
+                                             "nmse")}
         if key == "features":
             return {"judge": info.get("judge"), "n_selected_safe": info.get("n_selected_safe"),
                     "n_selected_unsafe": info.get("n_selected_unsafe"),
