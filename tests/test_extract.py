@@ -83,3 +83,63 @@ def test_incomplete_cache_is_refused(tmp_path):
     (tmp_path / "acts").mkdir()
     with pytest.raises(StageError, match="index.json missing"):
         ActivationCache(tmp_path / "acts")
+
+
+def _part(folder, batches: dict[int, int], d: int = 4):
+    """A rank's extraction part: `batches` maps batch number -> vectors kept (0: the batch kept none)."""
+    from safer_rm.activations.cache import CacheWriter
+
+    w = CacheWriter(folder, {"layer": 1, "policy": "all", "pairs": [], "d": d, "tokens": 0}, shard_vectors=3,
+                    dtype=torch.float32, with_batch=True)
+    for b, n in batches.items():
+        if n:
+            x = torch.full((n, d), float(b))
+            w.add(x, torch.zeros(n), torch.ones(n), torch.full((n,), b), torch.zeros(n), torch.arange(n),
+                  torch.arange(n), batch=b)
+    w.close(tokens=False)
+
+
+def test_merge_of_rank_parts_skips_batches_without_kept_positions(tmp_path, monkeypatch):
+    """Two ranks' parts (rank 0: batches 0, 2, 4; rank 1: 1, 3), batches 2 and 3 kept nothing: the merged
+    cache holds the other batches in global order."""
+    from safer_rm import distributed
+    from safer_rm.activations.extract import _merge_ranks
+    from safer_rm.io import read_json
+
+    _part(tmp_path / ".rank-0", {0: 2, 2: 0, 4: 3})
+    _part(tmp_path / ".rank-1", {1: 1, 3: 0})
+    monkeypatch.setattr(distributed, "world", lambda: 2)
+    monkeypatch.setattr(distributed, "rank", lambda: 0)
+    monkeypatch.setattr(distributed, "is_main", lambda: True)
+    monkeypatch.setattr(distributed, "barrier", lambda: None)
+    monkeypatch.setattr(distributed, "gather_objects",
+                        lambda _v: [read_json(tmp_path / f".rank-{r}" / "index.json") for r in range(2)])
+    index = _merge_ranks(tmp_path, {"layer": 1, "policy": "all", "pairs": []}, [], 5, 4, torch.float32,
+                         {"d": 4, "tokens": 0})
+    assert index["vectors"] == 6
+    x = torch.cat([s["x"] for s in ActivationCache(tmp_path).iter_shards()])
+    assert x[:, 0].tolist() == [0, 0, 1, 4, 4, 4]
+    assert not list(tmp_path.glob(".rank-*"))
+
+
+def test_a_failed_shard_write_surfaces_and_leaves_no_index(tmp_path, monkeypatch):
+    from safer_rm.activations import cache as cache_mod
+
+    def broken(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache_mod, "save_file", broken)
+    w = cache_mod.CacheWriter(tmp_path / "c", {"layer": 1}, shard_vectors=2, dtype=torch.float32)
+    with pytest.raises(OSError, match="disk full"):
+        for _ in range(3):
+            w.add(torch.zeros(2, 4), torch.zeros(2), torch.ones(2), torch.zeros(2), torch.zeros(2),
+                  torch.arange(2), torch.arange(2))
+        w.close()
+    assert not (tmp_path / "c" / "index.json").exists()
+
+
+def test_standardize_is_per_vector_with_the_sample_std():
+    x = torch.randn(50, 16, dtype=torch.float64) * 3 + 1
+    z, mean, std = standardize(x.clone())
+    assert torch.allclose(mean, x.mean(-1)) and torch.allclose(std, x.std(-1))  # unbiased, as torch.std
+    assert torch.allclose(z, (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-6))

@@ -34,7 +34,8 @@ FIELDS = ("x", "mean", "std", "pair", "side", "position", "token")
 class CacheWriter:
     """Append vectors; a shard is written (atomically) whenever `shard_vectors` have accumulated. The write
     runs on a background thread while the caller computes the next batches (safetensors and torch release
-    the GIL); at most one shard is in flight, and `close` waits for it, so errors still surface."""
+    the GIL); at most one shard is in flight, and `close` waits for it, so errors still surface. Tensors
+    handed to `add` must not be changed afterwards (CPU tensors of the right dtype are kept, not copied)."""
 
     def __init__(self, directory: str | Path, meta: dict, shard_vectors: int = 65536, dtype=torch.float16,
                  with_batch: bool = False):
@@ -91,20 +92,17 @@ class CacheWriter:
             pending.result()  # re-raises the write's error here
 
     def close(self, tokens: bool = True) -> dict:
-        self._flush()
         try:
+            self._flush()
             self._wait()
         finally:
             self._pool.shutdown(wait=True)
-        if not tokens:
-            index = {**self.meta, "shards": self.shards, "vectors": sum(s["vectors"] for s in self.shards)}
-            write_json(self.dir / "index.json", index)
-            return index
-        lengths = np.array([len(t) for t in self.tokens], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        ids = np.concatenate(self.tokens) if self.tokens else np.zeros(0, dtype=np.int32)
-        with atomic_path(self.dir / "tokens.safetensors") as tmp:
-            save_file({"ids": torch.from_numpy(ids), "starts": torch.from_numpy(starts)}, str(tmp))
+        if tokens:
+            lengths = np.array([len(t) for t in self.tokens], dtype=np.int64)
+            starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            ids = np.concatenate(self.tokens) if self.tokens else np.zeros(0, dtype=np.int32)
+            with atomic_path(self.dir / "tokens.safetensors") as tmp:
+                save_file({"ids": torch.from_numpy(ids), "starts": torch.from_numpy(starts)}, str(tmp))
         index = {**self.meta, "shards": self.shards, "vectors": sum(s["vectors"] for s in self.shards)}
         write_json(self.dir / "index.json", index)  # written last: its presence marks a complete cache
         return index

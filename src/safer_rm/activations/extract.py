@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,12 +14,12 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..data.records import PreferencePair
-from ..io import quiet
+from ..io import quiet, read_json
 from ..models.layers import Resume, StopForward, stop_at
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Renderer
 from ..reward.scoring import autocast, length_batches, pad_batch
-from .cache import CacheWriter
+from .cache import FIELDS, ActivationCache, CacheWriter
 from .positions import TokenTexts, select_positions
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def extract_pairs(
             writer.add_sequence(e.input_ids)
     d = None
     tokens_seen = 0
-    mine = [(b, idx) for b, idx in enumerate(batches) if b % distributed.world() == distributed.rank()]
+    mine = distributed.my_share(list(enumerate(batches)))
     for b, idx in tqdm(mine, desc=desc, unit="batch", disable=quiet(progress), leave=False):
         seqs = [encoded[i].input_ids for i in idx]
         ids, mask = pad_batch(seqs, renderer.tok.pad_token_id)
@@ -103,8 +104,9 @@ def extract_pairs(
     writer.meta["d"] = d if d is not None else 0
     writer.meta["tokens"] = tokens_seen
     if many:
-        writer.close(tokens=False)
-        index = _merge_ranks(out_dir, meta, encoded, len(batches), shard_vectors, DTYPES[dtype])
+        part = writer.close(tokens=False)
+        index = _merge_ranks(out_dir, meta, encoded, len(batches), shard_vectors, DTYPES[dtype],
+                             {"d": part["d"], "tokens": part["tokens"]})
     else:
         index = writer.close()
     log.info("extracted %d vectors (layer %d, %s) from %d pairs into %s", index["vectors"], layer, policy,
@@ -112,27 +114,28 @@ def extract_pairs(
     return index
 
 
-def _merge_ranks(out_dir: Path, meta: dict, encoded, n_batches: int, shard_vectors: int, dtype) -> dict:
-    """Rank 0 streams the ranks' parts into the final cache in global batch order; all ranks get its index."""
-    import shutil
-
-    from ..io import read_json
-    from .cache import FIELDS, ActivationCache
-
-    parts = distributed.gather_objects(read_json(out_dir / f".rank-{distributed.rank()}" / "index.json"))
+def _merge_ranks(out_dir: Path, meta: dict, encoded, n_batches: int, shard_vectors: int, dtype, mine: dict) -> dict:
+    """Rank 0 streams the ranks' parts into the final cache in global batch order; all ranks get its index.
+    `mine`: this rank's part's width and token count."""
+    parts = distributed.gather_objects(mine)
     if distributed.is_main():
         writer = CacheWriter(out_dir, {**meta, "d": max(p["d"] for p in parts),
                                        "tokens": sum(p["tokens"] for p in parts)}, shard_vectors, dtype)
         for e in encoded:
             writer.add_sequence(e.input_ids)
         streams = [_batch_groups(ActivationCache(out_dir / f".rank-{r}")) for r in range(distributed.world())]
+        ahead: list[tuple[int, dict] | None] = [None] * len(streams)  # each part's next group, read ahead
         for b in range(n_batches):
-            got, group = next(streams[b % distributed.world()], (None, None))
-            if got is None:
-                continue  # a batch without kept positions
+            r = b % len(streams)
+            if ahead[r] is None:
+                ahead[r] = next(streams[r], None)
+            if ahead[r] is None or ahead[r][0] > b:
+                continue  # batch b kept no positions: its rank wrote nothing for it
+            got, group = ahead[r]
             if got != b:
                 raise RuntimeError(f"merge of extraction parts out of order: batch {got} where {b} was due")
             writer.add(*(group[f] for f in FIELDS))
+            ahead[r] = None
         writer.close()
         for r in range(distributed.world()):
             shutil.rmtree(out_dir / f".rank-{r}", ignore_errors=True)
@@ -142,8 +145,6 @@ def _merge_ranks(out_dir: Path, meta: dict, encoded, n_batches: int, shard_vecto
 
 def _batch_groups(cache):
     """(batch number, fields) groups of a rank's part, in its order, streamed shard by shard."""
-    from .cache import FIELDS
-
     pending = None
     for shard in cache.iter_shards((*FIELDS, "batch")):
         ids = shard["batch"]
