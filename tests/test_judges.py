@@ -326,6 +326,9 @@ def test_cache_second_run_asks_nothing(api_key, tmp_path):
         # the cache off: asks again
         make_judge(openai_cfg(server, cache=False), cache_dir=tmp_path, progress=False).judge(items[:1])
         assert len(server.requests) == 10
+        # any setting in the stage fingerprint that changes verdicts (here the temperature) misses the cache
+        fifth = make_judge(openai_cfg(server, temperature=0.7), cache_dir=tmp_path, progress=False).judge(items[:1])
+        assert len(server.requests) == 11 and not fifth[0].cached
 
 
 def test_cache_survives_a_torn_last_line(tmp_path, caplog):

@@ -10,11 +10,10 @@ writes the manifest and the shared artifacts.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -87,13 +86,3 @@ def all_reduce_mean_(tensors: Sequence[torch.Tensor]) -> None:
     for t in tensors:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t.div_(world())
-
-
-@contextlib.contextmanager
-def main_first() -> Iterator[None]:
-    """Rank 0 runs the block first (e.g. writes a file), the others after it."""
-    if not is_main():
-        barrier()
-    yield
-    if is_main():
-        barrier()

@@ -11,12 +11,12 @@ retries; not cached); "skipped" (none judge); "unlabelled" (labels judge, latent
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from .base import Judge, NoJudge
 from .cache import CACHE_FILE, JudgementCache, cache_key
 from .config import DEFAULT_MODELS, KINDS, JudgeConfig
+from .fingerprint import judge_fingerprint
 from .prompt import Reply, load_prompt, parse_reply
 
 
@@ -43,34 +43,6 @@ def make_judge(cfg: JudgeConfig, cache_dir: str | Path | None = None, progress: 
 
         return LabelsJudge(cfg, cache_dir, progress)
     raise ValueError(f"unknown judge kind {cfg.kind!r}; expected one of {', '.join(KINDS)}")
-
-
-def _file_digest(path: str) -> str:
-    p = Path(path)
-    return hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else "missing"
-
-
-def judge_fingerprint(cfg: JudgeConfig) -> dict:
-    """The settings that change verdicts (not concurrency, retries, timeouts or the cache): a stage that
-    stores verdicts is stale when this changes. Holds no secret (the key's variable name at most)."""
-    out: dict = {"kind": cfg.kind, "model": cfg.default_model()}
-    if cfg.kind in ("openai", "hf"):
-        out.update(prompt_version=cfg.prompt_version, prompt_digest=load_prompt(cfg.prompt_version).digest,
-                   max_contexts=cfg.max_contexts, context_chars=cfg.context_chars)
-    if cfg.kind == "openai":
-        out.update(base_url=cfg.base_url, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                   extra_body=cfg.extra_body)
-    if cfg.kind == "hf":
-        out.update(max_length=cfg.hf_max_length, explanation_tokens=cfg.hf_explanation_tokens, dtype=cfg.hf_dtype)
-    if cfg.kind == "embedding":
-        from .embedding import load_concepts
-
-        out.update(concepts_version=cfg.concepts_version, concepts_digest=load_concepts(cfg.concepts_version).digest,
-                   anchors=list(cfg.embedding_anchors), max_contexts=cfg.max_contexts,
-                   context_chars=cfg.context_chars)
-    if cfg.kind == "labels":
-        out.update(labels_path=cfg.labels_path, labels_digest=_file_digest(cfg.labels_path))
-    return out
 
 
 __all__ = ["CACHE_FILE", "DEFAULT_MODELS", "KINDS", "Judge", "JudgeConfig", "JudgementCache", "NoJudge", "Reply",

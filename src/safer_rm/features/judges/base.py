@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -12,9 +11,11 @@ from typing import ClassVar
 
 from tqdm.auto import tqdm
 
+from ...io import quiet, sha256_text
 from ..types import Judgement, LatentContexts
 from .cache import CACHE_FILE, JudgementCache, cache_key
 from .config import JudgeConfig
+from .fingerprint import judge_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,12 @@ class Judge(ABC):
         if cache_dir is not None and cfg.cache and self.cacheable:
             self.cache = JudgementCache(Path(cache_dir) / CACHE_FILE)
 
-    def settings(self) -> dict:
-        """Settings besides model and prompt version that change verdicts; their hash is part of the cache key."""
-        return {}
-
     def settings_digest(self) -> str:
-        blob = json.dumps(self.settings(), sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+        """Digest of the settings that change verdicts (`judge_fingerprint`); part of every cache key."""
+        blob = json.dumps(judge_fingerprint(self.cfg), sort_keys=True, ensure_ascii=False, default=str)
+        return sha256_text(blob)[:12]
 
-    def key(self, item: LatentContexts, settings: str | None = None) -> str:
-        settings = self.settings_digest() if settings is None else settings
+    def key(self, item: LatentContexts, settings: str) -> str:
         return cache_key(item.latent, item.digest(), self.name, self.model, self.prompt_version, settings)
 
     @abstractmethod
@@ -74,7 +71,7 @@ class Judge(ABC):
                      self.prompt_version, len(items), len(items) - len(todo), self.cache.path)
         if todo:
             bar = tqdm(total=len(todo), desc=f"judge {self.name}", unit="latent", leave=False,
-                       disable=not self.progress or len(todo) < 2)
+                       disable=quiet(self.progress) or len(todo) < 2)
             with bar:
                 for j, verdict in self._judge_iter([items[i] for i in todo]):
                     i = todo[j]

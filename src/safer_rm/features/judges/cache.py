@@ -11,7 +11,6 @@ transport errors (`error`), which are retried on the next run.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO
 
+from ...io import sha256_text
 from ..types import Judgement
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - Windows: single-process use only
 
 def cache_key(latent: int, digest: str, judge: str, model: str, prompt_version: str, settings: str = "") -> str:
     blob = json.dumps([int(latent), digest, judge, model, prompt_version, settings], ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+    return sha256_text(blob)[:32]
 
 
 @contextlib.contextmanager

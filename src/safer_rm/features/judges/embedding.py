@@ -24,7 +24,6 @@ Re-derive them (and bump the concepts version) if the concept descriptions or th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import torch
 import yaml
 
 from ...errors import ConfigError
+from ...io import sha256_text
 from ..types import Judgement, LatentContexts
 from .base import Judge
 from .config import JudgeConfig
@@ -88,7 +88,7 @@ def load_concepts(version: str) -> Concepts:
                 concepts.append(str(concept))
                 texts.append(d.strip())
                 safety.append(is_safety)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    digest = sha256_text(text)[:12]
     return Concepts(name, tuple(concepts), tuple(texts), tuple(safety), digest)
 
 
@@ -152,11 +152,6 @@ class EmbeddingJudge(Judge):
             member[names.index(concept), j] = True
         self.member = member
         self.is_safety_concept = np.array([self.concepts.safety[self.concepts.concepts.index(n)] for n in names])
-
-    def settings(self) -> dict:
-        return {"concepts": self.concepts.digest, "anchors": list(self.cfg.embedding_anchors),
-                "max_contexts": self.cfg.max_contexts, "context_chars": self.cfg.context_chars,
-                "aggregation": "activation-weighted mean of max-sim margins"}
 
     def texts(self, item: LatentContexts) -> list[str]:
         return [context_text(c, self.cfg.context_chars, "", "")

@@ -62,11 +62,6 @@ class HFJudge(Judge):
         if self.tok.chat_template is None:
             log.warning("hf judge: %s has no chat template; using plain 'System/User/Assistant' text", self.model)
 
-    def settings(self) -> dict:
-        return {"prompt": self.prompt.digest, "max_contexts": self.cfg.max_contexts,
-                "context_chars": self.cfg.context_chars, "max_length": self.cfg.hf_max_length,
-                "explanation_tokens": self.cfg.hf_explanation_tokens}
-
     def render(self, item: LatentContexts, n_contexts: int) -> str:
         messages = self.prompt.messages(item, n_contexts, self.cfg.context_chars)
         if self.tok.chat_template is None:

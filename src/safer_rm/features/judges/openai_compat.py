@@ -88,10 +88,6 @@ class OpenAIJudge(Judge):
         self.transport = transport
         self._api_key()  # fail early, before any work, when the variable is missing
 
-    def settings(self) -> dict:
-        return {"prompt": self.prompt.digest, "max_contexts": self.cfg.max_contexts,
-                "context_chars": self.cfg.context_chars}
-
     def _api_key(self) -> str:
         name = self.cfg.api_key_env
         if not name:
@@ -138,12 +134,12 @@ class OpenAIJudge(Judge):
             client.close()
 
     def _ask(self, client: httpx.Client, headers: dict[str, str], key: str, item: LatentContexts,
-             stop: threading.Event | None = None) -> Judgement:
+             stop: threading.Event) -> Judgement:
         cfg = self.cfg
         body = self.request_body(item)
         reason = problem = ""
         for attempt in range(cfg.max_retries + 1):
-            if stop is not None and stop.is_set():
+            if stop.is_set():
                 return Judgement(item.latent, None, status="error", raw="not asked: the endpoint kept failing",
                                  extra={"attempts": attempt})
             wait: float | None = None
@@ -168,10 +164,7 @@ class OpenAIJudge(Judge):
             wait = min(wait, cfg.max_wait)
             log.warning("judge latent %d: %s; retry %d of %d in %.2f s", item.latent, reason, attempt + 1,
                         cfg.max_retries, wait)
-            if stop is not None and stop.wait(wait):
-                continue  # stopped while waiting: the check at the top returns
-            if stop is None:
-                time.sleep(wait)
+            stop.wait(wait)  # returns early when stopped; the check at the top then returns
         log.warning("judge latent %d: gave up after %d attempts (%s)", item.latent, cfg.max_retries + 1, reason)
         return _mask(Judgement(item.latent, None, status="error", raw=f"gave up: {problem}", extra={"gave_up": True}),
                      key, cfg.max_retries + 1)

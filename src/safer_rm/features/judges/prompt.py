@@ -3,7 +3,6 @@ the reply `Score: N` / `Explanation: ...` (an unparseable reply is recorded as s
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -11,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from ...errors import ConfigError
+from ...io import sha256_text
 from ..types import Context, LatentContexts
 
 PLACEHOLDER = "{contexts}"
@@ -54,7 +54,7 @@ def _parse_prompt(text: str, source: str, version: str) -> Prompt:
     if user.count(PLACEHOLDER) != 1:
         raise ConfigError("judge.prompt_version", f"{source}: the [user] section must hold {PLACEHOLDER} exactly once")
     system = "\n".join(sections.get("system", [])).strip()
-    digest = hashlib.sha256(f"{system}\0{user}".encode()).hexdigest()[:12]
+    digest = sha256_text(f"{system}\0{user}")[:12]
     return Prompt(version, system, user, digest)
 
 
