@@ -206,15 +206,14 @@ class AnalysisStages:
             features = features_document(sal, items, judgements, selection, uninterpretable, self.cfg.judge,
                                          layer, fc.normalize)
             features["compare_without_judge"] = compare_selections(selection, by_salience)
+            probe = self._probe(judge)
+            if probe:
+                features["judge_probe"] = probe
             write_csv(self.features_dir() / "salience.csv", sal.table())  # outputs only once all went well
             write_json(self.features_dir() / "selection.json", selection.to_json())
             write_json(out, features)
             write_dashboard(features, self.run.path("report", "features.html"))
             statuses = Counter(j.status for j in judgements.values())
-            probe = self._probe(judge)
-            if probe:
-                features["judge_probe"] = probe
-                write_json(out, features)
             st.info = {"judge": self.cfg.judge.kind, "judge_auroc_probe": probe.get("auroc") if probe else None, "examined": len(examined),
                        "uninterpretable": len(uninterpretable), "judge_statuses": dict(statuses),
                        "n_selected_safe": len(selection.safe), "n_selected_unsafe": len(selection.unsafe),

@@ -44,6 +44,7 @@ class PipelineBase:
         self.run = RunDir(cfg.run.path, config_dict(cfg))
         self.device = pick_device(cfg.run.device)
         self.started = time.time()
+        self._hashes: dict[tuple, str] = {}  # (path, mtime, size) -> sha256: each deps chain asks again
 
     def preflight(self) -> None:
         """Cheap checks of every path the run will need, before any stage writes anything."""
@@ -76,7 +77,13 @@ class PipelineBase:
 
     def variant_train_hash(self, variant: str) -> str | None:
         path = self.train_path(variant)
-        return sha256_file(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        st = path.stat()
+        stamp = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp not in self._hashes:
+            self._hashes[stamp] = sha256_file(path)
+        return self._hashes[stamp]
 
     def _reusable(self, name: str, deps, *outputs: Path, force: bool = False) -> bool:
         """A stage is skipped when it finished in this process, or (with resume) in an earlier one with the

@@ -33,17 +33,20 @@ class SweepStages:
         """One edited training set per (mode, method, ratio), with a record of every changed pair."""
         self.score()
         cc = self.cfg.curation
-        train = None
+        train = values_by_method = None
+        upstream = self._features_deps()
         for mode, method, ratio in self.variants():
             name = variant_name(mode, method, ratio)
-            deps = {**self._features_deps(), "curation": {"mode": mode, "method": method, "ratio": ratio,
+            deps = {**upstream, "curation": {"mode": mode, "method": method, "ratio": ratio,
                                                           "scope": cc.scope, "stratify": cc.stratify,
                                                           "seed": cc.seed}}
             folder = self.run.path("curated", name)
             if self._reusable(f"curate/{name}", deps, folder / "train.jsonl", force=force):
                 continue
             train = train if train is not None else self.train_pairs(CLEAN)
-            values = None if method == "random" else self.pair_values()[method]
+            if method != "random" and values_by_method is None:
+                values_by_method = self.pair_values()
+            values = None if method == "random" else values_by_method[method]
             with self.run.stage(f"curate/{name}", deps) as st:
                 if not self.main:
                     continue
