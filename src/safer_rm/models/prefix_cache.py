@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..io import atomic_path, quiet, read_json, write_json
+from ..io import quiet, read_json, save_tensors, write_json
 from .layers import hidden_at
 
 log = logging.getLogger(__name__)
@@ -131,8 +130,7 @@ class PrefixCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.dir / "meta.json", {"fingerprint": self.fingerprint, "layer": self.layer})
         name = f"shard-{len(self._loaded):05d}-r{distributed.rank()}.safetensors"
-        with atomic_path(self.dir / name) as tmp:
-            save_file({k: v.contiguous() for k, v in self._unsaved.items()}, str(tmp))
+        save_tensors(self.dir / name, self._unsaved)
         self._loaded.add(name)
         for key in self._unsaved:
             self.where[key] = name

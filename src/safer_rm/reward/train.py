@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..data.records import PreferencePair
-from ..io import write_json
+from ..io import quiet, write_json
 from ..models.layers import Resume, transformer_blocks
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
@@ -211,7 +211,7 @@ def train_reward_model(
         dataloader_num_workers=cfg.num_workers,
         deepspeed=cfg.deepspeed,
         fsdp=cfg.fsdp or None,
-        disable_tqdm=bool(os.environ.get("TQDM_DISABLE")),
+        disable_tqdm=quiet(),
         use_cpu=not torch.cuda.is_available(),
     )
     history = LossHistory()
