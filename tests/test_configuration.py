@@ -28,6 +28,13 @@ def test_yaml_then_set_overrides(tmp_path):
     ("data:\n  sources:\n    - {name: a, weight: -1, path: x}\n", "data.sources.0.weight", "must be >= 0"),
     ("data:\n  sources:\n    - {path: x}\n", "data.sources.0", "missing"),
     ("bogus: 1\n", "bogus", "unknown key"),
+    ("rm: {batch_size: 0}\n", "rm.batch_size", "must be >= 1, got 0"),
+    ("rm: {lr: 0}\n", "rm.lr", "must be > 0, got 0"),
+    ("sae: {stage1_lr: -1}\n", "sae.stage1_lr", "must be > 0, got -1"),
+    ("sae: {auxk_alpha: -0.5}\n", "sae.auxk_alpha", "must be >= 0, got -0.5"),
+    ("features: {min_contexts: -1}\n", "features.min_contexts", "must be >= 0, got -1"),
+    ("judge: {timeout: 0}\n", "judge.timeout", "must be > 0, got 0"),
+    ("judge: {backoff: -1}\n", "judge.backoff", "must be >= 0, got -1"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, key, msg):
     path = tmp_path / "c.yaml"

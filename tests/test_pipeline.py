@@ -32,6 +32,11 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
     rows = json.loads((run / "eval" / "results.json").read_text())
     assert f"{rows['clean']['rewardbench']['Safety']:.3f}" in report
 
+    # a report under other feature settings, nothing rerun: what depends on the features is not shown
+    assert main(["report", cfg, "-q", "--set", "features.top_n=2"]) == 0
+    stale = json.loads((run / "summary.json").read_text())
+    assert not {"features", "scores", "causal", "audit"} & set(stale) and stale["sae"] == summary["sae"]
+
     # resumed with other feature settings and without the causal test and the audit: the summary shows
     # nothing that was made with the old settings
     assert main(["run", cfg, "-q", "--resume", "--set", "features.top_n=2", "--set", "causal.enabled=false",

@@ -63,3 +63,15 @@ def test_min_prompt_tokens_keeps_prompt_tail_and_response_end(tiny_bert):
     assert e.input_ids[1:9] == full.input_ids[full.response_start - 8:full.response_start]
     assert e.input_ids[-10:] == full.input_ids[-10:] and e.response_cut > 0
     assert Renderer(tok, 40).encode(PROMPT, long_response).response_start == 1  # default: response first
+
+
+def test_long_inputs_raise_no_tokenizer_length_warning(tiny_bert, capfd, caplog):
+    """Rendering cuts to its own budget; the tokenizer's 'longer than the specified maximum' warning about the
+    uncut text would only mislead."""
+    from safer_rm.data import PreferencePair
+
+    tok = load_tokenizer(str(tiny_bert))
+    tok.model_max_length = 16
+    capfd.readouterr()
+    Renderer(tok, 16).encode_pairs([PreferencePair("0", PROMPT, RESPONSE * 20, "no")])
+    assert "longer than the specified maximum" not in capfd.readouterr().err + caplog.text
