@@ -246,16 +246,19 @@ class AnalysisStages:
         if self._reusable("score", deps, self.scores_path(), force=force):
             return
         with self.run.stage("score", deps) as st:
+            train = self.train_pairs(CLEAN)
+            model, _tok, renderer, settings = self.load_rm(CLEAN, self.cfg.run.seeds[0])
+            # reward margins: sharded over the ranks and gathered; the SAE scores and the files: rank 0 alone
+            margin = score_pairs(model, renderer, train, self.cfg.rm.eval_batch_size, use_bf16(self.cfg.rm.bf16),
+                                 "reward margins", prefix=self.prefix_cache(settings.get("frozen_layers", 0))).margin
+            if not self.main:
+                return
             sae, _layer = self.load_sae()
             cache = ActivationCache(self.activations_dir("pairs"))
             sel = self.selection()
             scores = score_cache(cache, self.encoder(sae), sel.safe, sel.unsafe, self.cfg.features.batch_size)
-            train = self.train_pairs(CLEAN)
             if [p.id for p in train] != scores.pair_ids:
                 raise StageError("activation cache and training pairs disagree; rerun `safer extract`")
-            model, _tok, renderer, settings = self.load_rm(CLEAN, self.cfg.run.seeds[0])
-            margin = score_pairs(model, renderer, train, self.cfg.rm.eval_batch_size, use_bf16(self.cfg.rm.bf16),
-                                 "reward margins", prefix=self.prefix_cache(settings.get("frozen_layers", 0))).margin
             rows = []
             for i, p in enumerate(train):
                 top = scores.top_features(i, 3)
@@ -264,8 +267,6 @@ class AnalysisStages:
                              "positions_chosen": int(scores.positions[i, 0]),
                              "positions_rejected": int(scores.positions[i, 1]), "reward_margin": float(margin[i]),
                              "top_features": " ".join(f"{lat}:{val:+.3f}" for lat, val in top)})
-            if not self.main:
-                return
             write_csv(self.scores_path(), rows)
             save_tensors(self.run.path("scores", "contributions.safetensors"),
                          {"contributions": torch.from_numpy(scores.contributions.astype(np.float32)),
