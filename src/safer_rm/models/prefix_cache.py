@@ -6,7 +6,8 @@ Memory does not grow with the data: computed states are flushed to safetensors s
 When the lower N blocks of a reward model are frozen, their output for a given token sequence never
 changes: not during training, not between the variants of an experiment (poisoning swaps labels, denoising
 drops pairs; the texts stay the same), not in evaluation. This cache holds layer N of every text (bf16)
-in memory and in safetensors shards on disk, so each text pays for the lower blocks once per run.
+in safetensors shards on disk (the unflushed rest in memory), so each text pays for the lower blocks once
+per run.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class PrefixCache:
                 todo[key] = ids
         if not todo:
             return 0
+        if distributed.active() and self.dir is None:
+            raise RuntimeError("a prefix cache shared by several processes needs a directory")
         keys = list(todo)
         device = next(model.parameters()).device
         was_training = model.training
@@ -110,8 +113,6 @@ class PrefixCache:
         self.save()
         if distributed.active():  # every rank computed a share: read the others' shards
             distributed.barrier()
-            if self.dir is None:
-                raise RuntimeError("a prefix cache shared by several processes needs a directory")
             self._load()
         return len(keys)
 
