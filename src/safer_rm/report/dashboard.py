@@ -22,28 +22,28 @@ SETS = (("safe", "Safe set S+", "fires more on chosen responses"),
 Latent = Mapping[str, Any]
 
 
-def _key(latent: Any) -> str:
+def latent_key(latent: Any) -> str:
     """A latent id as used for lookups and anchors (`7`), whatever type the JSON gave it."""
     x = as_float(latent)
     return str(int(x)) if x is not None and x.is_integer() else str(latent)
 
 
 def _anchor(latent: Any) -> str:
-    return esc(f"latent-{_key(latent)}")
+    return esc(f"latent-{latent_key(latent)}")
 
 
-def _membership(features: Mapping[str, Any]) -> dict[str, str]:
+def membership(features: Mapping[str, Any]) -> dict[str, str]:
     """latent key -> "safe" | "unsafe", from `selection` (or each record's `selected` when it is absent)."""
     selection = features.get("selection")
     if isinstance(selection, Mapping):
-        out = {_key(i): "unsafe" for i in selection.get("unsafe") or []}
-        out.update({_key(i): "safe" for i in selection.get("safe") or []})
+        out = {latent_key(i): "unsafe" for i in selection.get("unsafe") or []}
+        out.update({latent_key(i): "safe" for i in selection.get("safe") or []})
         return out
-    return {_key(r.get("latent")): str(r["selected"]) for r in features.get("latents") or []
+    return {latent_key(r.get("latent")): str(r["selected"]) for r in features.get("latents") or []
             if r.get("selected") in ("safe", "unsafe")}
 
 
-def _rank_key(rec: Latent) -> tuple[float, float]:
+def rank_key(rec: Latent) -> tuple[float, float]:
     rank = as_float(rec.get("rank"))
     salience = as_float(rec.get("salience")) or 0.0
     return (float("inf") if rank is None else rank, -abs(salience))
@@ -109,7 +109,7 @@ def render_latent(rec: Latent, kind: str | None, open_contexts: bool = True) -> 
     """One latent as a card: header, per-side statistics, judge verdict, reason, contexts."""
     latent = rec.get("latent")
     score, status, explanation = _judge(rec)
-    header = (f'<header><span class="id">latent {esc(_key(latent))}</span>{_badge(kind)}'
+    header = (f'<header><span class="id">latent {esc(latent_key(latent))}</span>{_badge(kind)}'
               f"<span>rank {esc(_fmt_num(rec.get('rank')))}</span>"
               f"<span>salience {_salience(rec.get('salience'))}</span>"
               f"<span>judge score <b>{esc(score)}</b> <span class=\"muted\">({esc(status)})</span></span>"
@@ -142,7 +142,7 @@ def _overview(records: Sequence[tuple[Latent, str | None]]) -> str:
     for rec, kind in records:
         score, status, _ = _judge(rec)
         rows.append(
-            f'<tr><td><a href="#{_anchor(rec.get("latent"))}">{esc(_key(rec.get("latent")))}</a></td>'
+            f'<tr><td><a href="#{_anchor(rec.get("latent"))}">{esc(latent_key(rec.get("latent")))}</a></td>'
             f"<td>{esc({'safe': 'S+', 'unsafe': 'S-'}.get(kind or '', DASH))}</td>"
             f'<td class="num">{esc(_fmt_num(rec.get("rank")))}</td><td class="num">{_salience(rec.get("salience"))}</td>'
             f'<td class="num">{esc(fmt3(rec.get("chosen_mean")))}</td>'
@@ -156,8 +156,8 @@ def _overview(records: Sequence[tuple[Latent, str | None]]) -> str:
 def render_dashboard(features: Mapping[str, Any], title: str = DEFAULT_TITLE, max_other: int | None = None) -> str:
     """The dashboard page as a string. `max_other` caps how many not-selected latents get a full card."""
     latents = [r for r in features.get("latents") or [] if isinstance(r, Mapping)]
-    by_key = {_key(r.get("latent")): r for r in latents}
-    member = _membership(features)
+    by_key = {latent_key(r.get("latent")): r for r in latents}
+    member = membership(features)
     selection = features.get("selection") if isinstance(features.get("selection"), Mapping) else {}
     judge = features.get("judge") if isinstance(features.get("judge"), Mapping) else {}
 
@@ -171,7 +171,7 @@ def render_dashboard(features: Mapping[str, Any], title: str = DEFAULT_TITLE, ma
 
     ordered: list[tuple[Latent, str | None]] = []
     for kind, heading, note in SETS:
-        ids = [_key(i) for i in selection.get(kind) or []] if selection else \
+        ids = [latent_key(i) for i in selection.get(kind) or []] if selection else \
               [k for k, v in member.items() if v == kind]
         parts.append(f'<h2 id="{kind}">{esc(heading)} <span class="muted small">{len(ids)} latents, {esc(note)}'
                      "</span></h2>")
@@ -187,7 +187,7 @@ def render_dashboard(features: Mapping[str, Any], title: str = DEFAULT_TITLE, ma
             ordered.append((rec, kind))
             parts.append(render_latent(rec, kind))
 
-    others = sorted((r for r in latents if _key(r.get("latent")) not in member), key=_rank_key)
+    others = sorted((r for r in latents if latent_key(r.get("latent")) not in member), key=rank_key)
     shown = others if max_other is None else others[:max_other]
     parts.append(f'<h2 id="other">Other examined latents <span class="muted small">{len(others)} by rank of '
                  "|salience|, not selected</span></h2>")

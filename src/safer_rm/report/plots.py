@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..io import write_bytes
+from .dashboard import latent_key, membership, rank_key
 from .page import as_float
 from .rows import methods_in, metric_stat
 
@@ -128,32 +129,28 @@ def plot_sweep(rows: Rows, out_dir: Path) -> list[Path]:
 def plot_salience(features: Mapping[str, Any], out_path: Path) -> Path | None:
     """Salience of the examined latents by rank, the selected safe (S+) and unsafe (S-) ones highlighted.
     None (nothing written) when no latent has a salience."""
-    selection = features.get("selection") or {}
-    safe = {int(i) for i in selection.get("safe") or []}
-    unsafe = {int(i) for i in selection.get("unsafe") or []}
-    points = []
-    for rec in features.get("latents") or []:
-        s = as_float(rec.get("salience"))
-        if s is not None and rec.get("latent") is not None:
-            rank = as_float(rec.get("rank"))
-            points.append((float("inf") if rank is None else rank, s, int(rec["latent"])))
-    if not points:
+    member = membership(features)  # the dashboard's sets and order, so the two never disagree
+    recs = sorted((r for r in features.get("latents") or []
+                   if as_float(r.get("salience")) is not None and r.get("latent") is not None), key=rank_key)
+    if not recs:
         return None
-    points.sort(key=lambda p: (p[0], -abs(p[1])))
-    xs = list(range(1, len(points) + 1))
-    colors = [SAFE_COLOR if lat in safe else UNSAFE_COLOR if lat in unsafe else OTHER_COLOR for _, _, lat in points]
-    fig = Figure(figsize=(min(12.0, 5.0 + 0.04 * len(points)), 3.8))
+    saliences = [as_float(r["salience"]) for r in recs]
+    latents = [latent_key(r["latent"]) for r in recs]
+    xs = list(range(1, len(recs) + 1))
+    color = {"safe": SAFE_COLOR, "unsafe": UNSAFE_COLOR}
+    colors = [color.get(member.get(lat), OTHER_COLOR) for lat in latents]
+    fig = Figure(figsize=(min(12.0, 5.0 + 0.04 * len(recs)), 3.8))
     ax = fig.subplots()
-    ax.bar(xs, [s for _, s, _ in points], color=colors, width=0.85)
+    ax.bar(xs, saliences, color=colors, width=0.85)
     ax.axhline(0, color="black", linewidth=0.8)
-    if len(points) <= 40:
+    if len(recs) <= 40:
         ax.set_xticks(xs)
-        ax.set_xticklabels([str(lat) for _, _, lat in points], rotation=90, fontsize=7)
+        ax.set_xticklabels(latents, rotation=90, fontsize=7)
         ax.set_xlabel("latent (by rank of |salience|)")
     else:
         ax.set_xlabel("rank of |salience|")
     ax.set_ylabel("salience  (C - R) / (C + R + 2m)")
-    ax.set_title(f"Salience of the {len(points)} examined latents", fontsize=11)
+    ax.set_title(f"Salience of the {len(recs)} examined latents", fontsize=11)
     handles = [Rectangle((0, 0), 1, 1, color=c) for c in (SAFE_COLOR, UNSAFE_COLOR, OTHER_COLOR)]
     ax.legend(handles, ["selected safe (S+)", "selected unsafe (S-)", "not selected"], fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
