@@ -14,6 +14,14 @@ SHARED = Path(os.environ.get("SAFER_DATA_ROOT", ROOT.parent / "shared" / "data")
 needs_mirror = pytest.mark.skipif(not (SHARED / "train").is_dir(), reason=f"offline data mirror absent at {SHARED}")
 
 
+def eval_rm(path: Path, max_length: int = 64):
+    """(tokenizer, reward model in eval mode, renderer) of a locally built model."""
+    from safer_rm.models import Renderer, load_reward_model, load_tokenizer
+
+    tok = load_tokenizer(str(path))
+    return tok, load_reward_model(str(path), tok).eval(), Renderer(tok, max_length)
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     return build_llama(tmp_path_factory.mktemp("models") / "tiny-llama")

@@ -5,19 +5,16 @@ import pytest
 import torch
 
 from safer_rm.activations import ActivationCache, extract_pairs, standardize
-from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.models.prefix_cache import PrefixCache
 from test_reward import pairs_from
 
-from conftest import separable_rows
+from conftest import eval_rm, separable_rows
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
 def test_extracted_vectors_match_hidden_states(fixture, request, tmp_path):
     path = request.getfixturevalue(fixture)
-    tok = load_tokenizer(str(path))
-    model = load_reward_model(str(path), tok).eval()
-    renderer = Renderer(tok, 64)
+    tok, model, renderer = eval_rm(path)
     pairs = pairs_from(separable_rows(10))
     index = extract_pairs(model, renderer, pairs, 1, "all", tmp_path / "acts", shard_vectors=100, batch_size=4,
                           dtype="float32", progress=False)
@@ -47,9 +44,8 @@ def test_extracted_vectors_match_hidden_states(fixture, request, tmp_path):
 
 
 def test_shuffled_batches_cover_every_vector_once(tiny_bert, tmp_path):
-    tok = load_tokenizer(str(tiny_bert))
-    model = load_reward_model(str(tiny_bert), tok).eval()
-    extract_pairs(model, Renderer(tok, 64), pairs_from(separable_rows(12)), 2, "response", tmp_path / "a",
+    _tok, model, renderer = eval_rm(tiny_bert)
+    extract_pairs(model, renderer, pairs_from(separable_rows(12)), 2, "response", tmp_path / "a",
                   shard_vectors=64, dtype="float32", progress=False)
     cache = ActivationCache(tmp_path / "a")
     ordered = torch.cat(list(cache.batches(50)))
@@ -63,9 +59,7 @@ def test_shuffled_batches_cover_every_vector_once(tiny_bert, tmp_path):
 
 
 def test_extraction_over_prefix_cache_matches_full_model(tiny_llama, tmp_path):
-    tok = load_tokenizer(str(tiny_llama))
-    model = load_reward_model(str(tiny_llama), tok).eval()
-    renderer = Renderer(tok, 64)
+    tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(6))
     extract_pairs(model, renderer, pairs, 2, "sentence_end", tmp_path / "full", dtype="float32", progress=False)
     prefix = PrefixCache(1, "base", tmp_path / "prefix")

@@ -4,19 +4,16 @@ import numpy as np
 import torch
 
 from safer_rm.activations import ActivationCache, CacheBatches, extract_pairs
-from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.reward import score_pairs
 from safer_rm.sae import SAEConfig, train_sae
 from safer_rm.splice import SAESplice, causal_test, reward_fidelity, spliced_margins
 from test_reward import pairs_from
 
-from conftest import separable_rows
+from conftest import eval_rm, separable_rows
 
 
 def _setup(tiny_llama, tmp_path):
-    tok = load_tokenizer(str(tiny_llama))
-    model = load_reward_model(str(tiny_llama), tok).eval()
-    renderer = Renderer(tok, 64)
+    _tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(24))
     extract_pairs(model, renderer, pairs, 1, "all", tmp_path / "acts", dtype="float32", progress=False)
     cfg = SAEConfig(num_latents=128, k=8, batch_size=128, dead_after=1000)
