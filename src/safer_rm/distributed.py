@@ -10,6 +10,7 @@ writes the manifest and the shared artifacts.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import logging
 import os
@@ -32,7 +33,15 @@ def init() -> None:
         torch.cuda.set_device(local)
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend, timeout=datetime.timedelta(minutes=60))
+    # leave the group before the interpreter exits: a process that exits with the backend's threads still
+    # running aborts ("terminate called without an active exception"), and the launcher then fails the run
+    atexit.register(_leave)
     log.info("rank %d of %d (%s)", rank(), world(), backend)
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def active() -> bool:
