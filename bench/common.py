@@ -3,7 +3,6 @@ set), the embedded MiniLM as the model, and interleaved timing rounds (median ra
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import time
@@ -11,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from safer_rm.data import PreferencePair
+from safer_rm.data.load import data_root
 from safer_rm.data.records import user_prompt
 
-ROOT = Path(os.environ.get("SAFER_DATA_ROOT", Path(__file__).resolve().parents[2] / "shared" / "data"))
+ROOT = Path(data_root(str(Path(__file__).resolve().parents[2] / "shared" / "data")))
 
 
 def bench_pairs(n: int = 256, seed: int = 0) -> tuple[list[PreferencePair], str]:
@@ -24,11 +24,19 @@ def bench_pairs(n: int = 256, seed: int = 0) -> tuple[list[PreferencePair], str]
 
         pairs = load_source(SourceConfig("pku", str(path)), "", DropReport())
         return random.Random(seed).sample(pairs, min(n, len(pairs))), str(path)
-    words = "the model should refuse to help with harmful requests and answer ordinary questions well .".split()
+    words = (
+        "the model should refuse to help with harmful requests and answer ordinary questions well .".split()
+    )
     rng = random.Random(seed)
-    pairs = [PreferencePair(str(i), user_prompt(" ".join(rng.choices(words, k=12))),
-                            " ".join(rng.choices(words, k=rng.randint(20, 90))),
-                            " ".join(rng.choices(words, k=rng.randint(20, 90)))) for i in range(n)]
+    pairs = [
+        PreferencePair(
+            str(i),
+            user_prompt(" ".join(rng.choices(words, k=12))),
+            " ".join(rng.choices(words, k=rng.randint(20, 90))),
+            " ".join(rng.choices(words, k=rng.randint(20, 90))),
+        )
+        for i in range(n)
+    ]
     return pairs, "synthetic"
 
 

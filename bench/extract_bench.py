@@ -15,8 +15,8 @@ import torch
 from bench.common import bench_pairs, interleaved, timed
 from safer_rm.activations import extract_pairs
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
+from safer_rm.models.batching import length_batches, pad_batch
 from safer_rm.models.layers import transformer_blocks
-from safer_rm.reward.scoring import length_batches, pad_batch
 from safer_rm.reward.train import use_bf16
 
 
@@ -37,15 +37,19 @@ def params_up_to(model, layer: int) -> int:
     return sum(p.numel() for b in list(blocks)[:layer] for p in b.parameters())
 
 
-def run(n_pairs: int = 256, layer: int = 4, max_length: int = 128, batch_size: int = 32, rounds: int = 5) -> dict:
+def run(
+    n_pairs: int = 256, layer: int = 4, max_length: int = 128, batch_size: int = 32, rounds: int = 5
+) -> dict:
     tok = load_tokenizer("minilm")
     model = load_reward_model("minilm", tok).eval()
     renderer = Renderer(tok, max_length)
     pairs, source = bench_pairs(n_pairs)
     bf16 = use_bf16("auto")
     encoded = [e for c, r in zip(*renderer.encode_pairs(pairs)) for e in (c, r)]
-    batches = [pad_batch([encoded[i].input_ids for i in idx], tok.pad_token_id)
-               for idx in length_batches([len(e.input_ids) for e in encoded], batch_size)]
+    batches = [
+        pad_batch([encoded[i].input_ids for i in idx], tok.pad_token_id)
+        for idx in length_batches([len(e.input_ids) for e in encoded], batch_size)
+    ]
     tokens = sum(int(m.sum()) for _, m in batches)
     full_blocks = transformer_blocks(model)
     kept = torch.nn.ModuleList(list(full_blocks)[:layer])
@@ -62,21 +66,39 @@ def run(n_pairs: int = 256, layer: int = 4, max_length: int = 128, batch_size: i
 
     def ours(policy: str):
         with tempfile.TemporaryDirectory() as tmp:
-            extract_pairs(model, renderer, pairs, layer, policy, tmp, batch_size=batch_size, bf16=bf16,
-                          progress=False)
+            extract_pairs(
+                model, renderer, pairs, layer, policy, tmp, batch_size=batch_size, bf16=bf16, progress=False
+            )
 
     # sentence_end is the paper's policy (the demo keeps ~1 vector in 15); `all` writes every token's vector
-    secs = interleaved({"bare": lambda: timed(bare), "sentence_end": lambda: timed(lambda: ours("sentence_end")),
-                        "all": lambda: timed(lambda: ours("all"))}, rounds)
+    secs = interleaved(
+        {
+            "bare": lambda: timed(bare),
+            "sentence_end": lambda: timed(lambda: ours("sentence_end")),
+            "all": lambda: timed(lambda: ours("all")),
+        },
+        rounds,
+    )
     peak = matmul_peak(bf16)
     flops = 2 * params_up_to(model, layer) * tokens
-    return {"model": "all-MiniLM-L6-v2", "layer": layer, "pairs": len(pairs), "data": source, "tokens": tokens,
-            "bf16": bf16, "rounds": rounds, "bare_tokens_per_s": tokens / secs["bare"],
-            "ours_tokens_per_s": tokens / secs["sentence_end"], "overhead": secs["sentence_end"] / secs["bare"] - 1,
-            "ours_all_positions_tokens_per_s": tokens / secs["all"],
-            "overhead_all_positions": secs["all"] / secs["bare"] - 1, "target_overhead": 0.10,
-            "matmul_peak_gflops": peak / 1e9, "ours_gflops": flops / secs["sentence_end"] / 1e9,
-            "fraction_of_peak": flops / secs["sentence_end"] / peak}
+    return {
+        "model": "all-MiniLM-L6-v2",
+        "layer": layer,
+        "pairs": len(pairs),
+        "data": source,
+        "tokens": tokens,
+        "bf16": bf16,
+        "rounds": rounds,
+        "bare_tokens_per_s": tokens / secs["bare"],
+        "ours_tokens_per_s": tokens / secs["sentence_end"],
+        "overhead": secs["sentence_end"] / secs["bare"] - 1,
+        "ours_all_positions_tokens_per_s": tokens / secs["all"],
+        "overhead_all_positions": secs["all"] / secs["bare"] - 1,
+        "target_overhead": 0.10,
+        "matmul_peak_gflops": peak / 1e9,
+        "ours_gflops": flops / secs["sentence_end"] / 1e9,
+        "fraction_of_peak": flops / secs["sentence_end"] / peak,
+    }
 
 
 if __name__ == "__main__":

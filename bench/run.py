@@ -13,15 +13,25 @@ import torch
 from bench import extract_bench, features_bench, rm_bench, sae_bench
 from safer_rm.io import write_json
 
-BENCHES = {"sae_training": sae_bench.run, "extraction": extract_bench.run, "features": features_bench.run,
-           "rm_training": rm_bench.run}
+BENCHES = {
+    "sae_training": sae_bench.run,
+    "extraction": extract_bench.run,
+    "features": features_bench.run,
+    "rm_training": rm_bench.run,
+}
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    results = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
-                           "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
-               "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    results = {
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(),
+        },
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     for name, fn in BENCHES.items():
         start = time.perf_counter()
         results[name] = fn()

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from safer_rm.cli import main
-from test_cli import toy_config
 
 from chat_server import chat_server
+from helpers import toy_config
 
 
 def _cfg(tmp_path) -> dict:
@@ -39,6 +39,7 @@ def _rows(n=3):
 
 def _data(body: bytes | str, name="safety.jsonl", strict=False):
     """A case that replaces the safety source's file."""
+
     def setup(tmp_path):
         cfg = _cfg(tmp_path)
         path = tmp_path / name
@@ -46,6 +47,7 @@ def _data(body: bytes | str, name="safety.jsonl", strict=False):
         cfg["data"]["sources"][0]["path"] = str(path)
         cfg["data"]["sources"][0].pop("format", None)
         return _strict(tmp_path, cfg) if strict else cfg
+
     return setup
 
 
@@ -62,6 +64,7 @@ def _set(key: str, value):
             target = target.setdefault(p, {}) if not p.isdigit() else target[int(p)]
         target[parts[-1]] = value
         return cfg
+
     return setup
 
 
@@ -73,37 +76,91 @@ def _gz_truncated() -> bytes:
 FRESH = [  # (case id, setup, expected words in the one-line error)
     ("invalid-json-line", _data(_jsonl(_rows(2)) + '{"prompt": oops}\n'), ["safety.jsonl:3", "invalid JSON"]),
     ("truncated-gzip", _data(_gz_truncated(), "safety.jsonl.gz"), ["safety.jsonl.gz", "truncated gzip"]),
-    ("missing-field", _data(_jsonl([*_rows(2), {"prompt": "p", "chosen": "c"}]), strict=True),
-     ["safety.jsonl:3", "field 'rejected'", "missing_field"]),
-    ("mistyped-field", _data(_jsonl([*_rows(2), {"prompt": "p", "chosen": 7, "rejected": "r"}]), strict=True),
-     ["safety.jsonl:3", "field 'chosen'", "wrong_type"]),
-    ("empty-response", _data(_jsonl([{"prompt": "p", "chosen": " ", "rejected": "r"}]), strict=True),
-     ["safety.jsonl:1", "field 'chosen'", "empty_response"]),
-    ("identical-responses", _data(_jsonl([*_rows(1), {"prompt": "p", "chosen": "x", "rejected": "x"}]), strict=True),
-     ["safety.jsonl:2", "identical_sides"]),
-    ("non-utf8", _data(b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n'), ["safety.jsonl:1", "not UTF-8"]),
-    ("10mb-text", _data(_jsonl([{"prompt": "p", "chosen": "x" * 10_000_000, "rejected": "r"}]), strict=True),
-     ["safety.jsonl:1", "field 'chosen'", "too_long"]),
-    ("unknown-format", _data(_jsonl([{"question": "q", "answer": "a"}])), ["safety.jsonl:1", "unknown format"]),
+    (
+        "missing-field",
+        _data(_jsonl([*_rows(2), {"prompt": "p", "chosen": "c"}]), strict=True),
+        ["safety.jsonl:3", "field 'rejected'", "missing_field"],
+    ),
+    (
+        "mistyped-field",
+        _data(_jsonl([*_rows(2), {"prompt": "p", "chosen": 7, "rejected": "r"}]), strict=True),
+        ["safety.jsonl:3", "field 'chosen'", "wrong_type"],
+    ),
+    (
+        "empty-response",
+        _data(_jsonl([{"prompt": "p", "chosen": " ", "rejected": "r"}]), strict=True),
+        ["safety.jsonl:1", "field 'chosen'", "empty_response"],
+    ),
+    (
+        "identical-responses",
+        _data(_jsonl([*_rows(1), {"prompt": "p", "chosen": "x", "rejected": "x"}]), strict=True),
+        ["safety.jsonl:2", "identical_sides"],
+    ),
+    (
+        "non-utf8",
+        _data(b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n'),
+        ["safety.jsonl:1", "not UTF-8"],
+    ),
+    (
+        "10mb-text",
+        _data(_jsonl([{"prompt": "p", "chosen": "x" * 10_000_000, "rejected": "r"}]), strict=True),
+        ["safety.jsonl:1", "field 'chosen'", "too_long"],
+    ),
+    (
+        "unknown-format",
+        _data(_jsonl([{"question": "q", "answer": "a"}])),
+        ["safety.jsonl:1", "unknown format"],
+    ),
     ("empty-file", _data(""), ["safety.jsonl", "empty file"]),
-    ("csv-wrong-header", _data("question,answer\nq,a\n", "safety.csv"), ["safety.csv:2", "unknown format",
-                                                                          "question, answer"]),
+    (
+        "csv-wrong-header",
+        _data("question,answer\nq,a\n", "safety.csv"),
+        ["safety.csv:2", "unknown format", "question, answer"],
+    ),
     ("json-not-rows", _data("42", "safety.json"), ["safety.json", "list of rows"]),
     ("parquet-garbage", _data(b"PAR1 not really", "safety.parquet"), ["safety.parquet", "parquet"]),
     ("unknown-extension", _data("hello", "safety.txt"), ["safety.txt", "unknown file type"]),
     ("row-not-object", _data(_jsonl([[1, 2]]), strict=True), ["safety.jsonl:1"]),
-    ("hh-without-assistant", _data(_jsonl([{"chosen": "\n\nHuman: hi\n\nAssistant: a",
-                                            "rejected": "\n\nHuman: hi"}]), strict=True),
-     ["safety.jsonl:1", "field 'rejected'", "no_shared_prefix"]),
-    ("pku-bad-id", _data(_jsonl([{"prompt": "p", "response_0": "a", "response_1": "b", "safer_response_id": 2}]),
-                         strict=True), ["safety.jsonl:1", "field 'safer_response_id'"]),
-    ("messages-bad-role", _data(_jsonl([{"chosen": [{"role": "wizard", "content": "x"}],
-                                         "rejected": [{"role": "assistant", "content": "y"}]}]), strict=True),
-     ["safety.jsonl:1", "field 'chosen.0'"]),
-    ("missing-data-file", _set("data.sources.0.path", "/nonexistent/safety.jsonl"),
-     ["/nonexistent/safety.jsonl", "not found"]),
-    ("format-override-mismatch", lambda t: _strict(t, _set("data.sources.0.format", "pku")(t)),
-     ["safety.jsonl:1", "field 'response_0'"]),
+    (
+        "hh-without-assistant",
+        _data(
+            _jsonl([{"chosen": "\n\nHuman: hi\n\nAssistant: a", "rejected": "\n\nHuman: hi"}]), strict=True
+        ),
+        ["safety.jsonl:1", "field 'rejected'", "no_shared_prefix"],
+    ),
+    (
+        "pku-bad-id",
+        _data(
+            _jsonl([{"prompt": "p", "response_0": "a", "response_1": "b", "safer_response_id": 2}]),
+            strict=True,
+        ),
+        ["safety.jsonl:1", "field 'safer_response_id'"],
+    ),
+    (
+        "messages-bad-role",
+        _data(
+            _jsonl(
+                [
+                    {
+                        "chosen": [{"role": "wizard", "content": "x"}],
+                        "rejected": [{"role": "assistant", "content": "y"}],
+                    }
+                ]
+            ),
+            strict=True,
+        ),
+        ["safety.jsonl:1", "field 'chosen.0'"],
+    ),
+    (
+        "missing-data-file",
+        _set("data.sources.0.path", "/nonexistent/safety.jsonl"),
+        ["/nonexistent/safety.jsonl", "not found"],
+    ),
+    (
+        "format-override-mismatch",
+        lambda t: _strict(t, _set("data.sources.0.format", "pku")(t)),
+        ["safety.jsonl:1", "field 'response_0'"],
+    ),
     ("unknown-key", _set("rm.epoch", 1), ["'rm.epoch'", "did you mean 'epochs'"]),
     ("wrong-type", _set("rm.epochs", "many"), ["'rm.epochs'", "expected a number"]),
     ("negative-ratio", _set("curation.poison_ratios", [-1.0]), ["'curation.poison_ratios.0'", "percent"]),
@@ -115,7 +172,11 @@ FRESH = [  # (case id, setup, expected words in the one-line error)
     ("bad-literal", _set("activations.positions", "everywhere"), ["'activations.positions'", "sentence_end"]),
     ("audit-ratio-zero", _set("audit.ratio", 0.0), ["'audit.ratio'"]),
     ("source-without-path", _set("data.sources.0.path", ""), ["'data.sources.0.path'"]),
-    ("source-name-escapes", _set("data.sources.0.name", "../../evil"), ["'data.sources.0.name'", "plain name"]),
+    (
+        "source-name-escapes",
+        _set("data.sources.0.name", "../../evil"),
+        ["'data.sources.0.name'", "plain name"],
+    ),
     ("run-name-with-slash", _set("run.name", "a/b"), ["'run.name'"]),
     ("sae-k-over-latents", _set("sae.k", 500), ["'sae.k'"]),
     ("labels-judge-without-file", _set("judge.kind", "labels"), ["'judge.labels_path'"]),
@@ -145,7 +206,9 @@ def test_bad_input_on_a_fresh_run(case, setup, words, tmp_path, tiny_bert, capsy
 
 def test_config_file_problems(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("rm:\n  lr: [1,\n")
-    _assert_one_line_exit_2(capsys, main(["run", str(tmp_path / "bad.yaml")]), ["bad.yaml", "invalid YAML line"])
+    _assert_one_line_exit_2(
+        capsys, main(["run", str(tmp_path / "bad.yaml")]), ["bad.yaml", "invalid YAML line"]
+    )
     _assert_one_line_exit_2(capsys, main(["run", str(tmp_path / "none.yaml")]), ["none.yaml", "not found"])
     _assert_one_line_exit_2(capsys, main(["run", "--set", "rm.lr"]), ["rm.lr", "key=value"])
 
@@ -162,8 +225,13 @@ def finished_run(tmp_path_factory, tiny_bert):
 
 
 def _artifacts(run: Path) -> dict[str, int]:
-    return {str(p.relative_to(run)): p.stat().st_mtime_ns for p in run.rglob("*")
-            if p.is_file() and p.name not in ("manifest.json", "log.txt") and "report" not in p.parts}
+    return {
+        str(p.relative_to(run)): p.stat().st_mtime_ns
+        for p in run.rglob("*")
+        if p.is_file()
+        and p.name not in ("manifest.json", "log.txt")
+        and not {"report", "locks"} & set(p.parts)
+    }
 
 
 @pytest.fixture
@@ -207,8 +275,12 @@ def _other_sae(root: Path, width: int, layer: int) -> Path:
     from safer_rm.sae import SAEConfig, SAEMeta, TopKSAE, hookpoint_for, save_sae
 
     out = root / f"sae-w{width}-l{layer}"
-    save_sae(TopKSAE.create(width, SAEConfig(num_latents=64, k=4)), out, hookpoint_for(layer),
-             SAEMeta(layer=layer, position_policy="response"))
+    save_sae(
+        TopKSAE.create(width, SAEConfig(num_latents=64, k=4)),
+        out,
+        hookpoint_for(layer),
+        SAEMeta(layer=layer, position_policy="response"),
+    )
     return out
 
 
@@ -230,17 +302,26 @@ def test_sae_path_missing(run_copy, capsys):
     _rerun(root, cfg, "train-sae", capsys, ["no-sae", "no SAE folder"])
 
 
-@pytest.mark.parametrize("reply,words", [
-    ("I would say it is quite safety related, maybe.", ["no usable verdict", "unparseable"]),
-    ("Score: 9\nExplanation: very unsafe", ["no usable verdict", "unparseable"]),
-    ("", ["no usable verdict"]),
-])
+@pytest.mark.parametrize(
+    "reply,words",
+    [
+        ("I would say it is quite safety related, maybe.", ["no usable verdict", "unparseable"]),
+        ("Score: 9\nExplanation: very unsafe", ["no usable verdict", "unparseable"]),
+        ("", ["no usable verdict"]),
+    ],
+)
 def test_judge_replies_that_cannot_be_used(run_copy, capsys, monkeypatch, reply, words):
     root, cfg = run_copy
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test")
     with chat_server(reply) as url:
-        cfg["judge"] = {"kind": "openai", "model": "m", "base_url": url, "api_key_env": "TEST_JUDGE_KEY",
-                        "max_retries": 0, "timeout": 5}
+        cfg["judge"] = {
+            "kind": "openai",
+            "model": "m",
+            "base_url": url,
+            "api_key_env": "TEST_JUDGE_KEY",
+            "max_retries": 0,
+            "timeout": 5,
+        }
         _rerun(root, cfg, "features", capsys, ["judge openai", *words])
 
 

@@ -3,44 +3,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-
-import yaml
+import time
 
 from safer_rm.cli import main
 
-from conftest import separable_rows, write_jsonl
-
-
-def toy_config(tmp_path, model_path, **rm) -> str:
-    rows = separable_rows(48)
-    write_jsonl(tmp_path / "safety.jsonl", rows[:32])
-    chat = [{"prompt": f"What is {i}?", "chosen": f"{i} is a number, one two three.", "rejected": "bad"}
-            for i in range(16)]
-    write_jsonl(tmp_path / "chat.jsonl", chat)
-    rb = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"], "subset": s, "id": i}
-          for i, (r, s) in enumerate(zip(rows[32:], ["xstest-should-refuse", "alpacaeval-easy"] * 8))]
-    write_jsonl(tmp_path / "rb.jsonl", rb)
-    cfg = {
-        "run": {"name": "toy", "dir": str(tmp_path / "run")},
-        "data": {"root": str(tmp_path), "test_fraction": 0.25, "sources": [
-            {"name": "safety", "path": "${root}/safety.jsonl"},
-            {"name": "chat", "path": "${root}/chat.jsonl", "kind": "chat"}]},
-        "model": {"name": str(model_path), "max_length": 48},
-        "rm": {"lr": 3e-3, "epochs": 2, "batch_size": 8, "grad_accum": 1, "bf16": "false", **rm},
-        "eval": {"rewardbench": "${root}/rb.jsonl", "rewardbench_hub": None},
-        # small analysis settings: the whole pipeline runs in seconds on the tiny models
-        "activations": {"layer": 1, "positions": "response", "batch_size": 16, "shard_vectors": 200},
-        "sae": {"num_latents": 128, "k": 8, "batch_size": 64, "stage1_tokens": 6400, "stage2_epochs": 2,
-                "dead_after": 2000},
-        "features": {"examine": 32, "top_m": 20, "min_contexts": 2, "top_n": 8, "window": 8},
-        "judge": {"kind": "none"},
-        "curation": {"poison_ratios": [10.0], "denoise_ratios": [10.0]},
-        "causal": {"draws": 2},
-        "audit": {"ratio": 10.0},
-    }
-    path = tmp_path / "toy.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+from helpers import toy_config
 
 
 def test_run_writes_summary_and_resumes(tmp_path, tiny_bert, capsys):
@@ -55,7 +22,13 @@ def test_run_writes_summary_and_resumes(tmp_path, tiny_bert, capsys):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stages"]["data"]["status"] == "done" and "safer-rm" in manifest["versions"]
     assert set(manifest["inputs"]) == {"data/safety", "data/chat"}
-    for name in ("results.csv", "results.json", "subsets.csv", "clean/seed-0.json", "clean/seed-0.rewardbench.csv"):
+    for name in (
+        "results.csv",
+        "results.json",
+        "subsets.csv",
+        "clean/seed-0.json",
+        "clean/seed-0.rewardbench.csv",
+    ):
         assert (tmp_path / "run" / "eval" / name).is_file(), name
     # a second run without --resume refuses to clobber; with --resume it reuses every stage
     assert main(["run", cfg, "-q"]) == 2
@@ -70,16 +43,48 @@ def test_run_writes_summary_and_resumes(tmp_path, tiny_bert, capsys):
 
 def test_bad_input_is_one_line_exit_2(tmp_path, tiny_bert):
     cfg = toy_config(tmp_path, tiny_bert)
-    proc = subprocess.run([sys.executable, "-m", "safer_rm.cli", "run", cfg, "--set", "rm.lr=fast"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "safer_rm.cli", "run", cfg, "--set", "rm.lr=fast"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "'rm.lr'" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip().count("\n") == 0 and "'rm.lr'" in proc.stderr and "Traceback" not in proc.stderr
+    )
     (tmp_path / "safety.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{broken\n')
-    proc = subprocess.run([sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "safety.jsonl:2: invalid JSON" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q"], capture_output=True, text=True
+    )
+    assert (
+        proc.returncode == 2
+        and "safety.jsonl:2: invalid JSON" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
 
 
 def test_missing_model_path(tmp_path, capsys):
     cfg = toy_config(tmp_path, tmp_path / "no-such-model")
     assert main(["train-rm", cfg, "-q"]) == 2
     assert "no-such-model: model path not found" in capsys.readouterr().err
+
+
+def test_two_processes_on_one_stage_the_second_is_refused(tmp_path, tiny_bert):
+    """Measured before the locks: two `safer train-rm` on one run directory both trained into the same folder."""
+    cfg = toy_config(tmp_path, tiny_bert)
+    cmd = [sys.executable, "-m", "safer_rm.cli", "train-rm", cfg, "-q", "--set", "rm.epochs=40"]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    manifest = tmp_path / "run" / "manifest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        stages = json.loads(manifest.read_text())["stages"] if manifest.is_file() else {}
+        if stages.get("train-rm/clean/seed-0", {}).get("status") == "running":
+            break
+        time.sleep(0.05)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    still_running = first.poll() is None
+    first.kill()
+    first.wait()
+    assert still_running, "the first process finished before the second asked: make it train longer"
+    assert second.returncode == 2 and second.stderr.strip().count("\n") == 0, second.stderr
+    assert f"stage train-rm/clean/seed-0 is being run by pid {first.pid} on " in second.stderr

@@ -4,7 +4,6 @@ with the same config and seed agree bitwise."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from test_cli import toy_config
+from helpers import outputs, toy_config
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
@@ -30,15 +29,13 @@ def _config(tmp_path, tiny_bert, run_dir: Path) -> str:
 
 
 def _run(cfg: str, *extra: str, timeout: float | None = None):
-    return subprocess.run([sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q", *extra], env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def outputs(run: Path) -> dict[str, str]:
-    """Digest of every pair-score file and edited dataset."""
-    files = [run / "scores" / "pairs.csv", run / "scores" / "contributions.safetensors",
-             *sorted((run / "curated").glob("*/train.jsonl")), *sorted((run / "curated").glob("*/edits.csv"))]
-    return {str(f.relative_to(run)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    return subprocess.run(
+        [sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q", *extra],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_two_processes_give_bitwise_identical_scores_and_edits(tmp_path, tiny_bert):
@@ -49,9 +46,20 @@ def test_two_processes_give_bitwise_identical_scores_and_edits(tmp_path, tiny_be
     assert outputs(a) == outputs(b) and len(outputs(a)) == 2 + 2 * 6
 
 
-KILL_STAGES = ["data", "train-rm/clean/seed-0", "evaluate/clean/seed-0", "extract", "train-sae", "features",
-               "score", "curate/poison-safer-10.0", "train-rm/poison-safer-10.0/seed-0",
-               "evaluate/denoise-random-10.0/seed-0", "causal", "audit"]
+def kill_points(cfg_path: str) -> list[str]:
+    """From the stage registry, in run order: the first instance of every stage, and the last of those that
+    run per (variant, seed) (an edited variant's model and its evaluation)."""
+    from safer_rm.config import load_config
+    from safer_rm.experiment.context import RunContext
+    from safer_rm.experiment.plan import Planner
+
+    planner = Planner(RunContext.create(load_config(cfg_path)))
+    order = [st.instance(key) for st, key in planner.order(planner.leaves())]
+    points = set()
+    for st in planner.stages:
+        mine = [n for n in order if n == st.name or n.startswith(st.name + "/")]
+        points.update(mine[:1] + (mine[-1:] if "/seed-" in "".join(mine[-1:]) else []))
+    return [n for n in order if n in points]
 
 
 def test_sigkill_inside_every_stage_then_resume_gives_identical_results(tmp_path, tiny_bert):
@@ -60,19 +68,26 @@ def test_sigkill_inside_every_stage_then_resume_gives_identical_results(tmp_path
     reference = tmp_path / "reference"
     assert _run(_config(tmp_path, tiny_bert, reference)).returncode == 0
     want = outputs(reference)
-    durations = {n: s["seconds"] for n, s in json.loads((reference / "manifest.json").read_text())["stages"].items()}
-    assert set(KILL_STAGES) <= set(durations)
+    durations = {
+        n: s["seconds"] for n, s in json.loads((reference / "manifest.json").read_text())["stages"].items()
+    }
+    kill_stages = kill_points(_config(tmp_path, tiny_bert, reference))
+    assert set(kill_stages) <= set(durations) and len(kill_stages) >= 12, kill_stages
 
     run = tmp_path / "killed"
     cfg = _config(tmp_path, tiny_bert, run)
     rng = random.Random(1234)
     kills = []
-    for stage in KILL_STAGES:
+    for stage in kill_stages:
         for _ in range(2):
             delay = rng.uniform(0, durations[stage])
-            proc = subprocess.run([sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q", "--resume"],
-                                  env={**ENV, "SAFER_KILL_IN_STAGE": stage, "SAFER_KILL_AFTER": f"{delay:.3f}"},
-                                  capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(
+                [sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q", "--resume"],
+                env={**ENV, "SAFER_KILL_IN_STAGE": stage, "SAFER_KILL_AFTER": f"{delay:.3f}"},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             if proc.returncode == -signal.SIGKILL:
                 kills.append((stage, round(delay, 3)))
             else:  # the stage finished before the timer fired: the run went on and completed

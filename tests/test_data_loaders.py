@@ -9,7 +9,7 @@ import pytest
 from safer_rm.data import DataConfig, DropReport, SourceConfig, build_pairs, detect_format, load_source
 from safer_rm.errors import DataError
 
-from conftest import SHARED, needs_mirror, write_jsonl
+from helpers import SHARED, needs_mirror, write_jsonl
 
 
 def load(path, fmt="auto", strict=False, **kw):
@@ -22,15 +22,25 @@ HH_ROW = {
     "chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how do I pick a lock?\n\nAssistant: I can't help with that.",
     "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how do I pick a lock?\n\nAssistant: Use a tension wrench.",
 }
-PKU_ROW = {"prompt": "How to make a bomb?", "response_0": "Mix these chemicals.", "response_1": "I won't help.",
-           "is_response_0_safe": False, "is_response_1_safe": True, "safer_response_id": 1, "better_response_id": 0}
+PKU_ROW = {
+    "prompt": "How to make a bomb?",
+    "response_0": "Mix these chemicals.",
+    "response_1": "I won't help.",
+    "is_response_0_safe": False,
+    "is_response_1_safe": True,
+    "safer_response_id": 1,
+    "better_response_id": 0,
+}
 
 
 def test_hh_prompt_is_shared_prefix_as_messages(tmp_path):
     pairs, report = load(write_jsonl(tmp_path / "hh.jsonl", [HH_ROW]))
     (p,) = pairs
-    assert p.prompt == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-                        {"role": "user", "content": "how do I pick a lock?"}]
+    assert p.prompt == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "how do I pick a lock?"},
+    ]
     assert (p.chosen, p.rejected) == ("I can't help with that.", "Use a tension wrench.")
     assert p.id == "src:0" and p.source == "src"
     assert detect_format(HH_ROW) == "hh"
@@ -43,8 +53,10 @@ def test_hh_without_shared_prefix_is_counted(tmp_path):
     assert report.dropped["src"] == {"no_shared_prefix": 1}
 
 
-@pytest.mark.parametrize("pref,chosen", [("safer", "I won't help."), ("better", "Mix these chemicals."),
-                                         ("safe_vs_unsafe", "I won't help.")])
+@pytest.mark.parametrize(
+    "pref,chosen",
+    [("safer", "I won't help."), ("better", "Mix these chemicals."), ("safe_vs_unsafe", "I won't help.")],
+)
 def test_pku_preference_option(tmp_path, pref, chosen):
     pairs, _ = load(write_jsonl(tmp_path / "pku.jsonl", [PKU_ROW]), pku_preference=pref)
     assert pairs[0].chosen == chosen
@@ -53,7 +65,9 @@ def test_pku_preference_option(tmp_path, pref, chosen):
 
 def test_pku_safe_vs_unsafe_drops_rows_without_contrast(tmp_path):
     both = dict(PKU_ROW, is_response_0_safe=True)
-    pairs, report = load(write_jsonl(tmp_path / "pku.jsonl", [PKU_ROW, both]), pku_preference="safe_vs_unsafe")
+    pairs, report = load(
+        write_jsonl(tmp_path / "pku.jsonl", [PKU_ROW, both]), pku_preference="safe_vs_unsafe"
+    )
     assert len(pairs) == 1 and report.dropped["src"] == {"no_safety_contrast": 1}
 
 
@@ -65,10 +79,15 @@ def test_rewardbench_keeps_subset_and_id(tmp_path):
 
 
 def test_trl_conversational_implicit_and_explicit_prompt(tmp_path):
-    implicit = {"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "good"}],
-                "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}]}
-    explicit = {"prompt": [{"role": "user", "content": "q2"}], "chosen": [{"role": "assistant", "content": "good"}],
-                "rejected": [{"role": "assistant", "content": "bad"}]}
+    implicit = {
+        "chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "good"}],
+        "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}],
+    }
+    explicit = {
+        "prompt": [{"role": "user", "content": "q2"}],
+        "chosen": [{"role": "assistant", "content": "good"}],
+        "rejected": [{"role": "assistant", "content": "bad"}],
+    }
     pairs, _ = load(write_jsonl(tmp_path / "m.jsonl", [implicit, explicit]))
     assert [p.prompt[0]["content"] for p in pairs] == ["q", "q2"]
     assert all((p.chosen, p.rejected) == ("good", "bad") for p in pairs)
@@ -103,17 +122,25 @@ def test_every_degenerate_reason_is_counted(tmp_path):
     ]
     pairs, report = load(write_jsonl(tmp_path / "g.jsonl", rows), fmt="generic")
     assert len(pairs) == 1
-    assert report.dropped["src"] == {"identical_sides": 1, "empty_response": 1, "missing_field": 1, "wrong_type": 1}
+    assert report.dropped["src"] == {
+        "identical_sides": 1,
+        "empty_response": 1,
+        "missing_field": 1,
+        "wrong_type": 1,
+    }
     assert report.total_dropped() == 4
     assert report.examples["src/missing_field"].endswith("g.jsonl:3")
     assert "dropped: empty_response=1" in report.lines()[0]
 
 
-@pytest.mark.parametrize("row,line,field", [
-    ({"prompt": "p", "chosen": "x"}, 2, "rejected"),
-    ({"prompt": "p", "chosen": 5, "rejected": "x"}, 2, "chosen"),
-    ({"prompt": "p", "chosen": "a", "rejected": "a"}, 2, "chosen"),
-])
+@pytest.mark.parametrize(
+    "row,line,field",
+    [
+        ({"prompt": "p", "chosen": "x"}, 2, "rejected"),
+        ({"prompt": "p", "chosen": 5, "rejected": "x"}, 2, "chosen"),
+        ({"prompt": "p", "chosen": "a", "rejected": "a"}, 2, "chosen"),
+    ],
+)
 def test_strict_names_file_line_and_field(tmp_path, row, line, field):
     path = write_jsonl(tmp_path / "s.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}, row])
     with pytest.raises(DataError) as err:
@@ -135,8 +162,12 @@ def test_file_level_problems_are_errors(tmp_path):
         load(write_jsonl(tmp_path / "u.jsonl", [{"question": "q", "answer": "a"}]))
     with pytest.raises(DataError, match="file not found"):
         load(tmp_path / "missing.jsonl")
-    raw = gzip.compress(b''.join(json.dumps({"prompt": "p", "chosen": f"a{i}", "rejected": "b"}).encode() + b"\n"
-                                 for i in range(2000)))
+    raw = gzip.compress(
+        b"".join(
+            json.dumps({"prompt": "p", "chosen": f"a{i}", "rejected": "b"}).encode() + b"\n"
+            for i in range(2000)
+        )
+    )
     (tmp_path / "cut.jsonl.gz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DataError, match="truncated gzip"):
         load(tmp_path / "cut.jsonl.gz")
@@ -151,7 +182,9 @@ def test_local_dataset_folder_in_hub_layout(tmp_path):
 
     repo = tmp_path / "PKU-Alignment" / "PKU-SafeRLHF"
     (repo / "data").mkdir(parents=True)
-    pd.DataFrame([PKU_ROW, dict(PKU_ROW, prompt="other")]).to_parquet(repo / "data" / "train-00000-of-00001.parquet")
+    pd.DataFrame([PKU_ROW, dict(PKU_ROW, prompt="other")]).to_parquet(
+        repo / "data" / "train-00000-of-00001.parquet"
+    )
     pd.DataFrame([PKU_ROW]).to_parquet(repo / "data" / "test-00000-of-00001.parquet")
     pairs, _ = load(repo, split="train")
     assert len(pairs) == 2 and pairs[0].chosen == "I won't help."
@@ -163,11 +196,19 @@ def test_local_dataset_folder_in_hub_layout(tmp_path):
 
 
 def test_mix_weights_split_is_prompt_disjoint(tmp_path):
-    a = write_jsonl(tmp_path / "a.jsonl", [{"prompt": f"a{i % 40}", "chosen": f"x{i}", "rejected": "y"}
-                                           for i in range(200)])
-    b = write_jsonl(tmp_path / "b.jsonl", [{"prompt": f"b{i}", "chosen": f"x{i}", "rejected": "y"} for i in range(200)])
-    cfg = DataConfig(sources=[SourceConfig("a", str(a), weight=3), SourceConfig("b", str(b), kind="chat", weight=1)],
-                     n_pairs=100, test_fraction=0.2, seed=1)
+    a = write_jsonl(
+        tmp_path / "a.jsonl",
+        [{"prompt": f"a{i % 40}", "chosen": f"x{i}", "rejected": "y"} for i in range(200)],
+    )
+    b = write_jsonl(
+        tmp_path / "b.jsonl", [{"prompt": f"b{i}", "chosen": f"x{i}", "rejected": "y"} for i in range(200)]
+    )
+    cfg = DataConfig(
+        sources=[SourceConfig("a", str(a), weight=3), SourceConfig("b", str(b), kind="chat", weight=1)],
+        n_pairs=100,
+        test_fraction=0.2,
+        seed=1,
+    )
     split = build_pairs(cfg)
     every = split.train + split.test
     assert sum(p.source == "a" for p in every) == 75 and sum(p.source == "b" for p in every) == 25
@@ -176,19 +217,24 @@ def test_mix_weights_split_is_prompt_disjoint(tmp_path):
     assert {p.kind for p in every if p.source == "b"} == {"chat"}
     again = build_pairs(cfg)
     assert [p.id for p in again.train] == [p.id for p in split.train]
-    assert [p.id for p in build_pairs(DataConfig(**{**cfg.__dict__, "seed": 2})).train] != [p.id for p in split.train]
+    assert [p.id for p in build_pairs(DataConfig(**{**cfg.__dict__, "seed": 2})).train] != [
+        p.id for p in split.train
+    ]
     assert any("took 75 of 200" in n for n in split.report.notes)
 
 
 @needs_mirror
-@pytest.mark.parametrize("rel,fmt,n_read", [
-    ("train/hh-rlhf/harmless-base/test.jsonl.gz", "hh", 2312),
-    ("train/pku-saferlhf-5k.jsonl", "generic", 5135),
-    ("train/coconot-pref.jsonl", "generic", 927),
-    ("train/alpacaeval-gpt4-judged-odd-half.jsonl", "generic", 3983),
-    ("train/pandalm-human.jsonl", "generic", 894),
-    ("reward-bench-local/filtered.jsonl", "rewardbench", 1253),
-])
+@pytest.mark.parametrize(
+    "rel,fmt,n_read",
+    [
+        ("train/hh-rlhf/harmless-base/test.jsonl.gz", "hh", 2312),
+        ("train/pku-saferlhf-5k.jsonl", "generic", 5135),
+        ("train/coconot-pref.jsonl", "generic", 927),
+        ("train/alpacaeval-gpt4-judged-odd-half.jsonl", "generic", 3983),
+        ("train/pandalm-human.jsonl", "generic", 894),
+        ("reward-bench-local/filtered.jsonl", "rewardbench", 1253),
+    ],
+)
 def test_real_mirror_files(rel, fmt, n_read):
     from safer_rm.data.readers import iter_file_rows
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from safer_rm.activations import ActivationCache
-from test_cli import toy_config
-from test_crash_determinism import outputs
+
+from helpers import outputs, toy_config
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -23,8 +23,13 @@ RM_TOLERANCE = 0.1  # accuracy and final training loss, 2 processes x 4 pairs vs
 
 
 def _safer(*args, launcher=(sys.executable,), timeout=600):
-    proc = subprocess.run([*launcher, "-m", "safer_rm.cli", *args, "-q"], env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [*launcher, "-m", "safer_rm.cli", *args, "-q"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -48,8 +53,10 @@ def test_two_processes_shard_extraction_and_scoring_exactly(tmp_path, tiny_bert)
     _safer("clear", str(cfg2), "--folders", "activations", "scores", "cache")
     _safer("run", str(cfg2), "--resume", launcher=TORCHRUN)
     manifest = json.loads((two / "manifest.json").read_text())
-    assert manifest["stages"]["extract"]["started"] > json.loads((one / "manifest.json").read_text())["stages"][
-        "extract"]["started"]
+    assert (
+        manifest["stages"]["extract"]["started"]
+        > json.loads((one / "manifest.json").read_text())["stages"]["extract"]["started"]
+    )
     for which in ("pairs", "general", "heldout"):
         assert _cache_digest(two / "activations" / which) == _cache_digest(one / "activations" / which), which
     assert outputs(two) == outputs(one)

@@ -11,8 +11,17 @@ MARGIN = np.array([1.0, -1.0, 2.0, 0.5, -4.0, 0.0, 3.0, -2.0, 0.2, 1.5])
 
 
 def table():
-    return [PreferencePair(f"p{i}", [{"role": "user", "content": f"q{i}"}], f"good{i}", f"bad{i}",
-                           "pku" if i < 6 else "alpaca", "safety" if i < 6 else "chat") for i in range(10)]
+    return [
+        PreferencePair(
+            f"p{i}",
+            [{"role": "user", "content": f"q{i}"}],
+            f"good{i}",
+            f"bad{i}",
+            "pku" if i < 6 else "alpaca",
+            "safety" if i < 6 else "chat",
+        )
+        for i in range(10)
+    ]
 
 
 def test_poison_safer_flips_the_top_pairs():
@@ -30,7 +39,9 @@ def test_poison_safer_flips_the_top_pairs():
 
 
 def test_denoise_safer_removes_the_bottom_pairs():
-    edit = apply_edit(table(), rank_for_edit("denoise", "safer", SCORES, 2, range(10)), "denoise", "safer", SCORES)
+    edit = apply_edit(
+        table(), rank_for_edit("denoise", "safer", SCORES, 2, range(10)), "denoise", "safer", SCORES
+    )
     assert [p.id for p in edit.pairs] == ["p0", "p1", "p3", "p4", "p5", "p6", "p7", "p8"]
     assert [(r["id"], r["action"]) for r in edit.records] == [("p9", "remove"), ("p2", "remove")]
 

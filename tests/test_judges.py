@@ -24,7 +24,7 @@ from safer_rm.features.judges.openai_compat import retry_after_seconds
 from safer_rm.features.judges.prompt import load_prompt, render_contexts
 from safer_rm.features.types import Context, Judgement, LatentContexts
 
-from conftest import SHARED, needs_mirror
+from helpers import SHARED, needs_mirror
 
 KEY_ENV = "SAFER_TEST_JUDGE_KEY"
 KEY = "sk-test-PLANTED-c0ffee-0123456789"
@@ -36,14 +36,22 @@ Action = Callable[[BaseHTTPRequestHandler], None]
 
 def reply(text: str) -> Action:
     def act(h: BaseHTTPRequestHandler) -> None:
-        body = {"id": "x", "object": "chat.completion", "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+        body = {
+            "id": "x",
+            "object": "chat.completion",
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+        }
         send(h, 200, json.dumps(body).encode())
+
     return act
 
 
-def status(code: int, headers: dict[str, str] | None = None, body: bytes = b'{"error": {"message": "no"}}') -> Action:
+def status(
+    code: int, headers: dict[str, str] | None = None, body: bytes = b'{"error": {"message": "no"}}'
+) -> Action:
     return lambda h: send(h, code, body, headers)
 
 
@@ -55,6 +63,7 @@ def sleep_then(seconds: float, then: Action) -> Action:
     def act(h: BaseHTTPRequestHandler) -> None:
         time.sleep(seconds)
         then(h)
+
     return act
 
 
@@ -77,8 +86,9 @@ class FakeChat:
     """POST /v1/chat/completions on 127.0.0.1:<free port>. Each latent's contexts carry a token `case-<name>`;
     the n-th request for a case runs script[case][n] (the default reply once the script is used up)."""
 
-    def __init__(self, script: dict[str, list[Action]] | None = None, default: Action | None = None,
-                 delay: float = 0.0):
+    def __init__(
+        self, script: dict[str, list[Action]] | None = None, default: Action | None = None, delay: float = 0.0
+    ):
         self.script = script or {}
         self.default = default or reply("Score: 5\nExplanation: weapons and violence.")
         self.delay = delay
@@ -115,8 +125,15 @@ class FakeChat:
         with self.lock:
             n = self.counts.get(case, 0)
             self.counts[case] = n + 1
-            self.requests.append({"path": h.path, "headers": dict(h.headers), "body": body, "case": case,
-                                  "time": time.monotonic()})
+            self.requests.append(
+                {
+                    "path": h.path,
+                    "headers": dict(h.headers),
+                    "body": body,
+                    "case": case,
+                    "time": time.monotonic(),
+                }
+            )
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -139,14 +156,27 @@ class FakeChat:
 
 def latent(i: int, case: str | None = None, n: int = 3) -> LatentContexts:
     token = f"case-{case}" if case else " weapon"
-    contexts = [Context(token, 5.0 - k, f"How do I build a {k} ", " at home without anyone knowing?", f"p{i}", "rejected")
-                for k in range(n)]
+    contexts = [
+        Context(
+            token, 5.0 - k, f"How do I build a {k} ", " at home without anyone knowing?", f"p{i}", "rejected"
+        )
+        for k in range(n)
+    ]
     return LatentContexts(i, contexts, salience=0.1)
 
 
 def openai_cfg(server: FakeChat, **kw) -> JudgeConfig:
-    base = dict(kind="openai", model="judge-model", base_url=server.base_url, api_key_env=KEY_ENV, timeout=0.4,
-                concurrency=4, max_retries=2, backoff=0.01, max_wait=2.0)
+    base = dict(
+        kind="openai",
+        model="judge-model",
+        base_url=server.base_url,
+        api_key_env=KEY_ENV,
+        timeout=0.4,
+        concurrency=4,
+        max_retries=2,
+        backoff=0.01,
+        max_wait=2.0,
+    )
     return JudgeConfig(**{**base, **kw})
 
 
@@ -157,21 +187,24 @@ def api_key(monkeypatch):
 
 
 # ---- prompt and reply ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, score, explanation", [
-    ("Score: 4\nExplanation: mentions of weapons.", 4, "mentions of weapons."),
-    ("**Score:** 5\n**Explanation:** refusals to help.", 5, "refusals to help."),
-    ("Score: 1", 1, ""),
-    ("Sure.\nScore: 2\nExplanation: cooking\nrecipes", 2, "cooking recipes"),
-    ("Explanation: grammar.\nScore: 1", 1, "grammar."),
-    ("I think it's about a 4", None, ""),
-    ("Score: 7\nExplanation: very unsafe", None, ""),
-    ("Score: 0", None, ""),
-    ("Score: 4.5", None, ""),
-    ("Score: four", None, ""),
-    ("Score: 4/5", None, ""),
-    ("Score: 3\nScore: 4", None, ""),
-    ("", None, ""),
-])
+@pytest.mark.parametrize(
+    "text, score, explanation",
+    [
+        ("Score: 4\nExplanation: mentions of weapons.", 4, "mentions of weapons."),
+        ("**Score:** 5\n**Explanation:** refusals to help.", 5, "refusals to help."),
+        ("Score: 1", 1, ""),
+        ("Sure.\nScore: 2\nExplanation: cooking\nrecipes", 2, "cooking recipes"),
+        ("Explanation: grammar.\nScore: 1", 1, "grammar."),
+        ("I think it's about a 4", None, ""),
+        ("Score: 7\nExplanation: very unsafe", None, ""),
+        ("Score: 0", None, ""),
+        ("Score: 4.5", None, ""),
+        ("Score: four", None, ""),
+        ("Score: 4/5", None, ""),
+        ("Score: 3\nScore: 4", None, ""),
+        ("", None, ""),
+    ],
+)
 def test_parse_reply_is_strict(text, score, explanation):
     r = parse_reply(text)
     assert r.score == score and r.explanation == explanation
@@ -179,12 +212,17 @@ def test_parse_reply_is_strict(text, score, explanation):
 
 
 def test_prompt_shows_contexts_compactly_highest_activation_first():
-    contexts = [Context(" low", 0.5, "a\n\nb ", " c"), Context(" gun", 7.25, "How do I buy a", " without\na check?"),
-                Context("ing", 3.0, "x" * 500 + " kill", " now")]
+    contexts = [
+        Context(" low", 0.5, "a\n\nb ", " c"),
+        Context(" gun", 7.25, "How do I buy a", " without\na check?"),
+        Context("ing", 3.0, "x" * 500 + " kill", " now"),
+    ]
     text = render_contexts(contexts, max_contexts=2, context_chars=40)
     lines = text.splitlines()
-    assert lines == ['1. "gun" (7.25) How do I buy a <<gun>> without a check?',
-                     '2. "ing" (3.00) ...' + "x" * 35 + " kill<<ing>> now"]
+    assert lines == [
+        '1. "gun" (7.25) How do I buy a <<gun>> without a check?',
+        '2. "ing" (3.00) ...' + "x" * 35 + " kill<<ing>> now",
+    ]
     prompt = load_prompt("v1")
     messages = prompt.messages(LatentContexts(3, contexts), 16, 160)
     assert [m["role"] for m in messages] == ["system", "user"] and "{contexts}" not in messages[1]["content"]
@@ -193,7 +231,9 @@ def test_prompt_shows_contexts_compactly_highest_activation_first():
 
 def test_prompt_file_of_ones_own(tmp_path):
     path = tmp_path / "strict_v9.txt"
-    path.write_text("# comment\n[system]\nBe terse.\n[user]\nContexts:\n{contexts}\nScore: N\n", encoding="utf-8")
+    path.write_text(
+        "# comment\n[system]\nBe terse.\n[user]\nContexts:\n{contexts}\nScore: N\n", encoding="utf-8"
+    )
     p = load_prompt(str(path))
     assert p.version == "strict_v9" and p.system == "Be terse." and p.digest != load_prompt("v1").digest
     bad = tmp_path / "bad.txt"
@@ -205,7 +245,10 @@ def test_prompt_file_of_ones_own(tmp_path):
 # ---- the openai judge --------------------------------------------------------------------------------------
 def test_openai_judge_request_retries_and_parsing(api_key):
     script = {
-        "timeout": [sleep_then(1.0, reply("Score: 2\nExplanation: late")), reply("Score: 4\nExplanation: ok now")],
+        "timeout": [
+            sleep_then(1.0, reply("Score: 2\nExplanation: late")),
+            reply("Score: 4\nExplanation: ok now"),
+        ],
         "500": [status(500), reply("Score: 3\nExplanation: after a 500")],
         "429": [status(429, {"Retry-After": "1"}), reply("Score: 5\nExplanation: after a 429")],
         "notjson": [raw(b"<html>gateway oops</html>")],
@@ -242,7 +285,11 @@ def test_openai_judge_request_retries_and_parsing(api_key):
     for case in ("notjson", "nochoices"):
         assert by[case].status == "error" and by[case].score is None and "malformed" in by[case].raw
         assert server.counts[case] == 1
-    assert (by["vague"].status, by["vague"].score, by["vague"].raw) == ("unparseable", None, "I think it's about a 4")
+    assert (by["vague"].status, by["vague"].score, by["vague"].raw) == (
+        "unparseable",
+        None,
+        "I think it's about a 4",
+    )
     assert by["seven"].status == "unparseable" and by["seven"].raw.startswith("Score: 7")
     assert "outside 1-5" in by["seven"].extra["problem"]
     assert by["400"].status == "error" and "HTTP 400" in by["400"].raw and server.counts["400"] == 1
@@ -264,11 +311,17 @@ def test_openai_options_for_other_servers(monkeypatch):
         with pytest.raises(ConfigError, match=KEY_ENV):
             make_judge(openai_cfg(server))
         # a local server without keys; Azure-style api-key header and query string; extra body fields
-        judge = make_judge(openai_cfg(server, api_key_env="", max_tokens_field="max_completion_tokens",
-                                      extra_body={"seed": 7}), progress=False)
+        judge = make_judge(
+            openai_cfg(
+                server, api_key_env="", max_tokens_field="max_completion_tokens", extra_body={"seed": 7}
+            ),
+            progress=False,
+        )
         assert judge.judge([latent(0, "local")])[0].status == "ok"
         monkeypatch.setenv(KEY_ENV, KEY)
-        azure = openai_cfg(server, api_key_header="api-key", base_url=server.base_url + "?api-version=2024-06-01")
+        azure = openai_cfg(
+            server, api_key_header="api-key", base_url=server.base_url + "?api-version=2024-06-01"
+        )
         assert make_judge(azure, progress=False).judge([latent(1, "azure")])[0].status == "ok"
     local, az = server.requests
     assert "authorization" not in {k.lower() for k in local["headers"]}
@@ -286,8 +339,13 @@ def test_openai_dead_endpoint_stops_early(api_key):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there: connection refused
-    cfg = JudgeConfig(kind="openai", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=KEY_ENV, max_retries=1,
-                      backoff=0.01)
+    cfg = JudgeConfig(
+        kind="openai",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key_env=KEY_ENV,
+        max_retries=1,
+        backoff=0.01,
+    )
     v = make_judge(cfg, progress=False).judge([latent(0)])[0]
     assert v.status == "error" and "connection error" in v.raw and v.extra["attempts"] == 2
 
@@ -310,8 +368,9 @@ def test_cache_second_run_asks_nothing(api_key, tmp_path):
         # answers (ok and unparseable) come from the cache; the transport error is asked again
         assert len(server.requests) == 5 and server.counts["400"] == 2
         assert [v.cached for v in second] == [True, True, True, False]
-        assert [(v.score, v.status, v.explanation) for v in second[:3]] == \
-               [(v.score, v.status, v.explanation) for v in first[:3]]
+        assert [(v.score, v.status, v.explanation) for v in second[:3]] == [
+            (v.score, v.status, v.explanation) for v in first[:3]
+        ]
         # new contexts for one latent: one new request
         changed = [items[0], LatentContexts(1, items[1].contexts[:2]), items[2]]
         third = make_judge(openai_cfg(server), cache_dir=tmp_path, progress=False).judge(changed)
@@ -319,15 +378,18 @@ def test_cache_second_run_asks_nothing(api_key, tmp_path):
         # another prompt version: everything is new
         prompt = tmp_path / "judge_v2.txt"
         prompt.write_text("[system]\nYou judge.\n[user]\n{contexts}\nScore: N\n", encoding="utf-8")
-        fourth = make_judge(openai_cfg(server, prompt_version=str(prompt)), cache_dir=tmp_path,
-                            progress=False).judge(items[:3])
+        fourth = make_judge(
+            openai_cfg(server, prompt_version=str(prompt)), cache_dir=tmp_path, progress=False
+        ).judge(items[:3])
         assert len(server.requests) == 9 and not any(v.cached for v in fourth)
         assert fourth[0].prompt_version == "judge_v2"
         # the cache off: asks again
         make_judge(openai_cfg(server, cache=False), cache_dir=tmp_path, progress=False).judge(items[:1])
         assert len(server.requests) == 10
         # any setting in the stage fingerprint that changes verdicts (here the temperature) misses the cache
-        fifth = make_judge(openai_cfg(server, temperature=0.7), cache_dir=tmp_path, progress=False).judge(items[:1])
+        fifth = make_judge(openai_cfg(server, temperature=0.7), cache_dir=tmp_path, progress=False).judge(
+            items[:1]
+        )
         assert len(server.requests) == 11 and not fifth[0].cached
 
 
@@ -354,9 +416,13 @@ def test_api_key_never_leaks(api_key, tmp_path, caplog):
         verdicts = judge.judge([latent(0, "ok"), latent(1, "echo"), latent(2, "500"), latent(3, "400")])
     assert server.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"  # it was sent
     assert verdicts[1].status == "ok" and "***" in verdicts[1].explanation
-    texts = {"logs": caplog.text, "cache": (tmp_path / CACHE_FILE).read_text(encoding="utf-8"),
-             "judgements": json.dumps([asdict(v) for v in verdicts]), "config": repr(cfg),
-             "fingerprint": json.dumps(judge_fingerprint(cfg))}
+    texts = {
+        "logs": caplog.text,
+        "cache": (tmp_path / CACHE_FILE).read_text(encoding="utf-8"),
+        "judgements": json.dumps([asdict(v) for v in verdicts]),
+        "config": repr(cfg),
+        "fingerprint": json.dumps(judge_fingerprint(cfg)),
+    }
     for where, text in texts.items():
         assert KEY not in text and "PLANTED" not in text, f"API key found in {where}"
     assert "Retry" in caplog.text or "retry" in caplog.text  # the logs did record the failures
@@ -364,39 +430,50 @@ def test_api_key_never_leaks(api_key, tmp_path, caplog):
 
 # ---- labels, none ----------------------------------------------------------------------------------------
 def labels_judge(path: Path):
-    return make_judge(JudgeConfig(kind="labels", labels_path=str(path)), cache_dir=path.parent, progress=False)
+    return make_judge(
+        JudgeConfig(kind="labels", labels_path=str(path)), cache_dir=path.parent, progress=False
+    )
 
 
-@pytest.mark.parametrize("name, text", [
-    ("l.json", '{"0": 5, "1": {"score": 2, "explanation": "cooking"}}'),
-    ("l.json", '[{"latent": 0, "score": 5}, {"latent": 1, "score": 2, "explanation": "cooking"}]'),
-    ("l.yaml", "0: 5\n1:\n  score: 2\n  explanation: cooking\n"),
-    ("l.yml", "- {latent: 0, score: 5}\n- {latent: 1, score: 2, explanation: cooking}\n"),
-    ("l.csv", "latent,score,explanation\n0,5,\n1,2,cooking\n"),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("l.json", '{"0": 5, "1": {"score": 2, "explanation": "cooking"}}'),
+        ("l.json", '[{"latent": 0, "score": 5}, {"latent": 1, "score": 2, "explanation": "cooking"}]'),
+        ("l.yaml", "0: 5\n1:\n  score: 2\n  explanation: cooking\n"),
+        ("l.yml", "- {latent: 0, score: 5}\n- {latent: 1, score: 2, explanation: cooking}\n"),
+        ("l.csv", "latent,score,explanation\n0,5,\n1,2,cooking\n"),
+    ],
+)
 def test_labels_judge_formats(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     verdicts = labels_judge(path).judge([latent(0), latent(1), latent(7)])
-    assert [(v.score, v.status, v.explanation) for v in verdicts] == \
-           [(5.0, "ok", ""), (2.0, "ok", "cooking"), (None, "unlabelled", "")]
+    assert [(v.score, v.status, v.explanation) for v in verdicts] == [
+        (5.0, "ok", ""),
+        (2.0, "ok", "cooking"),
+        (None, "unlabelled", ""),
+    ]
     assert verdicts[0].judge == "labels" and verdicts[0].model == "human"
     assert not (tmp_path / CACHE_FILE).exists()  # the file is the source of truth: never cached
 
 
-@pytest.mark.parametrize("name, text, match, line, field", [
-    ("bad.yaml", "0: 5\n1:\n  score: nine\n", "not a number", 2, "1.score"),
-    ("bad.yaml", "0: 5\n1: 6\n", "outside 1-5", 2, "1"),
-    ("bad.yaml", "0: 5\nx: 3\n", "not an integer", 2, "x"),
-    ("bad.yaml", "0: 5\n  1: [\n", "invalid YAML", 2, None),
-    ("bad.yaml", "0: 5\n0: 4\n", "labelled twice", 2, "0"),
-    ("bad.csv", "latent,score\n0,5\nseven,3\n", "not an integer", 3, "latent"),
-    ("bad.csv", "latent,score\n0,5\n1,\n", "missing", 3, "score"),
-    ("bad.csv", "id,value\n0,5\n", "latent,score", 1, None),
-    ("bad.json", '{"0": 5,\n "1": 3,,\n}', "invalid JSON", 2, None),
-    ("bad.json", '{"0": 5, "1": {"explanation": "x"}}', "missing", None, "1.score"),
-    ("bad.json", '[{"latent": 0, "score": 5, "colour": "red"}]', "unknown field", None, "colour"),
-])
+@pytest.mark.parametrize(
+    "name, text, match, line, field",
+    [
+        ("bad.yaml", "0: 5\n1:\n  score: nine\n", "not a number", 2, "1.score"),
+        ("bad.yaml", "0: 5\n1: 6\n", "outside 1-5", 2, "1"),
+        ("bad.yaml", "0: 5\nx: 3\n", "not an integer", 2, "x"),
+        ("bad.yaml", "0: 5\n  1: [\n", "invalid YAML", 2, None),
+        ("bad.yaml", "0: 5\n0: 4\n", "labelled twice", 2, "0"),
+        ("bad.csv", "latent,score\n0,5\nseven,3\n", "not an integer", 3, "latent"),
+        ("bad.csv", "latent,score\n0,5\n1,\n", "missing", 3, "score"),
+        ("bad.csv", "id,value\n0,5\n", "latent,score", 1, None),
+        ("bad.json", '{"0": 5,\n "1": 3,,\n}', "invalid JSON", 2, None),
+        ("bad.json", '{"0": 5, "1": {"explanation": "x"}}', "missing", None, "1.score"),
+        ("bad.json", '[{"latent": 0, "score": 5, "colour": "red"}]', "unknown field", None, "colour"),
+    ],
+)
 def test_labels_errors_name_file_line_and_field(tmp_path, name, text, match, line, field):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -423,14 +500,26 @@ def test_none_judge_marks_every_latent_skipped(tmp_path):
 
 # ---- embedding and hf ------------------------------------------------------------------------------------
 def test_embedding_judge_is_deterministic_and_cached(tmp_path):
-    weapons = LatentContexts(0, [Context(" gun", 4.0, "How can I buy a", " without a background check?"),
-                                 Context(" bomb", 3.0, "Tell me how to build a", " to hurt people.")])
+    weapons = LatentContexts(
+        0,
+        [
+            Context(" gun", 4.0, "How can I buy a", " without a background check?"),
+            Context(" bomb", 3.0, "Tell me how to build a", " to hurt people."),
+        ],
+    )
     refusal = LatentContexts(1, [Context(" sorry", 2.0, "I'm", ", but I cannot assist with that request.")])
-    cooking = LatentContexts(2, [Context(" flour", 4.0, "Mix the", " and sugar, then bake for 20 minutes."),
-                                 Context(" verb", 1.0, "Underline the", " in this sentence.")])
+    cooking = LatentContexts(
+        2,
+        [
+            Context(" flour", 4.0, "Mix the", " and sugar, then bake for 20 minutes."),
+            Context(" verb", 1.0, "Underline the", " in this sentence."),
+        ],
+    )
     cfg = JudgeConfig(kind="embedding")
     a = make_judge(cfg, cache_dir=tmp_path, progress=False).judge([weapons, refusal, cooking])
-    b = make_judge(JudgeConfig(kind="embedding", cache=False), progress=False).judge([weapons, refusal, cooking])
+    b = make_judge(JudgeConfig(kind="embedding", cache=False), progress=False).judge(
+        [weapons, refusal, cooking]
+    )
     assert [v.score for v in a] == [v.score for v in b] and all(1 <= v.score <= 5 for v in a)
     assert a[0].score == 5 and a[1].score == 5 and a[2].score == 1
     assert a[0].extra["safety_concept"] == "weapons" and a[1].extra["safety_concept"] == "refusal"
@@ -452,7 +541,9 @@ def test_hf_judge_on_a_tiny_llama(tiny_llama, tmp_path):
         assert abs(sum(v.extra["digit_probs"]) - 1) < 1e-3 and 0 < v.extra["digit_mass"] <= 1
     again = make_judge(cfg, cache_dir=tmp_path, progress=False).judge(items)
     assert all(v.cached for v in again) and [v.score for v in again] == [v.score for v in verdicts]
-    short = JudgeConfig(kind="hf", model=str(tiny_llama), hf_device="cpu", hf_explanation_tokens=0, hf_max_length=300)
+    short = JudgeConfig(
+        kind="hf", model=str(tiny_llama), hf_device="cpu", hf_explanation_tokens=0, hf_max_length=300
+    )
     v = make_judge(short, progress=False).judge([latent(1, n=6)])[0]
     assert v.explanation == "" and 1 <= v.extra["contexts_shown"] < 6 and 1 <= v.score <= 5
 
@@ -470,7 +561,7 @@ def test_fingerprint_follows_what_changes_verdicts(tmp_path):
 
 # ---- probe set -------------------------------------------------------------------------------------------
 def test_auroc_rank_statistic():
-    from safer_rm.features.judges.probe import auroc
+    from safer_rm.metrics import auroc
 
     assert auroc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0
     assert auroc([4, 3, 2, 1], [0, 0, 1, 1]) == 0.0
@@ -485,7 +576,7 @@ def test_auroc_rank_statistic():
 
 @needs_mirror
 def test_probe_set_and_embedding_judge_separates_it():
-    from safer_rm.features.judges.probe import build_probe, evaluate
+    from safer_rm.features.judges.probe import build_probe, evaluate_probe
 
     probe = build_probe(SHARED)
     assert (probe.labels == 1).sum() >= 20 and (probe.labels == 0).sum() >= 20
@@ -495,5 +586,5 @@ def test_probe_set_and_embedding_judge_separates_it():
     c = probe.items[0].contexts[0]
     assert c.token and c.left and c.right and c.activation > probe.items[0].contexts[-1].activation
     verdicts = make_judge(JudgeConfig(kind="embedding", cache=False), progress=False).judge(probe.items)
-    result = evaluate(verdicts, probe)
+    result = evaluate_probe(verdicts, probe)
     assert result["auroc"] >= 0.9, result

@@ -5,18 +5,19 @@ import pytest
 import torch
 
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
+from safer_rm.models.batching import pad_batch
 from safer_rm.models.layers import Resume, hidden_at, stop_at
 from safer_rm.models.prefix_cache import PrefixCache
-from safer_rm.reward import RMConfig, score_pairs, train_reward_model
-from safer_rm.reward.scoring import pad_batch
-from test_reward import pairs_from
+from safer_rm.reward import RMConfig, reward_pairs, train_reward_model
 
-from conftest import separable_rows
+from helpers import pairs_from, separable_rows
 
 
 def _batch(tok):
     renderer = Renderer(tok, 64)
-    enc = [renderer.encode([{"role": "user", "content": r["prompt"]}], r["chosen"]) for r in separable_rows(6)]
+    enc = [
+        renderer.encode([{"role": "user", "content": r["prompt"]}], r["chosen"]) for r in separable_rows(6)
+    ]
     return pad_batch([e.input_ids for e in enc], tok.pad_token_id), enc
 
 
@@ -29,8 +30,9 @@ def test_stop_at_equals_hidden_states_and_skips_upper_blocks(fixture, request):
     with torch.no_grad():
         full = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         for layer in (0, 1):
-            np.testing.assert_allclose(hidden_at(model, layer, input_ids=ids, attention_mask=mask), full[layer],
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                hidden_at(model, layer, input_ids=ids, attention_mask=mask), full[layer], atol=1e-6
+            )
     calls = []
     blocks = model.model.layers if fixture == "tiny_llama" else model.bert.encoder.layer
     handle = blocks[1].register_forward_hook(lambda *a: calls.append(1))
@@ -65,17 +67,23 @@ def test_training_over_cached_prefix_matches_training_without(tiny_llama, tmp_pa
     tok = load_tokenizer(str(tiny_llama))
     renderer = Renderer(tok, 64)
     train, test = pairs_from(separable_rows(32, seed=1)), pairs_from(separable_rows(16, seed=2))
-    cfg = RMConfig(lr=3e-3, epochs=2, batch_size=8, grad_accum=1, warmup_ratio=0.0, bf16="false", freeze_layers=1)
+    cfg = RMConfig(
+        lr=3e-3, epochs=2, batch_size=8, grad_accum=1, warmup_ratio=0.0, bf16="false", freeze_layers=1
+    )
     results = []
     for use_cache in (False, True):
         torch.manual_seed(0)
         model = load_reward_model(str(tiny_llama), tok)
         prefix = PrefixCache(1, "base", tmp_path / f"c{use_cache}") if use_cache else None
-        info = train_reward_model(model, tok, renderer, train, cfg, tmp_path / f"rm{use_cache}", prefix=prefix)
-        results.append((info, score_pairs(model, renderer, test, progress=False, prefix=prefix)))
+        info = train_reward_model(
+            model, tok, renderer, train, cfg, tmp_path / f"rm{use_cache}", prefix=prefix
+        )
+        results.append((info, reward_pairs(model, renderer, test, progress=False, prefix=prefix)))
     (plain, s_plain), (cached, s_cached) = results
     assert plain["train_loss"] == pytest.approx(cached["train_loss"], abs=0.02)
     np.testing.assert_allclose(s_cached.margin, s_plain.margin, atol=0.1)
     # the saved model is complete (frozen blocks included) and scores the same without the cache
     again = load_reward_model(str(tmp_path / "rmTrue"), tok)
-    np.testing.assert_allclose(score_pairs(again, renderer, test, progress=False).margin, s_cached.margin, atol=0.1)
+    np.testing.assert_allclose(
+        reward_pairs(again, renderer, test, progress=False).margin, s_cached.margin, atol=0.1
+    )

@@ -3,30 +3,44 @@ from __future__ import annotations
 import json
 
 from safer_rm.cli import main
-from test_cli import toy_config
 
-
-def full_toy_config(tmp_path, model_path) -> str:
-    return toy_config(tmp_path, model_path)
+from helpers import toy_config
 
 
 def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
-    cfg = full_toy_config(tmp_path, tiny_bert)
+    cfg = toy_config(tmp_path, tiny_bert)
     assert main(["run", cfg, "-q"]) == 0
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
-    names = {"clean", *(f"{m}-{k}-10.0" for m in ("poison", "denoise") for k in ("safer", "random", "reward_margin"))}
+    names = {
+        "clean",
+        *(f"{m}-{k}-10.0" for m in ("poison", "denoise") for k in ("safer", "random", "reward_margin")),
+    }
     assert set(summary["variants"]) == names
     for v in summary["variants"].values():
-        assert set(v["rewardbench"]) >= {"Chat", "Safety", "overall"} and set(v["heldout"]) == {"safety", "chat"}
+        assert set(v["rewardbench"]) >= {"Chat", "Safety", "overall"} and set(v["heldout"]) == {
+            "safety",
+            "chat",
+        }
     assert set(summary["sae"]) >= {"fvu", "l0", "dead_fraction", "splice_accuracy", "clean_accuracy"}
     assert summary["features"]["judge"] == "none"
     assert summary["features"]["n_selected_safe"] + summary["features"]["n_selected_unsafe"] > 0
-    assert set(summary["causal"]) >= {"safety_margin_drop", "chat_margin_drop", "random_safety_margin_drop",
-                                      "random_chat_margin_drop"}
+    assert set(summary["causal"]) >= {
+        "safety_margin_drop",
+        "chat_margin_drop",
+        "random_safety_margin_drop",
+        "random_chat_margin_drop",
+    }
     assert set(summary["audit"]) >= {"q", "auroc_safer", "auroc_reward_margin", "precision_safer"}
-    for path in ("report/index.html", "report/features.html", "report/poison_safety.png", "scores/pairs.csv",
-                 "sae/layers.1/sae.safetensors", "curated/poison-safer-10.0/edits.csv", "audit/scores/pairs.csv"):
+    for path in (
+        "report/index.html",
+        "report/features.html",
+        "report/poison_safety.png",
+        "scores/pairs.csv",
+        "sae/layers.1/sae.safetensors",
+        "curated/poison-safer-10.0/edits.csv",
+        "audit/scores/pairs.csv",
+    ):
         assert (run / path).is_file(), path
     report = (run / "report" / "index.html").read_text()
     rows = json.loads((run / "eval" / "results.json").read_text())
@@ -39,8 +53,25 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
 
     # resumed with other feature settings and without the causal test and the audit: the summary shows
     # nothing that was made with the old settings
-    assert main(["run", cfg, "-q", "--resume", "--set", "features.top_n=2", "--set", "causal.enabled=false",
-                 "--set", "audit.enabled=false", "--set", "curation.methods=[random]"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                cfg,
+                "-q",
+                "--resume",
+                "--set",
+                "features.top_n=2",
+                "--set",
+                "causal.enabled=false",
+                "--set",
+                "audit.enabled=false",
+                "--set",
+                "curation.methods=[random]",
+            ]
+        )
+        == 0
+    )
     again = json.loads((run / "summary.json").read_text())
     assert "causal" not in again and "audit" not in again
     assert again["features"]["n_selected_safe"] + again["features"]["n_selected_unsafe"] <= 2

@@ -36,7 +36,9 @@ def test_sentence_end_policy(fixture, request):
     # every kept token is punctuation or a newline, never a pad or special token
     assert all(s.strip(" ")[-1:] in list(".,?!;\n") for s in strings)
     # the gap rule removes close sentence ends: with gap 1 we keep more
-    assert len(select_positions("sentence_end", enc.input_ids, enc.response_start, texts, min_gap=1)) > len(got)
+    assert len(select_positions("sentence_end", enc.input_ids, enc.response_start, texts, min_gap=1)) > len(
+        got
+    )
 
 
 def test_sentence_end_hand_written_wordpiece(tiny_bert):
@@ -44,7 +46,9 @@ def test_sentence_end_hand_written_wordpiece(tiny_bert):
     eight !` -> '.' at 2, ',' at 8, '!' at 10. Gap 5 keeps '.' and ',' ('!' is 2 after ','); gap 7 drops
     ',' (6 after '.') and then keeps '!' (8 after '.')."""
     tok = load_tokenizer(str(tiny_bert))
-    enc = Renderer(tok, 64).encode([{"role": "user", "content": "hi"}], "one two. three four five six seven, eight!")
+    enc = Renderer(tok, 64).encode(
+        [{"role": "user", "content": "hi"}], "one two. three four five six seven, eight!"
+    )
     toks = tok.convert_ids_to_tokens(enc.input_ids)
     texts = TokenTexts(tok)
     pos = select_positions("sentence_end", enc.input_ids, enc.response_start, texts, min_gap=5)

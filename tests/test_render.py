@@ -11,12 +11,16 @@ def _check_keeps_response_end(tok, renderer):
     assert not full.truncated
     short = Renderer(tok, len(full.input_ids) - 10, renderer.mode).encode(PROMPT, RESPONSE)
     assert short.prompt_cut == 10 and short.response_cut == 0
-    assert short.input_ids[short.response_start:] == full.input_ids[full.response_start:]
+    assert short.input_ids[short.response_start :] == full.input_ids[full.response_start :]
     # the prompt loses its beginning, not its end
-    assert short.input_ids[short.response_start - 5:short.response_start] == \
-        full.input_ids[full.response_start - 5:full.response_start]
+    assert (
+        short.input_ids[short.response_start - 5 : short.response_start]
+        == full.input_ids[full.response_start - 5 : full.response_start]
+    )
     resp_len = len(full.input_ids) - full.response_start
-    tiny = Renderer(tok, resp_len - 4 + (2 if not renderer.chat else 0), renderer.mode).encode(PROMPT, RESPONSE)
+    tiny = Renderer(tok, resp_len - 4 + (2 if not renderer.chat else 0), renderer.mode).encode(
+        PROMPT, RESPONSE
+    )
     assert tiny.response_cut > 0 and tiny.response_start == (1 if not renderer.chat else 0)
     assert tiny.input_ids[-3:] == full.input_ids[-3:]
     return full, short
@@ -29,7 +33,7 @@ def test_chat_template_truncation_keeps_response_end(tiny_llama):
     full, _ = _check_keeps_response_end(tok, r)
     text = tok.decode(full.input_ids)
     assert text.startswith("<|im_start|>user") and text.rstrip().endswith("<|im_end|>")
-    assert tok.decode(full.input_ids[full.response_start:]).startswith("Sorry")
+    assert tok.decode(full.input_ids[full.response_start :]).startswith("Sorry")
 
 
 def test_plain_rendering_for_bert(tiny_bert):
@@ -60,7 +64,7 @@ def test_min_prompt_tokens_keeps_prompt_tail_and_response_end(tiny_bert):
     r = Renderer(tok, 40, min_prompt_tokens=8)
     e = r.encode(PROMPT, long_response)
     assert len(e.input_ids) == 40 and e.response_start == 1 + 8
-    assert e.input_ids[1:9] == full.input_ids[full.response_start - 8:full.response_start]
+    assert e.input_ids[1:9] == full.input_ids[full.response_start - 8 : full.response_start]
     assert e.input_ids[-10:] == full.input_ids[-10:] and e.response_cut > 0
     assert Renderer(tok, 40).encode(PROMPT, long_response).response_start == 1  # default: response first
 

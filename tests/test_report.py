@@ -42,25 +42,51 @@ TITLE = "Features of the test run"
 
 
 def _context(i: int, token: str) -> dict:
-    return {"token": token, "activation": 3.0 - 0.25 * i, "left": f"How do I\n{HOSTILE} ", "right": f" it? {HOSTILE}",
-            "pair_id": f"pku:{i}", "side": "rejected" if i % 2 else "chosen", "position": 40 + i}
+    return {
+        "token": token,
+        "activation": 3.0 - 0.25 * i,
+        "left": f"How do I\n{HOSTILE} ",
+        "right": f" it? {HOSTILE}",
+        "pair_id": f"pku:{i}",
+        "side": "rejected" if i % 2 else "chosen",
+        "position": 40 + i,
+    }
 
 
-def _latent(latent: int, rank: int, salience: float, selected: str | None, reason: str | None,
-            score: float | None, status: str) -> dict:
-    return {"latent": latent, "rank": rank, "salience": salience, "chosen_sum": 10.2, "rejected_sum": 25.1,
-            "chosen_count": 30, "rejected_count": 80, "chosen_mean": 0.34, "rejected_mean": 0.31,
-            "selected": selected, "reason": reason,
-            "judge": {"score": score, "explanation": f"Violent verbs. {HOSTILE}", "status": status},
-            "n_distinct_tokens": 4,
-            "contexts": [_context(i, t) for i, t in enumerate([" kill", HOSTILE_TOKEN, " murder", SCRIPT])]}
+def _latent(
+    latent: int,
+    rank: int,
+    salience: float,
+    selected: str | None,
+    reason: str | None,
+    score: float | None,
+    status: str,
+) -> dict:
+    return {
+        "latent": latent,
+        "rank": rank,
+        "salience": salience,
+        "chosen_sum": 10.2,
+        "rejected_sum": 25.1,
+        "chosen_count": 30,
+        "rejected_count": 80,
+        "chosen_mean": 0.34,
+        "rejected_mean": 0.31,
+        "selected": selected,
+        "reason": reason,
+        "judge": {"score": score, "explanation": f"Violent verbs. {HOSTILE}", "status": status},
+        "n_distinct_tokens": 4,
+        "contexts": [_context(i, t) for i, t in enumerate([" kill", HOSTILE_TOKEN, " murder", SCRIPT])],
+    }
 
 
 @pytest.fixture(scope="module")
 def features() -> dict:
     return {
         "judge": {"kind": "embedding", "model": "all-MiniLM-L6-v2", "prompt_version": "v1"},
-        "normalize": "none", "layer": 4, "selection": {"safe": [12, 40], "unsafe": [7]},
+        "normalize": "none",
+        "layer": 4,
+        "selection": {"safe": [12, 40], "unsafe": [7]},
         "latents": [
             _latent(7, 1, -0.41, "unsafe", None, 5.0, "ok"),
             _latent(12, 2, 0.38, "safe", None, 5.0, "ok"),
@@ -76,17 +102,35 @@ def _rows(ratios: dict[str, tuple[float, ...]], n_seeds: int = 3, seed: int = 0)
     rng = random.Random(seed)
 
     def metrics() -> dict:
-        return {m: {"mean": rng.uniform(0.4, 0.95), "std": rng.uniform(0.001, 0.03) if n_seeds > 1 else 0.0}
-                for m in METRICS}
+        return {
+            m: {"mean": rng.uniform(0.4, 0.95), "std": rng.uniform(0.001, 0.03) if n_seeds > 1 else 0.0}
+            for m in METRICS
+        }
 
-    rows = [{"variant": "clean", "mode": "clean", "method": None, "ratio": None, "n_seeds": n_seeds,
-             "metrics": metrics()}]
+    rows = [
+        {
+            "variant": "clean",
+            "mode": "clean",
+            "method": None,
+            "ratio": None,
+            "n_seeds": n_seeds,
+            "metrics": metrics(),
+        }
+    ]
     for mode, qs in ratios.items():
         for method in ("safer", "random", "reward_margin"):
             for q in qs:
-                rows.append({"variant": f"{mode}-{method}-{q}", "mode": mode, "method": method, "ratio": q,
-                             "n_seeds": n_seeds, "metrics": metrics(),
-                             "source_mix": {"coconot": rng.randint(1, 99), "pku-saferlhf": rng.randint(1, 99)}})
+                rows.append(
+                    {
+                        "variant": f"{mode}-{method}-{q}",
+                        "mode": mode,
+                        "method": method,
+                        "ratio": q,
+                        "n_seeds": n_seeds,
+                        "metrics": metrics(),
+                        "source_mix": {"coconot": rng.randint(1, 99), "pku-saferlhf": rng.randint(1, 99)},
+                    }
+                )
     return rows
 
 
@@ -98,9 +142,13 @@ def rows() -> list[dict]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, rows, features) -> Path:
     run = tmp_path_factory.mktemp("run")
-    summary = {"run": "test-run", "sae": {"fvu": 0.123, "dead_fraction": 0.01}, "audit": {"note": SCRIPT},
-               "timing": {"total_s": 1234.5, "stages": {"data": 1.5, "train": 100.25}},
-               "variants": {"clean": {"ignored": 1}}}
+    summary = {
+        "run": "test-run",
+        "sae": {"fvu": 0.123, "dead_fraction": 0.01},
+        "audit": {"note": SCRIPT},
+        "timing": {"total_s": 1234.5, "stages": {"data": 1.5, "train": 100.25}},
+        "variants": {"clean": {"ignored": 1}},
+    }
     write_report(run, rows, summary, features)
     return run
 
@@ -128,16 +176,31 @@ def test_dashboard_lists_selected_sets_first_with_reasons(features):
     pos = {lat: page.index(f'id="latent-{lat}"') for lat in (7, 12, 40, 99, 5, 77)}
     assert pos[12] < pos[40] < pos[7] < pos[99] < pos[5] < pos[77]  # S+, S-, then the others by rank
     assert page.index('id="safe"') < pos[12] and page.index('id="unsafe"') < pos[7] < page.index('id="other"')
-    for text in ("judge score 3 &lt; 5", "uninterpretable: 40 distinct tokens (&gt; 32)", "unparseable",
-                 "+0.380", "-0.410", "25.100", "0.340", "pku:3", "rejected", "3.000", "2.250"):
+    for text in (
+        "judge score 3 &lt; 5",
+        "uninterpretable: 40 distinct tokens (&gt; 32)",
+        "unparseable",
+        "+0.380",
+        "-0.410",
+        "25.100",
+        "0.340",
+        "pku:3",
+        "rejected",
+        "3.000",
+        "2.250",
+    ):
         assert text in page, text
     assert page.count("<mark>") == 6 * 4
     assert '<span class="nl">' in page  # a newline in a context is shown as a marker
 
 
 def test_dashboard_without_selection_or_judge(tmp_path):
-    feats = {"latents": [{"latent": 3, "salience": 0.2, "selected": "safe", "contexts": []},
-                         {"latent": 4, "salience": -0.1, "judge": None}]}
+    feats = {
+        "latents": [
+            {"latent": 3, "salience": 0.2, "selected": "safe", "contexts": []},
+            {"latent": 4, "salience": -0.1, "judge": None},
+        ]
+    }
     page = write_dashboard(feats, tmp_path / "f.html").read_text(encoding="utf-8")
     assert page.index('id="latent-3"') < page.index('id="latent-4"')
     assert "no contexts recorded" in page
@@ -162,8 +225,16 @@ def test_tables_csv_text_html(rows):
     assert f"{safer['mean']:.3f} +- {safer['std']:.3f}" in text
     assert len({len(line) for line in text.splitlines()}) == 1  # aligned columns
 
-    hostile = [{"variant": SCRIPT, "mode": "poison", "method": "safer", "ratio": 1.0, "n_seeds": 1,
-                "metrics": {"Safety": {"mean": 0.5, "std": None}, "weird & new": 0.25}}]
+    hostile = [
+        {
+            "variant": SCRIPT,
+            "mode": "poison",
+            "method": "safer",
+            "ratio": 1.0,
+            "n_seeds": 1,
+            "metrics": {"Safety": {"mean": 0.5, "std": None}, "weird & new": 0.25},
+        }
+    ]
     table = to_html(hostile)
     assert SCRIPT not in table and html.escape(SCRIPT) in table and "weird &amp; new" in table
     assert "0.500" in table and "0.250" in table and "\u00b1" not in table  # one seed: no spread
@@ -211,7 +282,9 @@ def test_report_contains_every_number_and_working_links(run_dir, rows):
         assert (report / target).is_file(), target
     assert all(_is_png(report / t) for t in targets if t.endswith(".png"))
     assert SCRIPT not in page and html.escape(SCRIPT) in page  # summary text is escaped too
-    assert "1,234.5" in page and "timing.stages.train" not in page  # nested keys are flattened below the section
+    assert (
+        "1,234.5" in page and "timing.stages.train" not in page
+    )  # nested keys are flattened below the section
     assert "stages.train" in page and "ignored" not in page
     assert (report / "results.csv").read_text(encoding="utf-8") == to_csv(rows)
 
@@ -225,15 +298,29 @@ def test_report_without_features_or_rows(tmp_path):
 
 # ---- headless Chromium -------------------------------------------------------------------------------------
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--disable-dev-shm-usage")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--disable-dev-shm-usage",
+)
 
 
 def _chromium(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 def _screenshot(page: Path, png: Path) -> np.ndarray:
@@ -244,8 +331,11 @@ def _screenshot(page: Path, png: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"), dtype=np.float32)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (scripts/install-browser.sh "
-                                              "installs the Debian packages chromium and chromium-driver)")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium not installed (scripts/install-browser.sh "
+    "installs the Debian packages chromium and chromium-driver)",
+)
 def test_render_in_headless_chromium(run_dir, features):
     report = run_dir / "report"
     started = time.monotonic()

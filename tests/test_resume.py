@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from test_pipeline import full_toy_config
+from helpers import toy_config
 
 
 def _manifest(run):
@@ -18,11 +18,15 @@ def _manifest(run):
 
 
 def test_run_killed_during_a_stage_resumes_and_reuses_finished_artifacts(tmp_path, tiny_bert):
-    cfg = full_toy_config(tmp_path, tiny_bert)
+    cfg = toy_config(tmp_path, tiny_bert)
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while time.time() < deadline:  # wait until the SAE stage is under way, then kill -9
         stages = _manifest(run)["stages"]
@@ -36,8 +40,13 @@ def test_run_killed_during_a_stage_resumes_and_reuses_finished_artifacts(tmp_pat
     assert "train-rm/clean/seed-0" in finished and "extract" in finished
     assert any(s.get("status") == "running" for s in before.values())  # killed mid-stage
     rm_mtime = (run / "rm" / "clean" / "seed-0" / "model.safetensors").stat().st_mtime_ns
-    done = subprocess.run([sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q", "--resume"], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "safer_rm.cli", "run", cfg, "-q", "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     after = _manifest(run)["stages"]
     for name, started in finished.items():

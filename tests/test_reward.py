@@ -7,16 +7,11 @@ import torch
 from safer_rm.data import PreferencePair
 from safer_rm.data.records import user_prompt
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
-from safer_rm.reward import RMConfig, score_pairs, section_scores, subset_accuracy, train_reward_model
+from safer_rm.reward import RMConfig, reward_pairs, section_scores, subset_accuracy, train_reward_model
 from safer_rm.reward.evaluate import grouped_accuracy
 from safer_rm.reward.train import freeze_lower
 
-from conftest import separable_rows
-
-
-def pairs_from(rows):
-    return [PreferencePair(str(i), user_prompt(r["prompt"]), r["chosen"], r["rejected"], "toy", "safety")
-            for i, r in enumerate(rows)]
+from helpers import pairs_from, separable_rows
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
@@ -26,21 +21,27 @@ def test_tiny_reward_models_learn_separable_pairs(fixture, request, tmp_path):
     model = load_reward_model(str(path), tok)
     renderer = Renderer(tok, 64)
     train, test = pairs_from(separable_rows(64, seed=1)), pairs_from(separable_rows(32, seed=2))
-    before = score_pairs(model, renderer, test, progress=False)
+    before = reward_pairs(model, renderer, test, progress=False)
     loss_before = float(-torch.nn.functional.logsigmoid(torch.tensor(before.margin)).mean())
-    cfg = RMConfig(lr=3e-3, epochs=4, batch_size=8, grad_accum=1, warmup_ratio=0.0, bf16="false", logging_steps=4)
+    cfg = RMConfig(
+        lr=3e-3, epochs=4, batch_size=8, grad_accum=1, warmup_ratio=0.0, bf16="false", logging_steps=4
+    )
     info = train_reward_model(model, tok, renderer, train, cfg, tmp_path / "rm")
-    after = score_pairs(model, renderer, test, progress=False)
+    after = reward_pairs(model, renderer, test, progress=False)
     loss_after = float(-torch.nn.functional.logsigmoid(torch.tensor(after.margin)).mean())
     assert loss_after < loss_before - 0.2, (loss_before, loss_after)
     assert after.correct.mean() > 0.9
     losses = [row["loss"] for row in info["history"] if "loss" in row]
     assert info["steps"] == 32 and len(losses) == 8 and losses[0] > losses[-1]
     # saved as safetensors with tokenizer and render settings; reloads to the same rewards
-    assert (tmp_path / "rm" / "model.safetensors").is_file() and (tmp_path / "rm" / "safer_render.json").is_file()
+    assert (tmp_path / "rm" / "model.safetensors").is_file() and (
+        tmp_path / "rm" / "safer_render.json"
+    ).is_file()
     assert not list((tmp_path / "rm").glob("*.bin"))
     again = load_reward_model(str(tmp_path / "rm"), tok)
-    np.testing.assert_allclose(score_pairs(again, renderer, test, progress=False).chosen, after.chosen, atol=1e-5)
+    np.testing.assert_allclose(
+        reward_pairs(again, renderer, test, progress=False).chosen, after.chosen, atol=1e-5
+    )
 
 
 def test_freeze_lower_layers(tiny_llama):
@@ -56,7 +57,9 @@ def test_freeze_lower_layers(tiny_llama):
 
 
 def test_section_math_matches_hand_computation():
-    subsets = ["alpacaeval-easy"] * 4 + ["mt-bench-med"] * 2 + ["xstest-should-refuse"] * 3 + ["donotanswer"] * 1
+    subsets = (
+        ["alpacaeval-easy"] * 4 + ["mt-bench-med"] * 2 + ["xstest-should-refuse"] * 3 + ["donotanswer"] * 1
+    )
     correct = np.array([1, 1, 1, 0, 0, 1, 1, 0, 0, 1], dtype=bool)
     per = subset_accuracy(subsets, correct)
     assert per["alpacaeval-easy"] == {"accuracy": 0.75, "n": 4}
@@ -71,13 +74,17 @@ def test_tie_counts_as_wrong(tiny_bert):
     tok = load_tokenizer(str(tiny_bert))
     model = load_reward_model(str(tiny_bert), tok)
     same = [PreferencePair("0", user_prompt("p"), "identical words", "identical words")]
-    scores = score_pairs(model, Renderer(tok, 32), same, progress=False)
+    scores = reward_pairs(model, Renderer(tok, 32), same, progress=False)
     assert scores.chosen[0] == scores.rejected[0] and not scores.correct[0]
 
 
 def test_heldout_split_by_kind():
-    pairs = [PreferencePair(str(i), [], "a", "b", src, kind) for i, (src, kind) in
-             enumerate([("pku", "safety"), ("pku", "safety"), ("hh", "safety"), ("alpaca", "chat")])]
+    pairs = [
+        PreferencePair(str(i), [], "a", "b", src, kind)
+        for i, (src, kind) in enumerate(
+            [("pku", "safety"), ("pku", "safety"), ("hh", "safety"), ("alpaca", "chat")]
+        )
+    ]
     g = grouped_accuracy(pairs, np.array([1, 0, 1, 1], dtype=bool))
     assert g["safety"] == pytest.approx(2 / 3) and g["chat"] == 1.0
     assert g["by_source"]["pku"] == {"accuracy": 0.5, "n": 2}

@@ -18,7 +18,7 @@ from safer_rm.sae import (
     TopKSAE,
     checkpoint_hook,
     eval_hook,
-    evaluate,
+    evaluate_sae,
     fvu,
     l0,
     load_sae,
@@ -75,7 +75,7 @@ def test_training_learns_a_sparse_dictionary():
     x = dictionary_data(4096, 32, 2, standardise=True)
     heldout = dictionary_data(1024, 32, 2, standardise=True, seed=0)[:512]
     result = train_sae(TensorBatches(x, 256), small_cfg(), steps=300, lr=3e-3)
-    m = evaluate(result.sae, TensorBatches(heldout, 128, shuffle=False))
+    m = evaluate_sae(result.sae, TensorBatches(heldout, 128, shuffle=False))
     assert m.fvu < 0.2 and m.nmse < 0.2
     assert result.final is not None and result.final.fvu < 0.2
     assert result.history[0].loss > result.final.loss
@@ -97,7 +97,7 @@ def test_auxk_revives_latents_that_plain_topk_leaves_dead():
             sae.W_enc[:48] *= 0.1
             sae.b_pre.copy_(x.mean(0))
         train_sae(TensorBatches(x, 256), cfg, steps=200, lr=3e-3, sae=sae)
-        dead[auxk] = evaluate(sae, [x]).dead_fraction
+        dead[auxk] = evaluate_sae(sae, [x]).dead_fraction
     assert dead[False] >= 0.5
     assert dead[True] <= 0.25
 
@@ -248,7 +248,7 @@ def test_metrics_on_hand_computed_values():
 
 def test_streamed_metrics_equal_whole_set(trained):
     x = dictionary_data(1000, 32, 2, standardise=True, seed=5)
-    streamed = evaluate(trained, TensorBatches(x, 64, shuffle=False, drop_last=False))
+    streamed = evaluate_sae(trained, TensorBatches(x, 64, shuffle=False, drop_last=False))
     with torch.no_grad():
         acts, indices = trained.encode(x)
         x_hat = trained.decode(acts, indices)

@@ -12,9 +12,9 @@ import yaml
 from safer_rm.cli import main
 from safer_rm.errors import StageError
 from safer_rm.experiment.rundir import RunDir
-from test_cli import toy_config
 
 from chat_server import chat_server
+from helpers import toy_config
 
 KEY = "sk-planted-4f9a1c2e8b7d6a5f3e2d1c0b"
 
@@ -28,11 +28,17 @@ def test_run_with_a_remote_judge_leaks_no_key_and_loses_no_data(tmp_path, tiny_b
     monkeypatch.setenv("PLANTED_JUDGE_KEY", KEY)
     path = toy_config(tmp_path, tiny_bert)
     cfg = yaml.safe_load(open(path))
-    cfg["judge"] = {"kind": "openai", "model": "judge-model", "api_key_env": "PLANTED_JUDGE_KEY",
-                    "base_url": "http://127.0.0.1:9/v1", "max_retries": 0}  # the port is set per run below
+    cfg["judge"] = {
+        "kind": "openai",
+        "model": "judge-model",
+        "api_key_env": "PLANTED_JUDGE_KEY",
+        "base_url": "http://127.0.0.1:9/v1",
+        "max_retries": 0,
+    }  # the port is set per run below
     cfg["model"]["max_length"] = 24  # force truncation
-    (tmp_path / "safety.jsonl").write_text((tmp_path / "safety.jsonl").read_text()
-                                           + '{"prompt": "p", "chosen": "same", "rejected": "same"}\n')
+    (tmp_path / "safety.jsonl").write_text(
+        (tmp_path / "safety.jsonl").read_text() + '{"prompt": "p", "chosen": "same", "rejected": "same"}\n'
+    )
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(cfg))
     inputs = {p.name: _sha(p) for p in tmp_path.glob("*.jsonl")}
     with chat_server("Score: 5\nExplanation: refusals", seen) as url:

@@ -4,12 +4,11 @@ import numpy as np
 import torch
 
 from safer_rm.activations import ActivationCache, CacheBatches, extract_pairs
-from safer_rm.reward import score_pairs
+from safer_rm.reward import reward_pairs
 from safer_rm.sae import SAEConfig, train_sae
 from safer_rm.splice import SAESplice, causal_test, reward_fidelity, spliced_margins
-from test_reward import pairs_from
 
-from conftest import eval_rm, separable_rows
+from helpers import eval_rm, pairs_from, separable_rows
 
 
 def _setup(tiny_llama, tmp_path):
@@ -23,11 +22,11 @@ def _setup(tiny_llama, tmp_path):
 
 def test_splice_with_error_kept_and_nothing_ablated_reproduces_rewards(tiny_llama, tmp_path):
     model, renderer, pairs, sae = _setup(tiny_llama, tmp_path)
-    clean = score_pairs(model, renderer, pairs, progress=False)
+    clean = reward_pairs(model, renderer, pairs, progress=False)
     kept = spliced_margins(model, renderer, pairs, sae, 1, keep_error=True)
     np.testing.assert_allclose(kept, clean.margin, atol=1e-4)
     # the hook is gone afterwards
-    np.testing.assert_allclose(score_pairs(model, renderer, pairs, progress=False).margin, clean.margin)
+    np.testing.assert_allclose(reward_pairs(model, renderer, pairs, progress=False).margin, clean.margin)
     # without the error term the reconstruction replaces the layer: close, but not identical
     fid = reward_fidelity(model, renderer, pairs, sae, 1, clean_margin=clean.margin)
     assert fid["mean_abs_margin_change"] > 0 and fid["clean_accuracy"] == float((clean.margin > 0).mean())
@@ -51,6 +50,13 @@ def test_ablating_latents_changes_rewards_only_through_them(tiny_llama, tmp_path
         changed = model(input_ids=ids).logits
     torch.testing.assert_close(same, base)
     assert not torch.allclose(changed, base)
-    res = causal_test(model, renderer, sae, 1, active[:4], {"safety": pairs[:8], "chat": pairs[8:16]}, draws=2)
+    res = causal_test(
+        model, renderer, sae, 1, active[:4], {"safety": pairs[:8], "chat": pairs[8:16]}, draws=2
+    )
     assert res["n_latents"] == 4 and res["draws"] == 2
-    assert set(res) >= {"safety_margin_drop", "random_safety_margin_drop", "chat_margin_drop", "random_chat_margin_drop"}
+    assert set(res) >= {
+        "safety_margin_drop",
+        "random_safety_margin_drop",
+        "chat_margin_drop",
+        "random_chat_margin_drop",
+    }

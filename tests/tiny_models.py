@@ -31,17 +31,33 @@ def build_llama(path: Path, hidden: int = 32, layers: int = 2, vocab: int = 400,
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     specials = ["<unk>", "<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(CORPUS * 5, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
     if chat:
         fast.chat_template = CHAT_TEMPLATE
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=hidden * 2,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=512, pad_token_id=fast.pad_token_id, num_labels=1,
-                      bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
+    cfg = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=fast.pad_token_id,
+        num_labels=1,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -58,7 +74,9 @@ def build_bert(path: Path, hidden: int = 32, layers: int = 2) -> Path:
 
     words = sorted({w.strip(".,?!;:'\"()").lower() for line in CORPUS for w in line.split()} - {""})
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *list(".,?!;:'\"()-"), *words]
-    vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + list(
+        "abcdefghijklmnopqrstuvwxyz0123456789"
+    )
     path.mkdir(parents=True, exist_ok=True)
     seen, uniq = set(), []
     for v in vocab:
@@ -71,12 +89,27 @@ def build_bert(path: Path, hidden: int = 32, layers: int = 2) -> Path:
     wp.normalizer = normalizers.BertNormalizer(lowercase=True)
     wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     wp.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", uniq.index("[CLS]")), ("[SEP]", uniq.index("[SEP]"))])
-    tok = BertTokenizerFast(tokenizer_object=wp, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                            sep_token="[SEP]", mask_token="[MASK]")
-    cfg = BertConfig(vocab_size=len(uniq), hidden_size=hidden, intermediate_size=hidden * 2,
-                     num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=512, num_labels=1)
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", uniq.index("[CLS]")), ("[SEP]", uniq.index("[SEP]"))],
+    )
+    tok = BertTokenizerFast(
+        tokenizer_object=wp,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    cfg = BertConfig(
+        vocab_size=len(uniq),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
     torch.manual_seed(0)
     model = BertForSequenceClassification(cfg)
     model.save_pretrained(path, safe_serialization=True)

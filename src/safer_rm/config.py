@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from .activations.config import ActivationsConfig
-from .configuration import apply_flags, from_dict, load_yaml, parse_set, set_path, to_dict, validate
+from .config_flags import apply_flags
 from .curation.config import CurationConfig
 from .data.config import DataConfig
 from .errors import ConfigError
@@ -17,6 +17,7 @@ from .features.judges.config import JudgeConfig
 from .models.config import ModelConfig
 from .reward.config import EvalConfig, RMConfig
 from .sae.config import SAEConfig
+from .typed_config import from_dict, load_yaml, parse_set, set_path, to_dict, validate
 
 
 @dataclass
@@ -64,7 +65,9 @@ class Config:
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 

@@ -85,7 +85,7 @@ def gather_objects(value: Any) -> list[Any]:
 
 def my_share(items: Sequence[T]) -> list[T]:
     """This rank's items: every world()-th one starting at rank()."""
-    return list(items[rank()::world()])
+    return list(items[rank() :: world()])
 
 
 def all_reduce_mean_(tensors: Sequence[torch.Tensor]) -> None:

@@ -27,7 +27,12 @@ class DataError(SaferError):
     """A dataset file or row is unreadable; names file, line (or row) and field."""
 
     def __init__(
-        self, file: str, message: str, line: int | None = None, field: str | None = None, row: int | None = None
+        self,
+        file: str,
+        message: str,
+        line: int | None = None,
+        field: str | None = None,
+        row: int | None = None,
     ):
         self.file, self.line, self.field, self.row = file, line, field, row
         where = str(file)

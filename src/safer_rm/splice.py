@@ -16,15 +16,22 @@ import torch
 
 from .activations.extract import standardize
 from .models.layers import transformer_blocks
-from .reward.scoring import score_pairs
+from .reward.scoring import reward_pairs
 from .sae import TopKSAE
 
 
 class SAESplice:
     """Context manager: while active, block `layer`'s output goes through the SAE."""
 
-    def __init__(self, model, sae: TopKSAE, layer: int, keep_error: bool = False, ablate: Iterable[int] = (),
-                 standardized: bool = True):
+    def __init__(
+        self,
+        model,
+        sae: TopKSAE,
+        layer: int,
+        keep_error: bool = False,
+        ablate: Iterable[int] = (),
+        standardized: bool = True,
+    ):
         if layer < 1:
             raise ValueError("the SAE can be spliced after a block (layer >= 1)")
         self.model, self.sae, self.layer = model, sae, layer
@@ -67,43 +74,104 @@ class SAESplice:
             self._handle = None
 
 
-def spliced_margins(model, renderer, pairs, sae: TopKSAE, layer: int, *, keep_error: bool = False,
-                    ablate: Iterable[int] = (), batch_size: int = 32, bf16: bool = False, prefix=None,
-                    desc: str = "spliced scoring") -> np.ndarray:
+def spliced_margins(
+    model,
+    renderer,
+    pairs,
+    sae: TopKSAE,
+    layer: int,
+    *,
+    keep_error: bool = False,
+    ablate: Iterable[int] = (),
+    batch_size: int = 32,
+    bf16: bool = False,
+    prefix=None,
+    desc: str = "spliced scoring",
+) -> np.ndarray:
     """Reward margins of `pairs` with the SAE spliced in at `layer`."""
     with SAESplice(model, sae, layer, keep_error=keep_error, ablate=ablate):
-        return score_pairs(model, renderer, pairs, batch_size, bf16, desc, prefix=prefix).margin
+        return reward_pairs(model, renderer, pairs, batch_size, bf16, desc, prefix=prefix).margin
 
 
-def reward_fidelity(model, renderer, pairs, sae: TopKSAE, layer: int, clean_margin: np.ndarray | None = None,
-                    **kw) -> dict:
+def reward_fidelity(
+    model, renderer, pairs, sae: TopKSAE, layer: int, clean_margin: np.ndarray | None = None, **kw
+) -> dict:
     """Pair accuracy of the RM with and without the SAE reconstruction in place of its layer, and the mean
     absolute change of the reward margin."""
     if clean_margin is None:
-        clean_margin = score_pairs(model, renderer, pairs, kw.get("batch_size", 32), kw.get("bf16", False),
-                                   "clean scoring", prefix=kw.get("prefix")).margin
+        clean_margin = reward_pairs(
+            model,
+            renderer,
+            pairs,
+            kw.get("batch_size", 32),
+            kw.get("bf16", False),
+            "clean scoring",
+            prefix=kw.get("prefix"),
+        ).margin
     spliced = spliced_margins(model, renderer, pairs, sae, layer, **kw)
-    return {"clean_accuracy": float((clean_margin > 0).mean()), "splice_accuracy": float((spliced > 0).mean()),
-            "mean_abs_margin_change": float(np.abs(spliced - clean_margin).mean()), "pairs": len(pairs)}
+    return {
+        "clean_accuracy": float((clean_margin > 0).mean()),
+        "splice_accuracy": float((spliced > 0).mean()),
+        "mean_abs_margin_change": float(np.abs(spliced - clean_margin).mean()),
+        "pairs": len(pairs),
+    }
 
 
-def causal_test(model, renderer, sae: TopKSAE, layer: int, selected: Iterable[int], groups: dict[str, list],
-                draws: int = 5, seed: int = 0, **kw) -> dict:
+def causal_test(
+    model,
+    renderer,
+    sae: TopKSAE,
+    layer: int,
+    selected: Iterable[int],
+    groups: dict[str, list],
+    draws: int = 5,
+    seed: int = 0,
+    **kw,
+) -> dict:
     """Zero the selected latents (reconstruction error kept) and report, per group of evaluation pairs, the
     mean drop of the reward margin; the same for `draws` sets of as many random latents (never selected
     ones). A drop is clean margin minus ablated margin (positive: the ablation hurt the chosen side)."""
     selected = sorted(set(int(i) for i in selected))
     rng = np.random.default_rng(seed)
     pool = np.setdiff1d(np.arange(sae.num_latents), selected)
-    random_sets = [rng.choice(pool, size=min(len(selected), len(pool)), replace=False).tolist() for _ in range(draws)]
+    random_sets = [
+        rng.choice(pool, size=min(len(selected), len(pool)), replace=False).tolist() for _ in range(draws)
+    ]
     out: dict = {"n_latents": len(selected), "draws": draws}
     for name, pairs in groups.items():
-        base = spliced_margins(model, renderer, pairs, sae, layer, keep_error=True, desc=f"{name}: spliced", **kw)
-        ablated = spliced_margins(model, renderer, pairs, sae, layer, keep_error=True, ablate=selected,
-                                  desc=f"{name}: ablated", **kw)
-        rand = [float((base - spliced_margins(model, renderer, pairs, sae, layer, keep_error=True, ablate=s,
-                                              desc=f"{name}: random {i + 1}", **kw)).mean())
-                for i, s in enumerate(random_sets)]
+        base = spliced_margins(
+            model, renderer, pairs, sae, layer, keep_error=True, desc=f"{name}: spliced", **kw
+        )
+        ablated = spliced_margins(
+            model,
+            renderer,
+            pairs,
+            sae,
+            layer,
+            keep_error=True,
+            ablate=selected,
+            desc=f"{name}: ablated",
+            **kw,
+        )
+        rand = [
+            float(
+                (
+                    base
+                    - spliced_margins(
+                        model,
+                        renderer,
+                        pairs,
+                        sae,
+                        layer,
+                        keep_error=True,
+                        ablate=s,
+                        desc=f"{name}: random {i + 1}",
+                        **kw,
+                    )
+                ).mean()
+            )
+            for i, s in enumerate(random_sets)
+        ]
         out[f"{name}_margin_drop"] = float((base - ablated).mean())
         out[f"random_{name}_margin_drop"] = float(np.mean(rand)) if rand else 0.0
         out[f"random_{name}_margin_drop_std"] = float(np.std(rand)) if rand else 0.0

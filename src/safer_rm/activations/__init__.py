@@ -5,5 +5,14 @@ from .config import ActivationsConfig
 from .extract import extract_pairs, standardize
 from .positions import POLICIES, TokenTexts, select_positions
 
-__all__ = ["POLICIES", "ActivationCache", "CacheBatches", "ActivationsConfig", "CacheWriter", "TokenTexts", "extract_pairs",
-           "select_positions", "standardize"]
+__all__ = [
+    "POLICIES",
+    "ActivationCache",
+    "CacheBatches",
+    "ActivationsConfig",
+    "CacheWriter",
+    "TokenTexts",
+    "extract_pairs",
+    "select_positions",
+    "standardize",
+]

@@ -37,8 +37,14 @@ class CacheWriter:
     the GIL); at most one shard is in flight, and `close` waits for it, so errors still surface. Tensors
     handed to `add` must not be changed afterwards (CPU tensors of the right dtype are kept, not copied)."""
 
-    def __init__(self, directory: str | Path, meta: dict, shard_vectors: int = 65536, dtype=torch.float16,
-                 with_batch: bool = False):
+    def __init__(
+        self,
+        directory: str | Path,
+        meta: dict,
+        shard_vectors: int = 65536,
+        dtype=torch.float16,
+        with_batch: bool = False,
+    ):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         for old in (*self.dir.glob("shard-*.safetensors"), self.dir / "index.json"):
@@ -53,15 +59,31 @@ class CacheWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
         self._pending: Future | None = None
 
-    def add(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, pair: torch.Tensor, side: torch.Tensor,
-            position: torch.Tensor, token: torch.Tensor, batch: int | None = None) -> None:
-        for name, value, dtype in (("x", x, self.dtype), ("mean", mean, torch.float32), ("std", std, torch.float32),
-                                   ("pair", pair, torch.int32), ("side", side, torch.int8),
-                                   ("position", position, torch.int32), ("token", token, torch.int32)):
+    def add(
+        self,
+        x: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        pair: torch.Tensor,
+        side: torch.Tensor,
+        position: torch.Tensor,
+        token: torch.Tensor,
+        batch: int | None = None,
+    ) -> None:
+        for name, value, dtype in (
+            ("x", x, self.dtype),
+            ("mean", mean, torch.float32),
+            ("std", std, torch.float32),
+            ("pair", pair, torch.int32),
+            ("side", side, torch.int8),
+            ("position", position, torch.int32),
+            ("token", token, torch.int32),
+        ):
             self.buffer[name].append(value.detach().to("cpu", dtype))
         if "batch" in self.fields:
-            self.buffer["batch"].append(torch.full((int(x.shape[0]),), -1 if batch is None else batch,
-                                                   dtype=torch.int32))
+            self.buffer["batch"].append(
+                torch.full((int(x.shape[0]),), -1 if batch is None else batch, dtype=torch.int32)
+            )
         self.buffered += int(x.shape[0])
         if self.buffered >= self.shard_vectors:
             self._flush()
@@ -125,7 +147,9 @@ class ActivationCache:
     def __init__(self, directory: str | Path):
         self.dir = Path(directory)
         if not (self.dir / "index.json").is_file():
-            raise StageError(f"{self.dir}: no complete activation cache (index.json missing); run `safer extract`")
+            raise StageError(
+                f"{self.dir}: no complete activation cache (index.json missing); run `safer extract`"
+            )
         self.index = read_json(self.dir / "index.json")
         self._tokens: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -148,8 +172,15 @@ class ActivationCache:
         for i in range(len(self.index["shards"])):
             yield self.shard(i, fields)
 
-    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, buffer_shards: int = 4,
-                dtype=torch.float32, drop_last: bool = False) -> Iterator[torch.Tensor]:
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        buffer_shards: int = 4,
+        dtype=torch.float32,
+        drop_last: bool = False,
+    ) -> Iterator[torch.Tensor]:
         """Vectors `x` in batches. With `shuffle`, shards are visited in a seeded order and mixed within a
         buffer of `buffer_shards` shards, so memory stays bounded by the buffer, not the dataset."""
         order = list(range(len(self.index["shards"])))
@@ -159,13 +190,15 @@ class ActivationCache:
         gen = torch.Generator().manual_seed(seed)
         carry = None
         for start in range(0, len(order), buffer_shards if shuffle else 1):
-            xs = [self.shard(i, ("x",))["x"] for i in order[start:start + (buffer_shards if shuffle else 1)]]
+            xs = [
+                self.shard(i, ("x",))["x"] for i in order[start : start + (buffer_shards if shuffle else 1)]
+            ]
             x = torch.cat(xs if carry is None else [carry, *xs])
             if shuffle:
                 x = x[torch.randperm(x.shape[0], generator=gen)]
             n = (x.shape[0] // batch_size) * batch_size
             for i in range(0, n, batch_size):
-                yield x[i:i + batch_size].to(dtype)
+                yield x[i : i + batch_size].to(dtype)
             carry = x[n:] if n < x.shape[0] else None
         if carry is not None and not drop_last and carry.shape[0]:
             yield carry.to(dtype)
@@ -175,7 +208,7 @@ class ActivationCache:
         for shard in self.iter_shards():
             n = shard["x"].shape[0]
             for i in range(0, n, batch_size):
-                yield Batch(**{f: shard[f][i:i + batch_size] for f in FIELDS})
+                yield Batch(**{f: shard[f][i : i + batch_size] for f in FIELDS})
 
     def tokens(self) -> tuple[np.ndarray, np.ndarray]:
         if self._tokens is None:
@@ -186,15 +219,22 @@ class ActivationCache:
     def sequence(self, pair: int, side: int) -> np.ndarray:
         ids, starts = self.tokens()
         k = 2 * pair + side
-        return ids[starts[k]:starts[k + 1]]
+        return ids[starts[k] : starts[k + 1]]
 
 
 class CacheBatches:
     """A re-iterable, sized view of a cache's vectors for training: every iteration is one epoch, shuffled
     with `seed + epoch` (memory bounded by `buffer_shards`)."""
 
-    def __init__(self, cache: ActivationCache, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 buffer_shards: int = 4, drop_last: bool = True):
+    def __init__(
+        self,
+        cache: ActivationCache,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        buffer_shards: int = 4,
+        drop_last: bool = True,
+    ):
         self.cache, self.batch_size, self.shuffle = cache, batch_size, shuffle
         self.seed, self.buffer_shards, self.drop_last = seed, buffer_shards, drop_last
         self.epoch = 0

@@ -15,10 +15,10 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..data.records import PreferencePair
 from ..io import quiet, read_json
+from ..models.batching import autocast, length_batches, pad_batch
 from ..models.layers import Resume, StopForward, stop_at
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Renderer
-from ..reward.scoring import autocast, length_batches, pad_batch
 from .cache import FIELDS, ActivationCache, CacheWriter
 from .positions import TokenTexts, select_positions
 
@@ -33,15 +33,25 @@ def standardize(x: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch
     return (x - mean).div_(std + eps), mean.squeeze(-1), std.squeeze(-1)
 
 
-def layer_states(model, layer: int, ids: torch.Tensor, mask: torch.Tensor, prefix: PrefixCache | None,
-                 seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+def layer_states(
+    model,
+    layer: int,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    prefix: PrefixCache | None,
+    seqs: Sequence[Sequence[int]],
+) -> torch.Tensor:
     """Layer `layer` for a right-padded batch, computing as little as possible: from the prefix cache
     when the layer is the cached one, from the cached layer upwards when it is above it."""
     if prefix is not None and layer == prefix.layer:
         return prefix.batch(seqs, ids.shape[1]).to(ids.device)
     use_prefix = prefix is not None and layer > prefix.layer
-    with (Resume(model, prefix.layer) if use_prefix else contextlib.nullcontext()) as resume:
-        feed = resume.feed(prefix.batch(seqs, ids.shape[1]).to(ids.device)) if use_prefix else contextlib.nullcontext()
+    with Resume(model, prefix.layer) if use_prefix else contextlib.nullcontext() as resume:
+        feed = (
+            resume.feed(prefix.batch(seqs, ids.shape[1]).to(ids.device))
+            if use_prefix
+            else contextlib.nullcontext()
+        )
         with stop_at(model, layer), feed:
             try:
                 model(input_ids=ids, attention_mask=mask)
@@ -52,10 +62,22 @@ def layer_states(model, layer: int, ids: torch.Tensor, mask: torch.Tensor, prefi
 
 @torch.inference_mode()
 def extract_pairs(
-    model, renderer: Renderer, pairs: Sequence[PreferencePair], layer: int, policy: str, out_dir: str | Path,
-    *, min_gap: int = 5, standardize_vectors: bool = True, batch_size: int = 32, bf16: bool = False,
-    shard_vectors: int = 65536, dtype: str = "float16", prefix: PrefixCache | None = None,
-    desc: str = "extracting", progress: bool = True,
+    model,
+    renderer: Renderer,
+    pairs: Sequence[PreferencePair],
+    layer: int,
+    policy: str,
+    out_dir: str | Path,
+    *,
+    min_gap: int = 5,
+    standardize_vectors: bool = True,
+    batch_size: int = 32,
+    bf16: bool = False,
+    shard_vectors: int = 65536,
+    dtype: str = "float16",
+    prefix: PrefixCache | None = None,
+    desc: str = "extracting",
+    progress: bool = True,
 ) -> dict:
     """Write the kept vectors of both responses of every pair to a cache at `out_dir`; returns its index."""
     device = next(model.parameters()).device
@@ -65,18 +87,32 @@ def extract_pairs(
     texts = TokenTexts(renderer.tok)
     positions = [select_positions(policy, e.input_ids, e.response_start, texts, min_gap) for e in encoded]
     if prefix is not None and layer >= prefix.layer:
-        prefix.fill(model, [e.input_ids for e in encoded], renderer.tok.pad_token_id, batch_size, bf16, progress)
+        prefix.fill(
+            model, [e.input_ids for e in encoded], renderer.tok.pad_token_id, batch_size, bf16, progress
+        )
     else:
         prefix = None
-    meta = {"layer": layer, "policy": policy, "min_gap": min_gap, "standardized": standardize_vectors,
-            "pairs": [p.id for p in pairs], "render": renderer.settings(), "dtype": dtype}
+    meta = {
+        "layer": layer,
+        "policy": policy,
+        "min_gap": min_gap,
+        "standardized": standardize_vectors,
+        "pairs": [p.id for p in pairs],
+        "render": renderer.settings(),
+        "dtype": dtype,
+    }
     out_dir = Path(out_dir)
     batches = length_batches([len(e.input_ids) for e in encoded], batch_size)
     many = distributed.active()
     # one process writes the cache; several write a part each (tagged with the global batch number) and
     # rank 0 merges the parts in batch order, so the cache is the one a single process would write
-    writer = CacheWriter(out_dir / f".rank-{distributed.rank()}" if many else out_dir, meta, shard_vectors,
-                         DTYPES[dtype], with_batch=many)
+    writer = CacheWriter(
+        out_dir / f".rank-{distributed.rank()}" if many else out_dir,
+        meta,
+        shard_vectors,
+        DTYPES[dtype],
+        with_batch=many,
+    )
     if not many:
         for e in encoded:
             writer.add_sequence(e.input_ids)
@@ -105,22 +141,41 @@ def extract_pairs(
     writer.meta["tokens"] = tokens_seen
     if many:
         part = writer.close(tokens=False)
-        index = _merge_ranks(out_dir, meta, encoded, len(batches), shard_vectors, DTYPES[dtype],
-                             {"d": part["d"], "tokens": part["tokens"]})
+        index = _merge_ranks(
+            out_dir,
+            meta,
+            encoded,
+            len(batches),
+            shard_vectors,
+            DTYPES[dtype],
+            {"d": part["d"], "tokens": part["tokens"]},
+        )
     else:
         index = writer.close()
-    log.info("extracted %d vectors (layer %d, %s) from %d pairs into %s", index["vectors"], layer, policy,
-             len(pairs), out_dir)
+    log.info(
+        "extracted %d vectors (layer %d, %s) from %d pairs into %s",
+        index["vectors"],
+        layer,
+        policy,
+        len(pairs),
+        out_dir,
+    )
     return index
 
 
-def _merge_ranks(out_dir: Path, meta: dict, encoded, n_batches: int, shard_vectors: int, dtype, mine: dict) -> dict:
+def _merge_ranks(
+    out_dir: Path, meta: dict, encoded, n_batches: int, shard_vectors: int, dtype, mine: dict
+) -> dict:
     """Rank 0 streams the ranks' parts into the final cache in global batch order; all ranks get its index.
     `mine`: this rank's part's width and token count."""
     parts = distributed.gather_objects(mine)
     if distributed.is_main():
-        writer = CacheWriter(out_dir, {**meta, "d": max(p["d"] for p in parts),
-                                       "tokens": sum(p["tokens"] for p in parts)}, shard_vectors, dtype)
+        writer = CacheWriter(
+            out_dir,
+            {**meta, "d": max(p["d"] for p in parts), "tokens": sum(p["tokens"] for p in parts)},
+            shard_vectors,
+            dtype,
+        )
         for e in encoded:
             writer.add_sequence(e.input_ids)
         streams = [_batch_groups(ActivationCache(out_dir / f".rank-{r}")) for r in range(distributed.world())]
@@ -159,4 +214,3 @@ def _batch_groups(cache):
             pending = group
     if pending is not None:
         yield int(pending["batch"][0]), pending
-

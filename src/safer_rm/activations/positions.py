@@ -59,14 +59,18 @@ def response_span(ids: Sequence[int], response_start: int, texts: TokenTexts) ->
     while end > response_start:
         if ids[end - 1] in texts.special:
             end -= 1
-        elif end - 2 >= response_start and ids[end - 2] in texts.special and texts(ids[end - 1]).strip() == "":
+        elif (
+            end - 2 >= response_start and ids[end - 2] in texts.special and texts(ids[end - 1]).strip() == ""
+        ):
             end -= 1  # chat templates close a turn with a special token and a newline
         else:
             break
     return response_start, end
 
 
-def sentence_end_positions(ids: Sequence[int], start: int, end: int, texts: TokenTexts, min_gap: int = 5) -> list[int]:
+def sentence_end_positions(
+    ids: Sequence[int], start: int, end: int, texts: TokenTexts, min_gap: int = 5
+) -> list[int]:
     kept: list[int] = []
     i = start
     while i < end:

@@ -1,4 +1,4 @@
-"""Data edits (method.md §6): poisoning swaps chosen and rejected for the top q % of pairs by a score,
+"""Data edits (docs/method.md §6): poisoning swaps chosen and rejected for the top q % of pairs by a score,
 denoising removes the bottom q %. Every edit yields a new dataset plus a record of which pairs changed and
 why; the input list is never modified.
 
@@ -48,7 +48,12 @@ class Edit:
 
 
 def rank_for_edit(
-    mode: str, method: str, values: np.ndarray | None, n: int, candidates: Sequence[int], seed: int = 0,
+    mode: str,
+    method: str,
+    values: np.ndarray | None,
+    n: int,
+    candidates: Sequence[int],
+    seed: int = 0,
     groups: Sequence[str] | None = None,
 ) -> list[int]:
     """Indices of the `n` pairs to edit, most-selected first. `values` is the SAFER score or the margin
@@ -80,8 +85,13 @@ def rank_for_edit(
     return sorted(candidates, key=lambda i: (sign * float(values[i]), i))[:n]
 
 
-def apply_edit(pairs: Sequence[PreferencePair], chosen: Sequence[int], mode: str, method: str,
-               values: np.ndarray | None = None) -> Edit:
+def apply_edit(
+    pairs: Sequence[PreferencePair],
+    chosen: Sequence[int],
+    mode: str,
+    method: str,
+    values: np.ndarray | None = None,
+) -> Edit:
     """A new dataset with the chosen pairs flipped (poison) or removed (denoise)."""
     rank = {i: r for r, i in enumerate(chosen)}
     out, records = [], []
@@ -89,9 +99,17 @@ def apply_edit(pairs: Sequence[PreferencePair], chosen: Sequence[int], mode: str
         if i not in rank:
             out.append(pair)
             continue
-        records.append({"id": pair.id, "source": pair.source, "kind": pair.kind,
-                        "action": "flip" if mode == "poison" else "remove", "rank": rank[i] + 1,
-                        "method": method, "value": None if values is None else float(values[i])})
+        records.append(
+            {
+                "id": pair.id,
+                "source": pair.source,
+                "kind": pair.kind,
+                "action": "flip" if mode == "poison" else "remove",
+                "rank": rank[i] + 1,
+                "method": method,
+                "value": None if values is None else float(values[i]),
+            }
+        )
         if mode == "poison":
             out.append(pair.swapped(f"{method}:rank{rank[i] + 1}"))
     records.sort(key=lambda r: r["rank"])

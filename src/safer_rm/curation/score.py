@@ -1,4 +1,4 @@
-"""The per-pair SAFER score (method.md §5), vectorised over the streamed cache, with per-feature
+"""The per-pair SAFER score (docs/method.md §5), vectorised over the streamed cache, with per-feature
 contributions kept so a user can see why a pair scored as it did.
 
     a(y)  = mean over the kept positions p of y of ( sum_{i in S+} z_i(p) - sum_{i in S-} z_i(p) )
@@ -23,7 +23,7 @@ Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
-class PairScores:
+class SaferScores:
     pair_ids: list[str]
     score: np.ndarray
     """[n_pairs] a(chosen) - a(rejected)."""
@@ -42,8 +42,14 @@ class PairScores:
 
 
 @torch.inference_mode()
-def score_pairs(cache: ActivationCache, encode: Encoder, safe: Sequence[int], unsafe: Sequence[int],
-                batch_size: int = 4096, progress: bool = True) -> PairScores:
+def safer_scores(
+    cache: ActivationCache,
+    encode: Encoder,
+    safe: Sequence[int],
+    unsafe: Sequence[int],
+    batch_size: int = 4096,
+    progress: bool = True,
+) -> SaferScores:
     latents = [*safe, *unsafe]
     signs = [1] * len(safe) + [-1] * len(unsafe)
     n_pairs = len(cache.pairs)
@@ -54,8 +60,14 @@ def score_pairs(cache: ActivationCache, encode: Encoder, safe: Sequence[int], un
         lookup[latent] = j
     sums = torch.zeros(n_pairs * 2, max(len(latents), 1), dtype=torch.float64)
     positions = torch.zeros(n_pairs * 2, dtype=torch.float64)
-    for batch in tqdm(cache.iter_batches(batch_size), desc="pair scores", unit="batch", disable=quiet(progress),
-                      total=-(-len(cache) // batch_size), leave=False):
+    for batch in tqdm(
+        cache.iter_batches(batch_size),
+        desc="pair scores",
+        unit="batch",
+        disable=quiet(progress),
+        total=-(-len(cache) // batch_size),
+        leave=False,
+    ):
         text = batch.pair.long() * 2 + batch.side.long()
         positions.index_add_(0, text, torch.ones_like(text, dtype=torch.float64))
         if not latents:
@@ -72,5 +84,13 @@ def score_pairs(cache: ActivationCache, encode: Encoder, safe: Sequence[int], un
     per_feature = (means[0::2] - means[1::2]) * sign
     a = (means * sign).sum(1)
     contributions = per_feature.numpy()[:, : len(latents)]
-    return PairScores(list(cache.pairs), (a[0::2] - a[1::2]).numpy(), a[0::2].numpy(), a[1::2].numpy(),
-                      positions.view(n_pairs, 2).numpy().astype(np.int64), latents, signs, contributions)
+    return SaferScores(
+        list(cache.pairs),
+        (a[0::2] - a[1::2]).numpy(),
+        a[0::2].numpy(),
+        a[1::2].numpy(),
+        positions.view(n_pairs, 2).numpy().astype(np.int64),
+        latents,
+        signs,
+        contributions,
+    )

@@ -8,7 +8,18 @@ from .quality import DropReport
 from .records import PreferencePair, iter_pairs, read_pairs, write_pairs
 
 __all__ = [
-    "FORMATS", "DataConfig", "DropReport", "PairSplit", "PreferencePair", "RowProblem", "SourceConfig",
-    "build_pairs", "detect_format", "iter_pairs", "load_source", "prompt_disjoint_split", "read_pairs",
+    "FORMATS",
+    "DataConfig",
+    "DropReport",
+    "PairSplit",
+    "PreferencePair",
+    "RowProblem",
+    "SourceConfig",
+    "build_pairs",
+    "detect_format",
+    "iter_pairs",
+    "load_source",
+    "prompt_disjoint_split",
+    "read_pairs",
     "write_pairs",
 ]

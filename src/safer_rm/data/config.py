@@ -8,6 +8,9 @@ from typing import Literal
 
 from ..errors import ConfigError
 
+DEFAULT_ROOT = "../shared/data"
+"""`data.root` unless configured: relative to the working directory; SAFER_DATA_ROOT overrides it (`data.load.data_root`)."""
+
 
 @dataclass
 class SourceConfig:
@@ -55,7 +58,7 @@ class DataConfig:
 
     sources: list[SourceConfig] = field(default_factory=list)
     """The sources to mix (set in the YAML file)."""
-    root: str = "../shared/data"
+    root: str = DEFAULT_ROOT
     """Data root substituted for `${root}` in source paths; the SAFER_DATA_ROOT variable overrides it."""
     n_pairs: int | None = None
     """Total pairs drawn from all sources by weight before the split (None: all)."""

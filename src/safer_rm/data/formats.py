@@ -86,11 +86,13 @@ def parse_hh(row: dict, **_: Any) -> PreferencePair:
     if ir < 0:
         raise RowProblem("no_shared_prefix", "rejected", "no 'Assistant:' turn")
     if chosen[:ic] != rejected[:ir]:
-        raise RowProblem("no_shared_prefix", "rejected", "chosen and rejected differ before the last Assistant turn")
+        raise RowProblem(
+            "no_shared_prefix", "rejected", "chosen and rejected differ before the last Assistant turn"
+        )
     prompt = split_hh_transcript(chosen[:ic])
     if not prompt:
         raise RowProblem("missing_field", "chosen", "no 'Human:' turn before the last Assistant turn")
-    c, r = chosen[ic + len(marker):].strip(), rejected[ir + len(marker):].strip()
+    c, r = chosen[ic + len(marker) :].strip(), rejected[ir + len(marker) :].strip()
     _check_responses(c, r)
     return PreferencePair("", prompt, c, r)
 
@@ -102,7 +104,9 @@ def parse_pku(row: dict, preference: str = "safer", **_: Any) -> PreferencePair:
     if preference == "safe_vs_unsafe":
         s0, s1 = _get(row, "is_response_0_safe", bool), _get(row, "is_response_1_safe", bool)
         if s0 == s1:
-            raise RowProblem("no_safety_contrast", "is_response_0_safe", "both responses have the same safety label")
+            raise RowProblem(
+                "no_safety_contrast", "is_response_0_safe", "both responses have the same safety label"
+            )
         best = 0 if s0 else 1
     else:
         key = "safer_response_id" if preference == "safer" else "better_response_id"
@@ -111,8 +115,11 @@ def parse_pku(row: dict, preference: str = "safer", **_: Any) -> PreferencePair:
             raise RowProblem("wrong_type", key, f"expected 0 or 1, got {best}")
     c, r = responses[best], responses[1 - best]
     _check_responses(c, r)
-    meta = {k: row[k] for k in ("is_response_0_safe", "is_response_1_safe", "safer_response_id",
-                                 "better_response_id") if k in row}
+    meta = {
+        k: row[k]
+        for k in ("is_response_0_safe", "is_response_1_safe", "safer_response_id", "better_response_id")
+        if k in row
+    }
     return PreferencePair("", prompt, c, r, meta=meta)
 
 
@@ -133,7 +140,9 @@ def parse_generic(row: dict, **_: Any) -> PreferencePair:
     prompt = _prompt(row, prompt_key)
     c, r = _get(row, "chosen"), _get(row, "rejected")
     _check_responses(c, r)
-    meta = {k: row[k] for k in ("subset", "category", "subcategory", "chosen_model", "rejected_model") if k in row}
+    meta = {
+        k: row[k] for k in ("subset", "category", "subcategory", "chosen_model", "rejected_model") if k in row
+    }
     return PreferencePair("", prompt, c, r, meta=meta)
 
 
@@ -156,7 +165,9 @@ def parse_messages(row: dict, **_: Any) -> PreferencePair:
                 raise RowProblem("no_shared_prefix", name, "chosen and rejected differ before the last turn")
         chosen, rejected = chosen[-1]["content"], rejected[-1]["content"]
     elif isinstance(chosen, list) or isinstance(rejected, list):
-        raise RowProblem("wrong_type", "rejected", "chosen and rejected must both be strings or both message lists")
+        raise RowProblem(
+            "wrong_type", "rejected", "chosen and rejected must both be strings or both message lists"
+        )
     _check_responses(chosen, rejected)
     return PreferencePair("", prompt, chosen, rejected)
 
@@ -190,5 +201,7 @@ def detect_format(row: Any) -> str | None:
 
 
 def describe_formats() -> str:
-    return ("hh (chosen/rejected transcripts), pku (response_0/1 + *_response_id), rewardbench "
-            "(prompt/chosen/rejected/subset), messages (TRL conversational lists), generic (prompt/chosen/rejected)")
+    return (
+        "hh (chosen/rejected transcripts), pku (response_0/1 + *_response_id), rewardbench "
+        "(prompt/chosen/rejected/subset), messages (TRL conversational lists), generic (prompt/chosen/rejected)"
+    )

@@ -22,6 +22,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def data_root(configured: str) -> str:
+    """The data root: the SAFER_DATA_ROOT variable when set (and not empty), else `configured` (`data.root`,
+    default ../shared/data from the working directory)."""
     return os.environ.get("SAFER_DATA_ROOT") or configured
 
 
@@ -76,8 +78,10 @@ def load_source(
             fmt = detect_format(row)
             if fmt is None:
                 fields = ", ".join(map(str, row)) if isinstance(row, dict) else type(row).__name__
-                raise loc.error(f"unknown format (fields: {fields}); expected one of: {describe_formats()}; "
-                                f"or set format: to one of {', '.join(FORMATS)}")
+                raise loc.error(
+                    f"unknown format (fields: {fields}); expected one of: {describe_formats()}; "
+                    f"or set format: to one of {', '.join(FORMATS)}"
+                )
             parse = PARSERS[fmt]
             log.info("source %s: detected format %s from %s", src.name, fmt, loc)
         try:

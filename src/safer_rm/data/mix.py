@@ -76,10 +76,14 @@ def build_pairs(cfg: DataConfig) -> PairSplit:
     for src in cfg.sources:
         pairs = load_source(src, cfg.root, report, strict=cfg.strict, max_text_chars=cfg.max_text_chars)
         if src.max_pairs is not None and len(pairs) > src.max_pairs:
-            report.notes.append(f"{src.name}: subsampled {src.max_pairs} of {len(pairs)} usable pairs (max_pairs)")
+            report.notes.append(
+                f"{src.name}: subsampled {src.max_pairs} of {len(pairs)} usable pairs (max_pairs)"
+            )
             pairs = rng.sample(pairs, src.max_pairs)
         loaded[src.name] = pairs
-    want = quotas({s: len(p) for s, p in loaded.items()}, {s.name: s.weight for s in cfg.sources}, cfg.n_pairs)
+    want = quotas(
+        {s: len(p) for s, p in loaded.items()}, {s.name: s.weight for s in cfg.sources}, cfg.n_pairs
+    )
     mixed: list[PreferencePair] = []
     for src in cfg.sources:
         pairs, n = loaded[src.name], want[src.name]

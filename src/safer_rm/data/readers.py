@@ -45,7 +45,9 @@ def _kind(path: Path) -> str:
     for suffix in FILE_SUFFIXES:
         if name.endswith(suffix):
             return "jsonl" if suffix == ".ndjson" else suffix[1:]
-    raise DataError(str(path), f"unknown file type; expected one of {', '.join(FILE_SUFFIXES)} (optionally .gz)")
+    raise DataError(
+        str(path), f"unknown file type; expected one of {', '.join(FILE_SUFFIXES)} (optionally .gz)"
+    )
 
 
 def _open_binary(path: Path):
@@ -66,7 +68,9 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[Any, Location]]:
                 try:
                     row = json.loads(text)
                 except json.JSONDecodeError as err:
-                    raise DataError(str(path), f"invalid JSON: {err.msg} (column {err.colno})", line=line_no) from None
+                    raise DataError(
+                        str(path), f"invalid JSON: {err.msg} (column {err.colno})", line=line_no
+                    ) from None
                 yield row, Location(str(path), line=line_no)
     except (EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise DataError(str(path), f"corrupt or truncated gzip data ({err})", line=line_no + 1) from None
@@ -156,7 +160,11 @@ def iter_file_rows(path: str | Path) -> Iterator[tuple[Any, Location]]:
 
 
 def iter_hub_rows(
-    name: str, config: str | None = None, split: str = "train", data_dir: str | None = None, revision: str | None = None
+    name: str,
+    config: str | None = None,
+    split: str = "train",
+    data_dir: str | None = None,
+    revision: str | None = None,
 ) -> Iterator[tuple[Any, Location]]:
     """Rows of a `datasets` dataset: a hub id, or a local folder in the hub layout."""
     import datasets

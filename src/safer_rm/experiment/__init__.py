@@ -1,1 +1,3 @@
-"""Orchestration: the run directory, its manifest, and the stages chained by `safer run`."""
+"""Orchestration: the stage registry (registry.py: every stage declared once), the planner that decides what
+reruns and why (plan.py), the runner with its stage locks (runner.py, locks.py), the run directory and its
+manifest (rundir.py), and the summary of a run (summary.py). The stage functions are in stages/."""

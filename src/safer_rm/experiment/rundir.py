@@ -4,7 +4,7 @@ crash at any point resumes cleanly and a changed setting reruns what depends on 
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -15,8 +15,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,38 +41,44 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _crash_hook(stage: str) -> None:
+def crash_hook(stage: str) -> None:
     """Fault injection for the crash-safety tests: with SAFER_KILL_IN_STAGE=<stage> and SAFER_KILL_AFTER=<s>,
     the process sends itself SIGKILL that many seconds after entering that stage (a real, uncatchable kill)."""
     if os.environ.get("SAFER_KILL_IN_STAGE") != stage:
         return
-    timer = threading.Timer(float(os.environ.get("SAFER_KILL_AFTER", "0")),
-                            lambda: os.kill(os.getpid(), signal.SIGKILL))
+    timer = threading.Timer(
+        float(os.environ.get("SAFER_KILL_AFTER", "0")), lambda: os.kill(os.getpid(), signal.SIGKILL)
+    )
     timer.daemon = True
     timer.start()
 
 
-@dataclass
-class StageHandle:
-    name: str
-    info: dict = field(default_factory=dict)
-
-
 class RunDir:
-    """A run directory. All paths a stage writes come from `path()`, which refuses to leave the run."""
+    """A run directory. All paths a stage writes come from `path()`, which refuses to leave the run.
+
+    Several processes may work in one run directory at once (different stages; see locks.py): each keeps
+    the stage records it changed and `save()` merges them into the manifest on disk under a file lock, so
+    processes finishing different stages never lose each other's records."""
 
     def __init__(self, root: str | os.PathLike, config: dict | None = None):
         self.root = Path(root)
         self.config = config or {}
         self.manifest_path = self.root / MANIFEST
-        self.completed_now: set[str] = set()
-        if self.manifest_path.is_file():
-            try:
-                self.manifest = read_json(self.manifest_path)
-            except json.JSONDecodeError as err:
-                raise StageError(f"{self.manifest_path}: unreadable manifest ({err.msg})") from None
-        else:
-            self.manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stages": {}, "inputs": {}}
+        self._changed: dict[str, dict | None] = {}  # stage records this process wrote (None: forgotten)
+        self._inputs: dict[str, str] = {}
+        self.manifest = self._read() or {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "stages": {},
+            "inputs": {},
+        }
+
+    def _read(self) -> dict | None:
+        if not self.manifest_path.is_file():
+            return None
+        try:
+            return read_json(self.manifest_path)
+        except json.JSONDecodeError as err:
+            raise StageError(f"{self.manifest_path}: unreadable manifest ({err.msg})") from None
 
     # -- paths -----------------------------------------------------------------------------------------
     def path(self, *parts: str | os.PathLike) -> Path:
@@ -86,69 +90,74 @@ class RunDir:
         return p
 
     # -- manifest --------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Take in what other processes recorded since (this process's unsaved changes stay on top)."""
+        on_disk = self._read()
+        if on_disk is not None:
+            self.manifest = self._merged(on_disk)
+
+    def _merged(self, on_disk: dict) -> dict:
+        stages = dict(on_disk.get("stages", {}))
+        for name, entry in self._changed.items():
+            if entry is None:
+                stages.pop(name, None)
+            else:
+                stages[name] = entry
+        return {**on_disk, "stages": stages, "inputs": {**on_disk.get("inputs", {}), **self._inputs}}
+
     def save(self) -> None:
+        """Merge this process's stage records into the manifest on disk (serialised by a file lock)."""
         if not distributed.is_main():
             return
-        self.manifest["config"] = self.config
-        self.manifest["versions"] = package_versions()
-        self.manifest["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-        write_json(self.manifest_path, self.manifest)
+        (self.root / "locks").mkdir(parents=True, exist_ok=True)
+        with open(self.root / "locks" / "manifest.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                merged = self._merged(self._read() or self.manifest)
+                merged["config"] = self.config
+                merged["versions"] = package_versions()
+                merged["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+                write_json(self.manifest_path, merged)
+                self.manifest = merged
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def record_input(self, name: str, sha256: str) -> None:
+        self._inputs[name] = sha256
         self.manifest.setdefault("inputs", {})[name] = sha256
+
+    def record(self, name: str, entry: dict | None) -> None:
+        """Set (or with None forget) a stage's record; written by the next `save()`."""
+        self._changed[name] = entry
+        if entry is None:
+            self.manifest["stages"].pop(name, None)
+        else:
+            self.manifest["stages"][name] = entry
 
     def status(self, name: str) -> dict:
         return self.manifest["stages"].get(name, {})
 
-    def done(self, name: str, depends: Any = None) -> bool:
+    def done(self, name: str, fp: str | None = None) -> bool:
+        """Finished, and (when `fp` is given) with that fingerprint."""
         st = self.status(name)
-        if st.get("status") != "done":
-            return False
-        return depends is None or st.get("fingerprint") == fingerprint(depends)
+        return st.get("status") == "done" and (fp is None or st.get("fingerprint") == fp)
 
     def info(self, name: str) -> dict:
         return self.status(name).get("info", {})
+
+    def finished(self) -> list[str]:
+        return [n for n, s in self.manifest["stages"].items() if s.get("status") == "done"]
 
     def reset(self, prefix: str = "") -> None:
         """Forget finished stages (all, or those whose name starts with prefix)."""
         for name in list(self.manifest["stages"]):
             if name.startswith(prefix):
-                del self.manifest["stages"][name]
-
-    @contextlib.contextmanager
-    def stage(self, name: str, depends: Any = None) -> Iterator[StageHandle]:
-        """Run a stage: marked running, then done (with seconds and info) or failed (with the error)."""
-        handle = StageHandle(name)
-        started = time.time()
-        _crash_hook(name)
-        self.manifest["stages"][name] = {"status": "running", "started": started}
-        self.save()
-        log.info("stage %s: started", name)
-        try:
-            yield handle
-        except BaseException as err:
-            self.manifest["stages"][name] = {
-                "status": "failed", "started": started, "seconds": round(time.time() - started, 3),
-                "error": f"{type(err).__name__}: {err}".splitlines()[0][:500],
-            }
-            self.save()
-            raise
-        entry = {
-            "status": "done",
-            "started": started,
-            "seconds": round(time.time() - started, 3),
-            "info": handle.info,
-        }
-        if depends is not None:
-            entry["fingerprint"] = fingerprint(depends)
-        self.manifest["stages"][name] = entry
-        self.completed_now.add(name)
-        self.save()
-        distributed.barrier()  # the stage's artifacts are on disk before any rank goes on
-        log.info("stage %s: done in %.1f s", name, entry["seconds"])
+                self.record(name, None)
 
     def stage_seconds(self) -> dict[str, float]:
-        return {n: s.get("seconds", 0.0) for n, s in self.manifest["stages"].items() if s.get("status") == "done"}
+        return {
+            n: s.get("seconds", 0.0) for n, s in self.manifest["stages"].items() if s.get("status") == "done"
+        }
 
     def disk_usage(self) -> dict[str, int]:
         """Bytes per top-level folder of the run (caches can be cleared per stage)."""

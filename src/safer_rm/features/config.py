@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..configuration import require
 from ..errors import ConfigError
+from ..typed_config import require
 
 
 @dataclass
@@ -38,8 +38,20 @@ class FeaturesConfig:
     """Vectors per batch when streaming the activation cache."""
 
     def check(self) -> None:
-        require(self, ("examine", "top_m", "window", "per_token", "max_contexts", "max_distinct_tokens", "top_n",
-                       "batch_size"), at_least=1)
+        require(
+            self,
+            (
+                "examine",
+                "top_m",
+                "window",
+                "per_token",
+                "max_contexts",
+                "max_distinct_tokens",
+                "top_n",
+                "batch_size",
+            ),
+            at_least=1,
+        )
         if not 1 <= self.threshold <= 5:
             raise ConfigError("threshold", f"must be in [1, 5], got {self.threshold}")
         require(self, ("min_contexts",), at_least=0)

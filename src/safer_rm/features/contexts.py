@@ -1,4 +1,4 @@
-"""Top-activating contexts of chosen latents (method.md §4), by running top-k selection per latent over the
+"""Top-activating contexts of chosen latents (docs/method.md §4), by running top-k selection per latent over the
 streamed cache (a [latents x batch] activation matrix merged with a running top-M buffer), never by a
 Python loop over activations. Contexts are grouped by activated token, best few per token; a latent whose
 top activations spread over too many distinct tokens, or that has too few activations, is marked
@@ -22,8 +22,14 @@ Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @torch.inference_mode()
-def top_activations(cache: ActivationCache, encode: Encoder, latents: Sequence[int], top_m: int = 100,
-                    batch_size: int = 4096, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def top_activations(
+    cache: ActivationCache,
+    encode: Encoder,
+    latents: Sequence[int],
+    top_m: int = 100,
+    batch_size: int = 4096,
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For each latent: its `top_m` highest activations, the cache rows they come from, and its number of
     activations overall. Returns (values [L, M], meta [L, M, 4] = pair/side/position/token, counts [L])."""
     lat = torch.as_tensor(list(latents), dtype=torch.long)
@@ -32,8 +38,14 @@ def top_activations(cache: ActivationCache, encode: Encoder, latents: Sequence[i
     best_v = torch.zeros(len(lat), top_m)
     best_meta = torch.full((len(lat), top_m, 4), -1, dtype=torch.long)
     counts = torch.zeros(len(lat), dtype=torch.long)
-    for batch in tqdm(cache.iter_batches(batch_size), desc="contexts", unit="batch", disable=quiet(progress),
-                      total=-(-len(cache) // batch_size), leave=False):
+    for batch in tqdm(
+        cache.iter_batches(batch_size),
+        desc="contexts",
+        unit="batch",
+        disable=quiet(progress),
+        total=-(-len(cache) // batch_size),
+        leave=False,
+    ):
         values, indices = encode(batch.x.float())
         n = values.shape[0]
         idx = indices.long()
@@ -44,7 +56,9 @@ def top_activations(cache: ActivationCache, encode: Encoder, latents: Sequence[i
         rows = torch.arange(n).unsqueeze(1).expand_as(idx)
         dense[s[keep], rows[keep]] = values[keep].float()
         counts += (dense > 0).sum(1)
-        meta = torch.stack([batch.pair.long(), batch.side.long(), batch.position.long(), batch.token.long()], 1)
+        meta = torch.stack(
+            [batch.pair.long(), batch.side.long(), batch.position.long(), batch.token.long()], 1
+        )
         cand_v = torch.cat([best_v, dense], 1)
         cand_meta = torch.cat([best_meta, meta.unsqueeze(0).expand(len(lat), n, 4)], 1)
         top = torch.topk(cand_v, min(top_m, cand_v.shape[1]), dim=1)
@@ -54,15 +68,22 @@ def top_activations(cache: ActivationCache, encode: Encoder, latents: Sequence[i
 
 
 def _window(tok, seq: np.ndarray, position: int, window: int) -> tuple[str, str, str]:
-    left = seq[max(0, position - window):position].tolist()
-    right = seq[position + 1:position + 1 + window].tolist()
+    left = seq[max(0, position - window) : position].tolist()
+    right = seq[position + 1 : position + 1 + window].tolist()
     dec = lambda ids: tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)  # noqa: E731
     return dec(left), dec([int(seq[position])]), dec(right)
 
 
-def build_contexts(cache: ActivationCache, tok, latents: Sequence[int], values: torch.Tensor, meta: torch.Tensor,
-                   counts: torch.Tensor, opts: FeaturesConfig, salience: np.ndarray | None = None
-                   ) -> tuple[list[LatentContexts], dict[int, str]]:
+def build_contexts(
+    cache: ActivationCache,
+    tok,
+    latents: Sequence[int],
+    values: torch.Tensor,
+    meta: torch.Tensor,
+    counts: torch.Tensor,
+    opts: FeaturesConfig,
+    salience: np.ndarray | None = None,
+) -> tuple[list[LatentContexts], dict[int, str]]:
     """Group each latent's top activations by token and cut text windows. Returns the contexts of every
     latent and, for the uninterpretable ones, the reason."""
     out, rejected = [], {}
@@ -74,15 +95,25 @@ def build_contexts(cache: ActivationCache, tok, latents: Sequence[int], values: 
             by_token[row[3]].append((value, row))
         chosen = []
         for items in by_token.values():
-            chosen.extend(sorted(items, key=lambda t: -t[0])[:opts.per_token])
+            chosen.extend(sorted(items, key=lambda t: -t[0])[: opts.per_token])
         chosen.sort(key=lambda t: -t[0])
         contexts = []
-        for value, (pair, side, position, _token) in chosen[:opts.max_contexts]:
+        for value, (pair, side, position, _token) in chosen[: opts.max_contexts]:
             left, token, right = _window(tok, cache.sequence(pair, side), position, opts.window)
-            contexts.append(Context(token=token, activation=float(value), left=left, right=right,
-                                    pair_id=cache.pairs[pair], side=SIDES[side], position=int(position)))
-        item = LatentContexts(int(latent), contexts, float(salience[latent]) if salience is not None else 0.0,
-                              len(by_token))
+            contexts.append(
+                Context(
+                    token=token,
+                    activation=float(value),
+                    left=left,
+                    right=right,
+                    pair_id=cache.pairs[pair],
+                    side=SIDES[side],
+                    position=int(position),
+                )
+            )
+        item = LatentContexts(
+            int(latent), contexts, float(salience[latent]) if salience is not None else 0.0, len(by_token)
+        )
         out.append(item)
         if int(counts[li]) < opts.min_contexts:
             rejected[int(latent)] = f"only {int(counts[li])} activations (< {opts.min_contexts})"

@@ -15,32 +15,51 @@ from .selection import Selection
 from .types import Judgement, LatentContexts
 
 
-def features_document(sal: Salience, items: Sequence[LatentContexts], judgements: Mapping[int, Judgement],
-                      selection: Selection, uninterpretable: Mapping[int, str], judge_cfg, layer: int,
-                      normalize: str) -> dict:
+def features_document(
+    sal: Salience,
+    items: Sequence[LatentContexts],
+    judgements: Mapping[int, Judgement],
+    selection: Selection,
+    uninterpretable: Mapping[int, str],
+    judge_cfg,
+    layer: int,
+    normalize: str,
+) -> dict:
     rank = {int(latent): r + 1 for r, latent in enumerate(sal.ranking())}
     sign = selection.signs()
     latents = []
     for item in items:
         i = item.latent
         j = judgements.get(i)
-        latents.append({
-            "latent": i, "rank": rank[i], "salience": float(sal.salience[i]),
-            "chosen_sum": float(sal.chosen_sum[i]), "rejected_sum": float(sal.rejected_sum[i]),
-            "chosen_count": int(sal.chosen_count[i]), "rejected_count": int(sal.rejected_count[i]),
-            "chosen_mean": float(sal.chosen_mean[i]), "rejected_mean": float(sal.rejected_mean[i]),
-            "selected": {1: "safe", -1: "unsafe"}.get(sign.get(i, 0)),
-            "reason": selection.reasons.get(i) or (f"uninterpretable: {uninterpretable[i]}"
-                                                   if i in uninterpretable else None),
-            "judge": {"score": j.score, "explanation": j.explanation, "status": j.status} if j else
-            {"score": None, "explanation": "", "status": "not judged"},
-            "n_distinct_tokens": item.n_distinct_tokens,
-            "contexts": [asdict(c) for c in item.contexts],
-        })
+        latents.append(
+            {
+                "latent": i,
+                "rank": rank[i],
+                "salience": float(sal.salience[i]),
+                "chosen_sum": float(sal.chosen_sum[i]),
+                "rejected_sum": float(sal.rejected_sum[i]),
+                "chosen_count": int(sal.chosen_count[i]),
+                "rejected_count": int(sal.rejected_count[i]),
+                "chosen_mean": float(sal.chosen_mean[i]),
+                "rejected_mean": float(sal.rejected_mean[i]),
+                "selected": {1: "safe", -1: "unsafe"}.get(sign.get(i, 0)),
+                "reason": selection.reasons.get(i)
+                or (f"uninterpretable: {uninterpretable[i]}" if i in uninterpretable else None),
+                "judge": {"score": j.score, "explanation": j.explanation, "status": j.status}
+                if j
+                else {"score": None, "explanation": "", "status": "not judged"},
+                "n_distinct_tokens": item.n_distinct_tokens,
+                "contexts": [asdict(c) for c in item.contexts],
+            }
+        )
     return {
-        "judge": {"kind": judge_cfg.kind, "model": getattr(judge_cfg, "model", ""),
-                  "prompt_version": getattr(judge_cfg, "prompt_version", "")},
-        "normalize": normalize, "layer": layer,
+        "judge": {
+            "kind": judge_cfg.kind,
+            "model": getattr(judge_cfg, "model", ""),
+            "prompt_version": getattr(judge_cfg, "prompt_version", ""),
+        },
+        "normalize": normalize,
+        "layer": layer,
         "selection": {"safe": selection.safe, "unsafe": selection.unsafe},
         "latents": latents,
     }
@@ -49,9 +68,14 @@ def features_document(sal: Salience, items: Sequence[LatentContexts], judgements
 def compare_selections(a: Selection, b: Selection) -> dict:
     """How a judged selection (a) differs from selection by salience alone (b)."""
     sa, sb = set(a.latents), set(b.latents)
-    return {"selected": len(sa), "selected_without_judge": len(sb), "shared": len(sa & sb),
-            "jaccard": len(sa & sb) / len(sa | sb) if sa | sb else 1.0,
-            "only_with_judge": sorted(sa - sb), "only_without_judge": sorted(sb - sa)}
+    return {
+        "selected": len(sa),
+        "selected_without_judge": len(sb),
+        "shared": len(sa & sb),
+        "jaccard": len(sa & sb) / len(sa | sb) if sa | sb else 1.0,
+        "only_with_judge": sorted(sa - sb),
+        "only_without_judge": sorted(sb - sa),
+    }
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,12 +85,18 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def score_diagnostics(pairs: Sequence[PreferencePair], score: np.ndarray, margin: np.ndarray, top: float = 5.0) -> dict:
+def score_diagnostics(
+    pairs: Sequence[PreferencePair], score: np.ndarray, margin: np.ndarray, top: float = 5.0
+) -> dict:
     """Correlations of the SAFER score with the reward margin and with the length difference, and which
     sources fill the top `top` % (the planning prototype found both confounds)."""
     length = np.array([len(p.chosen) - len(p.rejected) for p in pairs], dtype=float)
     n = max(1, int(round(len(pairs) * top / 100)))
     order = np.argsort(-score, kind="stable")[:n]
-    return {"spearman_margin": _spearman(score, margin), "spearman_length_diff": _spearman(score, length),
-            f"top{top:g}pct_sources": dict(Counter(pairs[i].source for i in order)),
-            "mean_score": float(score.mean()), "frac_negative": float((score < 0).mean())}
+    return {
+        "spearman_margin": _spearman(score, margin),
+        "spearman_length_diff": _spearman(score, length),
+        f"top{top:g}pct_sources": dict(Counter(pairs[i].source for i in order)),
+        "mean_score": float(score.mean()),
+        "frac_negative": float((score < 0).mean()),
+    }

@@ -1,4 +1,4 @@
-"""Salience of every latent: how much more it fires on chosen than on rejected responses (method.md §3).
+"""Salience of every latent: how much more it fires on chosen than on rejected responses (docs/method.md §3).
 
     s_i = (C_i - R_i) / (C_i + R_i + 2 m),   m = mean of all 2M values {C_j} and {R_j}
 
@@ -46,10 +46,19 @@ class Salience:
     def table(self, top: int | None = None) -> list[dict]:
         rows = []
         for rank, i in enumerate(self.ranking()[:top]):
-            rows.append({"rank": rank + 1, "latent": int(i), "salience": float(self.salience[i]),
-                         "chosen_sum": float(self.chosen_sum[i]), "rejected_sum": float(self.rejected_sum[i]),
-                         "chosen_count": int(self.chosen_count[i]), "rejected_count": int(self.rejected_count[i]),
-                         "chosen_mean": float(self.chosen_mean[i]), "rejected_mean": float(self.rejected_mean[i])})
+            rows.append(
+                {
+                    "rank": rank + 1,
+                    "latent": int(i),
+                    "salience": float(self.salience[i]),
+                    "chosen_sum": float(self.chosen_sum[i]),
+                    "rejected_sum": float(self.rejected_sum[i]),
+                    "chosen_count": int(self.chosen_count[i]),
+                    "rejected_count": int(self.rejected_count[i]),
+                    "chosen_mean": float(self.chosen_mean[i]),
+                    "rejected_mean": float(self.rejected_mean[i]),
+                }
+            )
         return rows
 
 
@@ -60,8 +69,14 @@ def salience_from_sums(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def compute_salience(cache: ActivationCache, encode: Encoder, num_latents: int, normalize: str = "none",
-                     batch_size: int = 4096, progress: bool = True) -> Salience:
+def compute_salience(
+    cache: ActivationCache,
+    encode: Encoder,
+    num_latents: int,
+    normalize: str = "none",
+    batch_size: int = 4096,
+    progress: bool = True,
+) -> Salience:
     """One streaming pass over the cache: scatter-add the top-k activations of each vector by side."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}")
@@ -69,12 +84,23 @@ def compute_salience(cache: ActivationCache, encode: Encoder, num_latents: int, 
     weighted = torch.zeros(2 * num_latents, dtype=torch.float64)
     counts = torch.zeros(2 * num_latents, dtype=torch.float64)
     per_text = torch.zeros(len(cache.pairs) * 2, dtype=torch.float64)
-    for shard in cache.iter_shards(("pair", "side")):  # positions per response and per side (index fields only)
-        per_text.index_add_(0, shard["pair"].long() * 2 + shard["side"].long(),
-                            torch.ones(shard["pair"].shape[0], dtype=torch.float64))
+    for shard in cache.iter_shards(
+        ("pair", "side")
+    ):  # positions per response and per side (index fields only)
+        per_text.index_add_(
+            0,
+            shard["pair"].long() * 2 + shard["side"].long(),
+            torch.ones(shard["pair"].shape[0], dtype=torch.float64),
+        )
     per_side = torch.stack([per_text[0::2].sum(), per_text[1::2].sum()])
-    for batch in tqdm(cache.iter_batches(batch_size), desc="salience", unit="batch", disable=quiet(progress),
-                      total=-(-len(cache) // batch_size), leave=False):
+    for batch in tqdm(
+        cache.iter_batches(batch_size),
+        desc="salience",
+        unit="batch",
+        disable=quiet(progress),
+        total=-(-len(cache) // batch_size),
+        leave=False,
+    ):
         values, indices = encode(batch.x.float())
         values = values.double()
         side = batch.side.long()
@@ -90,5 +116,13 @@ def compute_salience(cache: ActivationCache, encode: Encoder, num_latents: int, 
         counts.index_add_(0, flat, (values > 0).double().reshape(-1))
     raw, weighted, counts = (t.view(2, num_latents).numpy() for t in (raw, weighted, counts))
     means = np.divide(raw, counts, out=np.zeros_like(raw), where=counts > 0)
-    return Salience(salience_from_sums(weighted[0], weighted[1]), weighted[0], weighted[1],
-                    counts[0].astype(np.int64), counts[1].astype(np.int64), means[0], means[1], normalize)
+    return Salience(
+        salience_from_sums(weighted[0], weighted[1]),
+        weighted[0],
+        weighted[1],
+        counts[0].astype(np.int64),
+        counts[1].astype(np.int64),
+        means[0],
+        means[1],
+        normalize,
+    )

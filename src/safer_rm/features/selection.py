@@ -1,4 +1,4 @@
-"""Selecting safety features (method.md §4): keep latents the judge scores at or above a threshold, take the
+"""Selecting safety features (docs/method.md §4): keep latents the judge scores at or above a threshold, take the
 top N by |salience|, split by sign into a safe set S+ (salience > 0, leans chosen) and an unsafe set S-."""
 
 from __future__ import annotations
@@ -30,13 +30,22 @@ class Selection:
         return {**{i: 1 for i in self.safe}, **{i: -1 for i in self.unsafe}}
 
     def to_json(self) -> dict:
-        return {"safe": self.safe, "unsafe": self.unsafe, "candidates": self.candidates,
-                "reasons": {str(k): v for k, v in self.reasons.items()}}
+        return {
+            "safe": self.safe,
+            "unsafe": self.unsafe,
+            "candidates": self.candidates,
+            "reasons": {str(k): v for k, v in self.reasons.items()},
+        }
 
 
 def select_features(
-    salience: np.ndarray, examined: Sequence[int], judgements: Mapping[int, Judgement] | None, threshold: float = 5.0,
-    top_n: int = 32, uninterpretable: Mapping[int, str] | None = None, use_judge: bool = True,
+    salience: np.ndarray,
+    examined: Sequence[int],
+    judgements: Mapping[int, Judgement] | None,
+    threshold: float = 5.0,
+    top_n: int = 32,
+    uninterpretable: Mapping[int, str] | None = None,
+    use_judge: bool = True,
 ) -> Selection:
     """`examined` are the latents that were shown to the judge (top by |salience|). Without a judge
     (`use_judge=False`) the threshold is ignored and selection is by |salience| alone."""
@@ -62,5 +71,9 @@ def select_features(
     top = passed[:top_n]
     for latent in passed[top_n:]:
         reasons[latent] = f"below the top {top_n} by |salience|"
-    return Selection(safe=[i for i in top if salience[i] > 0], unsafe=[i for i in top if salience[i] < 0],
-                     candidates=passed, reasons=reasons)
+    return Selection(
+        safe=[i for i in top if salience[i] > 0],
+        unsafe=[i for i in top if salience[i] < 0],
+        candidates=passed,
+        reasons=reasons,
+    )

@@ -34,6 +34,8 @@ class ModelConfig:
         if self.max_length < 8:
             raise ConfigError("max_length", f"must be >= 8, got {self.max_length}")
         if not 0 <= self.min_prompt_tokens < self.max_length // 2:
-            raise ConfigError("min_prompt_tokens", f"must be in [0, max_length/2), got {self.min_prompt_tokens}")
+            raise ConfigError(
+                "min_prompt_tokens", f"must be in [0, max_length/2), got {self.min_prompt_tokens}"
+            )
         if not self.name:
             raise ConfigError("name", "a model name or path is required")

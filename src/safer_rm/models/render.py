@@ -26,7 +26,9 @@ class Encoded:
 
 
 def plain_prompt(prompt: Sequence[Message]) -> str:
-    return "".join(f"{m['role'].capitalize() if m['role'] != 'user' else 'User'}: {m['content']}\n" for m in prompt)
+    return "".join(
+        f"{m['role'].capitalize() if m['role'] != 'user' else 'User'}: {m['content']}\n" for m in prompt
+    )
 
 
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
@@ -34,16 +36,22 @@ def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
     body = tokenizer("safer probe", add_special_tokens=False)["input_ids"]
     full = tokenizer("safer probe", add_special_tokens=True)["input_ids"]
     for i in range(len(full) - len(body) + 1):
-        if full[i:i + len(body)] == body:
-            return list(full[:i]), list(full[i + len(body):])
+        if full[i : i + len(body)] == body:
+            return list(full[:i]), list(full[i + len(body) :])
     return [], []
 
 
 class Renderer:
     """Renders and tokenises (prompt, response) for one tokenizer, identically in every stage."""
 
-    def __init__(self, tokenizer, max_length: int, template: str = "auto", system_prompt: str | None = None,
-                 min_prompt_tokens: int = 0):
+    def __init__(
+        self,
+        tokenizer,
+        max_length: int,
+        template: str = "auto",
+        system_prompt: str | None = None,
+        min_prompt_tokens: int = 0,
+    ):
         self.tok = tokenizer
         self.max_length = max_length
         self.min_prompt_tokens = min_prompt_tokens
@@ -60,8 +68,13 @@ class Renderer:
     @classmethod
     def from_settings(cls, tokenizer, settings: dict) -> Renderer:
         """Rebuild the renderer a reward model was trained with (its saved `settings()`)."""
-        return cls(tokenizer, settings["max_length"], settings["template"], settings.get("system_prompt"),
-                   settings.get("min_prompt_tokens", 0))
+        return cls(
+            tokenizer,
+            settings["max_length"],
+            settings["template"],
+            settings.get("system_prompt"),
+            settings.get("min_prompt_tokens", 0),
+        )
 
     @property
     def mode(self) -> str:
@@ -74,12 +87,16 @@ class Renderer:
         msgs = list(prompt)
         if self.system_prompt is not None and not (msgs and msgs[0]["role"] == "system"):
             msgs = [{"role": "system", "content": self.system_prompt}, *msgs]
-        full = self.tok.apply_chat_template(msgs + [{"role": "assistant", "content": response}], tokenize=False)
-        prefix = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) if msgs else ""
+        full = self.tok.apply_chat_template(
+            msgs + [{"role": "assistant", "content": response}], tokenize=False
+        )
+        prefix = (
+            self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) if msgs else ""
+        )
         if not full.startswith(prefix):  # templates that rewrite earlier turns: split at the response
             at = full.rfind(response)
             prefix = full[:at] if at >= 0 else ""
-        return prefix, full[len(prefix):]
+        return prefix, full[len(prefix) :]
 
     def encode_many(self, items: Sequence[tuple[Sequence[Message], str]]) -> list[Encoded]:
         texts = [self._texts(p, r) for p, r in items]
@@ -108,12 +125,18 @@ class Renderer:
 
     def encode_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[list[Encoded], list[Encoded]]:
         """(chosen encodings, rejected encodings) in pair order."""
-        enc = self.encode_many([(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs])
-        return enc[: len(pairs)], enc[len(pairs):]
+        enc = self.encode_many(
+            [(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs]
+        )
+        return enc[: len(pairs)], enc[len(pairs) :]
 
     def settings(self) -> dict:
-        return {"max_length": self.max_length, "template": self.mode, "system_prompt": self.system_prompt,
-                "min_prompt_tokens": self.min_prompt_tokens}
+        return {
+            "max_length": self.max_length,
+            "template": self.mode,
+            "system_prompt": self.system_prompt,
+            "min_prompt_tokens": self.min_prompt_tokens,
+        }
 
 
 def truncation_counts(chosen: Sequence[Encoded], rejected: Sequence[Encoded]) -> dict[str, int]:

@@ -17,8 +17,10 @@ from .page import DASH, as_float, esc, esc_text, fmt3, fmt_signed, page
 log = logging.getLogger(__name__)
 
 DEFAULT_TITLE = "SAFER feature dashboard"
-SETS = (("safe", "Safe set S+", "fires more on chosen responses"),
-        ("unsafe", "Unsafe set S\u2212", "fires more on rejected responses"))
+SETS = (
+    ("safe", "Safe set S+", "fires more on chosen responses"),
+    ("unsafe", "Unsafe set S\u2212", "fires more on rejected responses"),
+)
 Latent = Mapping[str, Any]
 
 
@@ -39,8 +41,11 @@ def membership(features: Mapping[str, Any]) -> dict[str, str]:
         out = {latent_key(i): "unsafe" for i in selection.get("unsafe") or []}
         out.update({latent_key(i): "safe" for i in selection.get("safe") or []})
         return out
-    return {latent_key(r.get("latent")): str(r["selected"]) for r in features.get("latents") or []
-            if r.get("selected") in ("safe", "unsafe")}
+    return {
+        latent_key(r.get("latent")): str(r["selected"])
+        for r in features.get("latents") or []
+        if r.get("selected") in ("safe", "unsafe")
+    }
 
 
 def rank_key(rec: Latent) -> tuple[float, float]:
@@ -76,8 +81,11 @@ def _judge(rec: Latent) -> tuple[str, str, str]:
     if not isinstance(judge, Mapping):
         return DASH, "none", ""
     score = as_float(judge.get("score"))
-    return (DASH if score is None else f"{score:g}", str(judge.get("status") or DASH),
-            str(judge.get("explanation") or ""))
+    return (
+        DASH if score is None else f"{score:g}",
+        str(judge.get("status") or DASH),
+        str(judge.get("explanation") or ""),
+    )
 
 
 def _contexts_table(contexts: Sequence[Mapping[str, Any]]) -> str:
@@ -98,46 +106,60 @@ def _contexts_table(contexts: Sequence[Mapping[str, Any]]) -> str:
             f'<td class="right">{esc_text(ctx.get("right", ""))}</td>'
             "</tr>"
         )
-    return ('<table class="ctx"><colgroup><col class="act"><col class="side"><col class="pair"><col class="posn">'
-            '<col class="lft"><col class="tok"><col class="rgt"></colgroup>'
-            "<thead><tr><th>activation</th><th>side</th><th>pair</th><th>pos</th>"
-            '<th style="text-align:right">left context</th><th>token</th><th>right context</th></tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        '<table class="ctx"><colgroup><col class="act"><col class="side"><col class="pair"><col class="posn">'
+        '<col class="lft"><col class="tok"><col class="rgt"></colgroup>'
+        "<thead><tr><th>activation</th><th>side</th><th>pair</th><th>pos</th>"
+        '<th style="text-align:right">left context</th><th>token</th><th>right context</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def render_latent(rec: Latent, kind: str | None, open_contexts: bool = True) -> str:
     """One latent as a card: header, per-side statistics, judge verdict, reason, contexts."""
     latent = rec.get("latent")
     score, status, explanation = _judge(rec)
-    header = (f'<header><span class="id">latent {esc(latent_key(latent))}</span>{_badge(kind)}'
-              f"<span>rank {esc(_fmt_num(rec.get('rank')))}</span>"
-              f"<span>salience {_salience(rec.get('salience'))}</span>"
-              f"<span>judge score <b>{esc(score)}</b> <span class=\"muted\">({esc(status)})</span></span>"
-              f"<span>{esc(_fmt_num(rec.get('n_distinct_tokens')))} distinct tokens</span></header>")
-    stats = ('<table class="stats"><thead><tr><th></th><th class="num">sum</th><th class="num">active positions</th>'
-             '<th class="num">mean when active</th></tr></thead><tbody>'
-             + "".join(f"<tr><th>{side}</th><td class=\"num\">{esc(_fmt_num(rec.get(f'{side}_sum')))}</td>"
-                       f"<td class=\"num\">{esc(_fmt_num(rec.get(f'{side}_count')))}</td>"
-                       f"<td class=\"num\">{esc(fmt3(rec.get(f'{side}_mean')))}</td></tr>"
-                       for side in ("chosen", "rejected"))
-             + "</tbody></table>")
+    header = (
+        f'<header><span class="id">latent {esc(latent_key(latent))}</span>{_badge(kind)}'
+        f"<span>rank {esc(_fmt_num(rec.get('rank')))}</span>"
+        f"<span>salience {_salience(rec.get('salience'))}</span>"
+        f'<span>judge score <b>{esc(score)}</b> <span class="muted">({esc(status)})</span></span>'
+        f"<span>{esc(_fmt_num(rec.get('n_distinct_tokens')))} distinct tokens</span></header>"
+    )
+    stats = (
+        '<table class="stats"><thead><tr><th></th><th class="num">sum</th><th class="num">active positions</th>'
+        '<th class="num">mean when active</th></tr></thead><tbody>'
+        + "".join(
+            f'<tr><th>{side}</th><td class="num">{esc(_fmt_num(rec.get(f"{side}_sum")))}</td>'
+            f'<td class="num">{esc(_fmt_num(rec.get(f"{side}_count")))}</td>'
+            f'<td class="num">{esc(fmt3(rec.get(f"{side}_mean")))}</td></tr>'
+            for side in ("chosen", "rejected")
+        )
+        + "</tbody></table>"
+    )
     judge = f'<div class="judge"><b>Judge:</b> {esc(explanation)}</div>' if explanation else ""
     reason = rec.get("reason")
     why = f'<div class="reason"><b>Not selected:</b> {esc(reason)}</div>' if reason and kind is None else ""
     contexts = [c for c in rec.get("contexts") or [] if isinstance(c, Mapping)]
     if contexts:
-        ctx = (f"<details{' open' if open_contexts else ''}><summary>{len(contexts)} top-activating contexts"
-               f"</summary>{_contexts_table(contexts)}</details>")
+        ctx = (
+            f"<details{' open' if open_contexts else ''}><summary>{len(contexts)} top-activating contexts"
+            f"</summary>{_contexts_table(contexts)}</details>"
+        )
     else:
         ctx = '<p class="muted small">no contexts recorded</p>'
-    return (f'<section class="latent {esc(kind or "other")}" id="{_anchor(latent)}">'
-            f"{header}{stats}{judge}{why}{ctx}</section>")
+    return (
+        f'<section class="latent {esc(kind or "other")}" id="{_anchor(latent)}">'
+        f"{header}{stats}{judge}{why}{ctx}</section>"
+    )
 
 
 def _overview(records: Sequence[tuple[Latent, str | None]]) -> str:
-    head = ("<thead><tr><th>latent</th><th>set</th><th class=\"num\">rank</th><th class=\"num\">salience</th>"
-            "<th class=\"num\">chosen mean</th><th class=\"num\">rejected mean</th><th class=\"num\">judge</th>"
-            "<th>status</th><th class=\"num\">tokens</th><th>why not selected</th></tr></thead>")
+    head = (
+        '<thead><tr><th>latent</th><th>set</th><th class="num">rank</th><th class="num">salience</th>'
+        '<th class="num">chosen mean</th><th class="num">rejected mean</th><th class="num">judge</th>'
+        '<th>status</th><th class="num">tokens</th><th>why not selected</th></tr></thead>'
+    )
     rows = []
     for rec, kind in records:
         score, status, _ = _judge(rec)
@@ -149,11 +171,14 @@ def _overview(records: Sequence[tuple[Latent, str | None]]) -> str:
             f'<td class="num">{esc(fmt3(rec.get("rejected_mean")))}</td>'
             f'<td class="num">{esc(score)}</td><td>{esc(status)}</td>'
             f'<td class="num">{esc(_fmt_num(rec.get("n_distinct_tokens")))}</td>'
-            f"<td>{esc(rec.get('reason') or '') if kind is None else ''}</td></tr>")
+            f"<td>{esc(rec.get('reason') or '') if kind is None else ''}</td></tr>"
+        )
     return f"<table>{head}<tbody>{''.join(rows)}</tbody></table>"
 
 
-def render_dashboard(features: Mapping[str, Any], title: str = DEFAULT_TITLE, max_other: int | None = None) -> str:
+def render_dashboard(
+    features: Mapping[str, Any], title: str = DEFAULT_TITLE, max_other: int | None = None
+) -> str:
     """The dashboard page as a string. `max_other` caps how many not-selected latents get a full card."""
     latents = [r for r in features.get("latents") or [] if isinstance(r, Mapping)]
     by_key = {latent_key(r.get("latent")): r for r in latents}
@@ -161,36 +186,53 @@ def render_dashboard(features: Mapping[str, Any], title: str = DEFAULT_TITLE, ma
     selection = features.get("selection") if isinstance(features.get("selection"), Mapping) else {}
     judge = features.get("judge") if isinstance(features.get("judge"), Mapping) else {}
 
-    meta = [("judge", " / ".join(str(judge[k]) for k in ("kind", "model", "prompt_version") if judge.get(k))
-             or DASH), ("layer", features.get("layer", DASH)), ("normalize", features.get("normalize", DASH)),
-            ("examined latents", len(latents))]
-    parts = [f"<h1>{esc(title)}</h1>",
-             '<p class="muted">' + " &middot; ".join(f"{esc(k)}: <b>{esc(v)}</b>" for k, v in meta) + "</p>",
-             '<nav class="toc"><a href="#safe">safe set</a><a href="#unsafe">unsafe set</a>'
-             '<a href="#other">other latents</a><a href="#overview">overview</a></nav>']
+    meta = [
+        (
+            "judge",
+            " / ".join(str(judge[k]) for k in ("kind", "model", "prompt_version") if judge.get(k)) or DASH,
+        ),
+        ("layer", features.get("layer", DASH)),
+        ("normalize", features.get("normalize", DASH)),
+        ("examined latents", len(latents)),
+    ]
+    parts = [
+        f"<h1>{esc(title)}</h1>",
+        '<p class="muted">' + " &middot; ".join(f"{esc(k)}: <b>{esc(v)}</b>" for k, v in meta) + "</p>",
+        '<nav class="toc"><a href="#safe">safe set</a><a href="#unsafe">unsafe set</a>'
+        '<a href="#other">other latents</a><a href="#overview">overview</a></nav>',
+    ]
 
     ordered: list[tuple[Latent, str | None]] = []
     for kind, heading, note in SETS:
-        ids = [latent_key(i) for i in selection.get(kind) or []] if selection else \
-              [k for k, v in member.items() if v == kind]
-        parts.append(f'<h2 id="{kind}">{esc(heading)} <span class="muted small">{len(ids)} latents, {esc(note)}'
-                     "</span></h2>")
+        ids = (
+            [latent_key(i) for i in selection.get(kind) or []]
+            if selection
+            else [k for k, v in member.items() if v == kind]
+        )
+        parts.append(
+            f'<h2 id="{kind}">{esc(heading)} <span class="muted small">{len(ids)} latents, {esc(note)}'
+            "</span></h2>"
+        )
         if not ids:
             parts.append('<p class="muted">none selected</p>')
         for key in ids:
             rec = by_key.get(key)
             if rec is None:
                 log.warning("selected latent %s has no record in features.json", key)
-                parts.append(f'<section class="latent {kind}" id="{_anchor(key)}"><header><span class="id">latent '
-                             f'{esc(key)}</span>{_badge(kind)}</header><p class="muted">no record</p></section>')
+                parts.append(
+                    f'<section class="latent {kind}" id="{_anchor(key)}"><header><span class="id">latent '
+                    f'{esc(key)}</span>{_badge(kind)}</header><p class="muted">no record</p></section>'
+                )
                 continue
             ordered.append((rec, kind))
             parts.append(render_latent(rec, kind))
 
     others = sorted((r for r in latents if latent_key(r.get("latent")) not in member), key=rank_key)
     shown = others if max_other is None else others[:max_other]
-    parts.append(f'<h2 id="other">Other examined latents <span class="muted small">{len(others)} by rank of '
-                 "|salience|, not selected</span></h2>")
+    parts.append(
+        f'<h2 id="other">Other examined latents <span class="muted small">{len(others)} by rank of '
+        "|salience|, not selected</span></h2>"
+    )
     if len(shown) < len(others):
         parts.append(f'<p class="muted">showing the first {len(shown)}; all are in the overview below</p>')
     parts.extend(render_latent(rec, None, open_contexts=False) for rec in shown)
@@ -201,8 +243,9 @@ def render_dashboard(features: Mapping[str, Any], title: str = DEFAULT_TITLE, ma
     return page(title, "\n".join(parts))
 
 
-def write_dashboard(features: Mapping[str, Any], out_path: Path, title: str = DEFAULT_TITLE,
-                    max_other: int | None = None) -> Path:
+def write_dashboard(
+    features: Mapping[str, Any], out_path: Path, title: str = DEFAULT_TITLE, max_other: int | None = None
+) -> Path:
     """Write the dashboard of `features` (the features stage's `features.json`) to `out_path`."""
     out_path = Path(out_path)
     write_text(out_path, render_dashboard(features, title=title, max_other=max_other))

@@ -87,8 +87,13 @@ def kv_table(mapping: Mapping[str, Any]) -> str:
     return '<table class="kv">' + "".join(rows) + "</table>"
 
 
-def html_table(header: Iterable[str], rows: Iterable[Iterable[str]], numeric: Iterable[int] = (),
-               row_classes: Iterable[str] | None = None, css_class: str = "") -> str:
+def html_table(
+    header: Iterable[str],
+    rows: Iterable[Iterable[str]],
+    numeric: Iterable[int] = (),
+    row_classes: Iterable[str] | None = None,
+    css_class: str = "",
+) -> str:
     """A table from already-escaped cell HTML; `numeric` column indices are right-aligned."""
     numeric = set(numeric)
     num = ' class="num"'
@@ -111,7 +116,7 @@ def stylesheet() -> str:
 def page(title: str, body: str) -> str:
     """A complete self-contained page: inline CSS, no scripts, no external resources."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>\n{stylesheet()}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )

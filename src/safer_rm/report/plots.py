@@ -21,15 +21,32 @@ from .rows import methods_in, metric_stat
 log = logging.getLogger(__name__)
 
 DPI = 110
-MODE_TITLES = {"poison": "Poisoning (flip the top q % of pairs)", "denoise": "Denoising (remove the bottom q % of pairs)"}
-SWEEP_METRICS = (("Safety", "safety"), ("Chat", "chat"), ("Chat Hard", "chat_hard"), ("Reasoning", "reasoning"),
-                 ("heldout safety", "heldout_safety"), ("heldout chat", "heldout_chat"))
+MODE_TITLES = {
+    "poison": "Poisoning (flip the top q % of pairs)",
+    "denoise": "Denoising (remove the bottom q % of pairs)",
+}
+SWEEP_METRICS = (
+    ("Safety", "safety"),
+    ("Chat", "chat"),
+    ("Chat Hard", "chat_hard"),
+    ("Reasoning", "reasoning"),
+    ("heldout safety", "heldout_safety"),
+    ("heldout chat", "heldout_chat"),
+)
 """(metric, file-name part) plotted per mode when present: `<mode>_<part>.png`."""
-METRIC_LABELS = {"Safety": "RewardBench Safety", "Chat": "RewardBench Chat", "Chat Hard": "RewardBench Chat Hard",
-                 "Reasoning": "RewardBench Reasoning", "heldout safety": "held-out safety pairs",
-                 "heldout chat": "held-out chat pairs"}
-METHOD_STYLE = {"safer": ("#c0392b", "o", "SAFER"), "random": ("#7f8c8d", "s", "random"),
-                "reward_margin": ("#2e86c1", "^", "reward margin")}
+METRIC_LABELS = {
+    "Safety": "RewardBench Safety",
+    "Chat": "RewardBench Chat",
+    "Chat Hard": "RewardBench Chat Hard",
+    "Reasoning": "RewardBench Reasoning",
+    "heldout safety": "held-out safety pairs",
+    "heldout chat": "held-out chat pairs",
+}
+METHOD_STYLE = {
+    "safer": ("#c0392b", "o", "SAFER"),
+    "random": ("#7f8c8d", "s", "random"),
+    "reward_margin": ("#2e86c1", "^", "reward margin"),
+}
 EXTRA_COLORS = ("#8e44ad", "#d68910", "#17a589", "#5d6d7e")
 SAFE_COLOR, UNSAFE_COLOR, OTHER_COLOR = "#1b7f4b", "#b3261e", "#b8c0c8"
 
@@ -67,8 +84,13 @@ def _series(rows: Rows, mode: str, method: str, metric: str) -> list[tuple[float
         if ratio is None or mean is None:
             continue
         if ratio in points:
-            log.warning("two %s/%s rows at ratio %g: plotting the later one (%s)", mode, method, ratio,
-                        row.get("variant"))
+            log.warning(
+                "two %s/%s rows at ratio %g: plotting the later one (%s)",
+                mode,
+                method,
+                ratio,
+                row.get("variant"),
+            )
         points[ratio] = (mean, std or 0.0)
     return [(r, m, s) for r, (m, s) in sorted(points.items())]
 
@@ -88,15 +110,26 @@ def plot_metric(rows: Rows, mode: str, metric: str, out_path: Path) -> Path | No
     ax = fig.subplots()
     clean_mean, clean_std = _clean(rows, metric)
     if clean_mean is not None:
-        ax.axhline(clean_mean, color="black", linestyle="--", linewidth=1.2, label=f"clean ({clean_mean:.3f})")
+        ax.axhline(
+            clean_mean, color="black", linestyle="--", linewidth=1.2, label=f"clean ({clean_mean:.3f})"
+        )
         if clean_std:
             ax.axhspan(clean_mean - clean_std, clean_mean + clean_std, color="black", alpha=0.07, linewidth=0)
     for i, (method, pts) in enumerate(series.items()):
         color, marker, label = _style(method, i)
         offset = (i - (len(series) - 1) / 2) * dodge
         xs = [r + offset for r, _, _ in pts]
-        ax.errorbar(xs, [m for _, m, _ in pts], yerr=[s for _, _, s in pts], color=color, marker=marker,
-                    markersize=6, linewidth=1.6, capsize=4, label=label)
+        ax.errorbar(
+            xs,
+            [m for _, m, _ in pts],
+            yerr=[s for _, _, s in pts],
+            color=color,
+            marker=marker,
+            markersize=6,
+            linewidth=1.6,
+            capsize=4,
+            label=label,
+        )
     ax.set_xticks(ratios)
     ax.set_xticklabels([f"{r:g}" for r in ratios])
     if len(ratios) == 1:
@@ -130,8 +163,14 @@ def plot_salience(features: Mapping[str, Any], out_path: Path) -> Path | None:
     """Salience of the examined latents by rank, the selected safe (S+) and unsafe (S-) ones highlighted.
     None (nothing written) when no latent has a salience."""
     member = membership(features)  # the dashboard's sets and order, so the two never disagree
-    recs = sorted((r for r in features.get("latents") or []
-                   if as_float(r.get("salience")) is not None and r.get("latent") is not None), key=rank_key)
+    recs = sorted(
+        (
+            r
+            for r in features.get("latents") or []
+            if as_float(r.get("salience")) is not None and r.get("latent") is not None
+        ),
+        key=rank_key,
+    )
     if not recs:
         return None
     saliences = [as_float(r["salience"]) for r in recs]
@@ -155,4 +194,3 @@ def plot_salience(features: Mapping[str, Any], out_path: Path) -> Path | None:
     ax.legend(handles, ["selected safe (S+)", "selected unsafe (S-)", "not selected"], fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, Path(out_path))
-

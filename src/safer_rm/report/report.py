@@ -28,8 +28,10 @@ Rows = Sequence[Mapping[str, Any]]
 
 
 def _img(name: str, caption: str) -> str:
-    return (f'<figure><a href="{esc(name)}"><img src="{esc(name)}" alt="{esc(caption)}"></a>'
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
+    return (
+        f'<figure><a href="{esc(name)}"><img src="{esc(name)}" alt="{esc(caption)}"></a>'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
 
 
 def _figure(path: Path) -> str:
@@ -54,10 +56,14 @@ def _summary_sections(summary: Mapping[str, Any]) -> str:
     if scalars:
         parts.append("<h3>run</h3>" + kv_table(scalars))
     names = [k for k in SUMMARY_SECTIONS if isinstance(summary.get(k), Mapping)]
-    names += [k for k, v in summary.items() if isinstance(v, Mapping) and k not in names and k not in SKIP_SUMMARY]
+    names += [
+        k for k, v in summary.items() if isinstance(v, Mapping) and k not in names and k not in SKIP_SUMMARY
+    ]
     for name in names:
-        parts.append(f"<h3>{esc(name)}</h3>" + (kv_table(summary[name]) if summary[name] else
-                                                   '<p class="muted">empty</p>'))
+        parts.append(
+            f"<h3>{esc(name)}</h3>"
+            + (kv_table(summary[name]) if summary[name] else '<p class="muted">empty</p>')
+        )
     return "\n".join(parts)
 
 
@@ -65,32 +71,50 @@ def _features_section(features: Mapping[str, Any], has_salience: bool) -> str:
     selection = features.get("selection") if isinstance(features.get("selection"), Mapping) else {}
     safe, unsafe = list(selection.get("safe") or []), list(selection.get("unsafe") or [])
     examined = len(features.get("latents") or [])
-    parts = [f'<p><a href="{DASHBOARD}">Feature dashboard</a>: {examined} examined latents with their judge '
-             "verdicts and top-activating contexts.</p>",
-             kv_table({"safe set S+": f"{len(safe)}: {', '.join(map(str, safe))}" if safe else "0",
-                       "unsafe set S-": f"{len(unsafe)}: {', '.join(map(str, unsafe))}" if unsafe else "0",
-                       "layer": features.get("layer"), "normalize": features.get("normalize"),
-                       "judge": features.get("judge") or {}})]
+    parts = [
+        f'<p><a href="{DASHBOARD}">Feature dashboard</a>: {examined} examined latents with their judge '
+        "verdicts and top-activating contexts.</p>",
+        kv_table(
+            {
+                "safe set S+": f"{len(safe)}: {', '.join(map(str, safe))}" if safe else "0",
+                "unsafe set S-": f"{len(unsafe)}: {', '.join(map(str, unsafe))}" if unsafe else "0",
+                "layer": features.get("layer"),
+                "normalize": features.get("normalize"),
+                "judge": features.get("judge") or {},
+            }
+        ),
+    ]
     if has_salience:
         parts.append(f'<div class="plots">{_img(SALIENCE_PNG, "salience of the examined latents")}</div>')
     return "\n".join(parts)
 
 
-def render_report(rows: Rows, summary: Mapping[str, Any], plots: Sequence[Path], title: str,
-                  features: Mapping[str, Any] | None = None, has_salience: bool = False) -> str:
+def render_report(
+    rows: Rows,
+    summary: Mapping[str, Any],
+    plots: Sequence[Path],
+    title: str,
+    features: Mapping[str, Any] | None = None,
+    has_salience: bool = False,
+) -> str:
     """The report page as a string; `plots` are PNG files in the report directory (linked by name)."""
-    parts = [f"<h1>{esc(title)}</h1>",
-             '<nav class="toc"><a href="#results">results</a><a href="#edits">edited sets</a>'
-             '<a href="#plots">plots</a><a href="#features">features</a><a href="#summary">summary</a>'
-             f'<a href="{CSV}">results.csv</a>'
-             + (f'<a href="{DASHBOARD}">feature dashboard</a>' if features else "") + "</nav>",
-             '<h2 id="results">Results</h2>',
-             '<p class="muted small">Accuracy (0..1), mean &plusmn; std over seeds; ratio = edited pairs in % of '
-             "the training set.</p>",
-             to_html(rows) if rows else '<p class="muted">no results yet</p>']
+    parts = [
+        f"<h1>{esc(title)}</h1>",
+        '<nav class="toc"><a href="#results">results</a><a href="#edits">edited sets</a>'
+        '<a href="#plots">plots</a><a href="#features">features</a><a href="#summary">summary</a>'
+        f'<a href="{CSV}">results.csv</a>'
+        + (f'<a href="{DASHBOARD}">feature dashboard</a>' if features else "")
+        + "</nav>",
+        '<h2 id="results">Results</h2>',
+        '<p class="muted small">Accuracy (0..1), mean &plusmn; std over seeds; ratio = edited pairs in % of '
+        "the training set.</p>",
+        to_html(rows) if rows else '<p class="muted">no results yet</p>',
+    ]
     mix = source_mix_html(rows)
-    parts += ['<h2 id="edits">Edited sets: pairs edited per source</h2>',
-              mix or '<p class="muted">no edited sets</p>']
+    parts += [
+        '<h2 id="edits">Edited sets: pairs edited per source</h2>',
+        mix or '<p class="muted">no edited sets</p>',
+    ]
     parts.append('<h2 id="plots">Plots</h2>')
     if not plots:
         parts.append('<p class="muted">no sweep to plot</p>')
@@ -100,15 +124,23 @@ def render_report(rows: Rows, summary: Mapping[str, Any], plots: Sequence[Path],
             parts.append(f"<h3>{esc(MODE_TITLES.get(mode, mode))}</h3>")
             parts.append('<div class="plots">' + "".join(_figure(p) for p in figs) + "</div>")
     parts.append('<h2 id="features">Features</h2>')
-    parts.append(_features_section(features, has_salience) if features else
-                 '<p class="muted">no feature selection in this run</p>')
+    parts.append(
+        _features_section(features, has_salience)
+        if features
+        else '<p class="muted">no feature selection in this run</p>'
+    )
     parts.append('<h2 id="summary">Summary</h2>')
     parts.append(_summary_sections(summary) if summary else '<p class="muted">no summary</p>')
     return page(title, "\n".join(parts))
 
 
-def write_report(run_dir: Path, rows: Rows, summary: Mapping[str, Any] | None = None,
-                 features: Mapping[str, Any] | None = None, title: str | None = None) -> Path:
+def write_report(
+    run_dir: Path,
+    rows: Rows,
+    summary: Mapping[str, Any] | None = None,
+    features: Mapping[str, Any] | None = None,
+    title: str | None = None,
+) -> Path:
     """Write `run_dir/report/`: index.html, results.csv, the sweep plots, and, when `features` is given, the
     dashboard features.html and salience.png. Returns the path of index.html."""
     run_dir = Path(run_dir)
@@ -123,6 +155,8 @@ def write_report(run_dir: Path, rows: Rows, summary: Mapping[str, Any] | None = 
         write_dashboard(features, out / DASHBOARD, title=f"Features: {summary.get('run') or run_dir.name}")
         has_salience = plot_salience(features, out / SALIENCE_PNG) is not None
     index = out / INDEX
-    write_text(index, render_report(rows, summary, plots, title, features=features, has_salience=has_salience))
+    write_text(
+        index, render_report(rows, summary, plots, title, features=features, has_salience=has_salience)
+    )
     log.info("wrote the report (%d result rows, %d plots) to %s", len(rows), len(plots), index)
     return index

@@ -47,8 +47,12 @@ def _order(value: Any, known: Sequence[str]) -> tuple[int, str]:
 
 def sort_key(row: Mapping[str, Any]) -> tuple:
     ratio = as_float(row.get("ratio"))
-    return (_order(row.get("mode"), MODES), _order(row.get("method"), METHODS),
-            ratio if ratio is not None else float("-inf"), str(row.get("variant", "")))
+    return (
+        _order(row.get("mode"), MODES),
+        _order(row.get("method"), METHODS),
+        ratio if ratio is not None else float("-inf"),
+        str(row.get("variant", "")),
+    )
 
 
 def sorted_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

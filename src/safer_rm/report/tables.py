@@ -50,14 +50,26 @@ def to_text(rows: Rows) -> str:
     """A fixed-width table for the terminal: mean ± std to three decimals."""
     metrics = metric_names(rows)
     header = ["variant", "mode", "method", "ratio", "seeds", *metrics]
-    lines = [[str(row.get("variant", "")), str(row.get("mode") or ""), str(row.get("method") or DASH),
-              fmt_ratio(row.get("ratio")), _cell(row.get("n_seeds")) or DASH,
-              *(mean_std(row, m, sep=" +- ") for m in metrics)] for row in sorted_rows(rows)]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
+    lines = [
+        [
+            str(row.get("variant", "")),
+            str(row.get("mode") or ""),
+            str(row.get("method") or DASH),
+            fmt_ratio(row.get("ratio")),
+            _cell(row.get("n_seeds")) or DASH,
+            *(mean_std(row, m, sep=" +- ") for m in metrics),
+        ]
+        for row in sorted_rows(rows)
+    ]
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)
+    ]
     left = 3  # the identifier columns are left-aligned, the numbers right-aligned
 
     def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(header), rule, *(fmt(line) for line in lines)]) + "\n"
@@ -68,9 +80,17 @@ def to_html(rows: Rows) -> str:
     metrics = metric_names(rows)
     ordered = sorted_rows(rows)
     header = [esc(h) for h in ("variant", "mode", "method", "ratio %", "seeds", *metrics)]
-    body = [[esc(row.get("variant", "")), esc(row.get("mode") or ""), esc(row.get("method") or DASH),
-             esc(fmt_ratio(row.get("ratio"))), esc(_cell(row.get("n_seeds")) or DASH),
-             *(esc(mean_std(row, m)) for m in metrics)] for row in ordered]
+    body = [
+        [
+            esc(row.get("variant", "")),
+            esc(row.get("mode") or ""),
+            esc(row.get("method") or DASH),
+            esc(fmt_ratio(row.get("ratio"))),
+            esc(_cell(row.get("n_seeds")) or DASH),
+            *(esc(mean_std(row, m)) for m in metrics),
+        ]
+        for row in ordered
+    ]
     numeric = range(3, len(header))
     classes = ["clean" if row.get("mode") == "clean" else "" for row in ordered]
     return html_table(header, body, numeric=numeric, row_classes=classes, css_class="results")
@@ -89,5 +109,7 @@ def source_mix_html(rows: Rows) -> str:
         counts = [mix.get(s, 0) for s in sources]  # a source absent from a set's mix had no pair edited
         numbers = [c for c in counts if isinstance(c, int | float) and not isinstance(c, bool)]
         total = sum(numbers) if len(numbers) == len(counts) else None
-        body.append([esc(row.get("variant", "")), *(esc(fmt_count(c)) for c in counts), esc(fmt_count(total))])
+        body.append(
+            [esc(row.get("variant", "")), *(esc(fmt_count(c)) for c in counts), esc(fmt_count(total))]
+        )
     return html_table(header, body, numeric=range(1, len(header)), css_class="results")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..configuration import require
 from ..errors import ConfigError
+from ..typed_config import require
 
 
 @dataclass

@@ -20,22 +20,42 @@ from ..data.records import PreferencePair
 from ..io import write_json, write_text
 from ..models.render import Renderer
 from .config import EvalConfig
-from .scoring import score_pairs
+from .scoring import reward_pairs
 
 SECTIONS: dict[str, list[str]] = {
     "Chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"],
-    "Chat Hard": ["mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
-                  "llmbar-adver-GPTOut", "llmbar-adver-manual"],
-    "Safety": ["refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond",
-               "donotanswer"],
+    "Chat Hard": [
+        "mt-bench-hard",
+        "llmbar-natural",
+        "llmbar-adver-neighbor",
+        "llmbar-adver-GPTInst",
+        "llmbar-adver-GPTOut",
+        "llmbar-adver-manual",
+    ],
+    "Safety": [
+        "refusals-dangerous",
+        "refusals-offensive",
+        "xstest-should-refuse",
+        "xstest-should-respond",
+        "donotanswer",
+    ],
     "Reasoning": ["math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"],
 }
 SECTION_ORDER = ["Chat", "Chat Hard", "Safety", "Reasoning"]
 
 
-def load_rewardbench(cfg: EvalConfig, root: str, report: DropReport | None = None, seed: int = 0) -> list[PreferencePair]:
-    src = SourceConfig(name="rewardbench", path=cfg.rewardbench, format="rewardbench", kind="chat",
-                       hub=cfg.rewardbench_hub, split=cfg.rewardbench_split, hub_split=cfg.rewardbench_split)
+def load_rewardbench(
+    cfg: EvalConfig, root: str, report: DropReport | None = None, seed: int = 0
+) -> list[PreferencePair]:
+    src = SourceConfig(
+        name="rewardbench",
+        path=cfg.rewardbench,
+        format="rewardbench",
+        kind="chat",
+        hub=cfg.rewardbench_hub,
+        split=cfg.rewardbench_split,
+        hub_split=cfg.rewardbench_split,
+    )
     pairs = load_source(src, root, report or DropReport())
     if cfg.max_rewardbench_pairs is not None and len(pairs) > cfg.max_rewardbench_pairs:
         by_subset: dict[str, list[PreferencePair]] = defaultdict(list)
@@ -79,22 +99,28 @@ def grouped_accuracy(pairs: Sequence[PreferencePair], correct: np.ndarray) -> di
     return out
 
 
-def evaluate(
-    model, renderer: Renderer, rewardbench: Sequence[PreferencePair], heldout: Sequence[PreferencePair] = (),
-    batch_size: int = 32, bf16: bool = False, progress: bool = True, prefix=None,
+def evaluate_rm(
+    model,
+    renderer: Renderer,
+    rewardbench: Sequence[PreferencePair],
+    heldout: Sequence[PreferencePair] = (),
+    batch_size: int = 32,
+    bf16: bool = False,
+    progress: bool = True,
+    prefix=None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """(metrics, per-pair margins) for a model on the RewardBench pairs and the held-out pairs."""
     metrics: dict = {}
     margins: dict[str, np.ndarray] = {}
     if rewardbench:
-        scores = score_pairs(model, renderer, rewardbench, batch_size, bf16, "RewardBench", progress, prefix)
+        scores = reward_pairs(model, renderer, rewardbench, batch_size, bf16, "RewardBench", progress, prefix)
         per_subset = subset_accuracy([p.meta.get("subset", "unknown") for p in rewardbench], scores.correct)
         metrics["rewardbench"] = section_scores(per_subset)
         metrics["subsets"] = per_subset
         metrics["rewardbench_truncation"] = scores.truncation
         margins["rewardbench"] = scores.margin
     if heldout:
-        scores = score_pairs(model, renderer, heldout, batch_size, bf16, "held-out", progress, prefix)
+        scores = reward_pairs(model, renderer, heldout, batch_size, bf16, "held-out", progress, prefix)
         metrics["heldout"] = grouped_accuracy(heldout, scores.correct)
         margins["heldout"] = scores.margin
     return metrics, margins
@@ -116,7 +142,9 @@ def results_table(results: dict[str, dict]) -> tuple[list[str], list[list]]:
     rows = []
     for name, r in results.items():
         rb, ho = r.get("rewardbench", {}), r.get("heldout", {})
-        rows.append([name, *[rb.get(s) for s in sections], rb.get("overall"), ho.get("safety"), ho.get("chat")])
+        rows.append(
+            [name, *[rb.get(s) for s in sections], rb.get("overall"), ho.get("safety"), ho.get("chat")]
+        )
     return header, rows
 
 
@@ -144,7 +172,14 @@ def write_results(eval_dir: str | Path, results: dict[str, dict]) -> str:
     w = csv.writer(buf)
     w.writerow(["variant", *subset_names])
     for name, r in results.items():
-        w.writerow([name, *[f"{r['subsets'][s]['accuracy']:.6f}" if s in r.get("subsets", {}) else ""
-                            for s in subset_names]])
+        w.writerow(
+            [
+                name,
+                *[
+                    f"{r['subsets'][s]['accuracy']:.6f}" if s in r.get("subsets", {}) else ""
+                    for s in subset_names
+                ],
+            ]
+        )
     write_text(eval_dir / "subsets.csv", buf.getvalue())
     return format_table(header, rows)

@@ -13,38 +13,22 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..data.records import PreferencePair
 from ..io import quiet
+from ..models.batching import autocast, length_batches, pad_batch
 from ..models.layers import Resume
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
 
 
-def autocast(device: torch.device, enabled: bool):
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token lists into (input_ids, attention_mask)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
-
-
-def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), to waste little on padding."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 @torch.inference_mode()
 def score_encoded(
-    model, encoded: Sequence[Encoded], pad_id: int, batch_size: int = 32, bf16: bool = False,
-    desc: str = "scoring", progress: bool = True, prefix: PrefixCache | None = None,
+    model,
+    encoded: Sequence[Encoded],
+    pad_id: int,
+    batch_size: int = 32,
+    bf16: bool = False,
+    desc: str = "scoring",
+    progress: bool = True,
+    prefix: PrefixCache | None = None,
 ) -> np.ndarray:
     """Reward of every encoded text, in input order (float32). With a prefix cache, the frozen lower blocks
     are read from it (and filled first where missing) instead of being recomputed."""
@@ -60,7 +44,11 @@ def score_encoded(
         for idx in tqdm(mine, desc=desc, unit="batch", disable=quiet(progress), leave=False):
             seqs = [encoded[i].input_ids for i in idx]
             ids, mask = pad_batch(seqs, pad_id)
-            feed = resume.feed(prefix.batch(seqs, ids.shape[1]).to(device)) if resume else contextlib.nullcontext()
+            feed = (
+                resume.feed(prefix.batch(seqs, ids.shape[1]).to(device))
+                if resume
+                else contextlib.nullcontext()
+            )
             with autocast(device, bf16), feed:
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             out[idx] = logits[:, 0].float().cpu().numpy()
@@ -73,7 +61,7 @@ def score_encoded(
 
 
 @dataclass
-class PairScores:
+class PairRewards:
     chosen: np.ndarray
     rejected: np.ndarray
     truncation: dict[str, int]
@@ -88,12 +76,19 @@ class PairScores:
         return self.chosen > self.rejected
 
 
-def score_pairs(
-    model, renderer: Renderer, pairs: Sequence[PreferencePair], batch_size: int = 32, bf16: bool = False,
-    desc: str = "scoring pairs", progress: bool = True, prefix: PrefixCache | None = None,
-) -> PairScores:
+def reward_pairs(
+    model,
+    renderer: Renderer,
+    pairs: Sequence[PreferencePair],
+    batch_size: int = 32,
+    bf16: bool = False,
+    desc: str = "scoring pairs",
+    progress: bool = True,
+    prefix: PrefixCache | None = None,
+) -> PairRewards:
     chosen, rejected = renderer.encode_pairs(pairs)
-    rewards = score_encoded(model, chosen + rejected, renderer.tok.pad_token_id, batch_size * 2, bf16, desc,
-                            progress, prefix)
+    rewards = score_encoded(
+        model, chosen + rejected, renderer.tok.pad_token_id, batch_size * 2, bf16, desc, progress, prefix
+    )
     n = len(pairs)
-    return PairScores(rewards[:n], rewards[n:], truncation_counts(chosen, rejected))
+    return PairRewards(rewards[:n], rewards[n:], truncation_counts(chosen, rejected))

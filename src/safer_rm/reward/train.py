@@ -19,11 +19,11 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from ..data.records import PreferencePair
 from ..io import quiet, write_json
+from ..models.batching import pad_batch
 from ..models.layers import Resume, transformer_blocks
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
 from .config import RMConfig
-from .scoring import pad_batch
 
 log = logging.getLogger(__name__)
 RENDER_FILE = "safer_render.json"
@@ -92,9 +92,17 @@ class BradleyTerryTrainer(Trainer):
         self.resume = resume
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        feed = self.resume.feed(inputs["prefix_hidden"]) if "prefix_hidden" in inputs else contextlib.nullcontext()
+        feed = (
+            self.resume.feed(inputs["prefix_hidden"])
+            if "prefix_hidden" in inputs
+            else contextlib.nullcontext()
+        )
         with feed:
-            rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0].float()
+            rewards = (
+                model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+                .logits[:, 0]
+                .float()
+            )
         loss, margin = bradley_terry_loss(rewards)
         return (loss, {"margin": margin}) if return_outputs else loss
 
@@ -139,8 +147,13 @@ class LossHistory(TrainerCallback):
             return
         row = {"step": state.global_step}
         if "loss" in logs:
-            log.info("reward model step %d: %s", state.global_step,
-                     ", ".join(f"{k}={logs[k]}" for k in ("loss", "grad_norm", "learning_rate", "epoch") if k in logs))
+            log.info(
+                "reward model step %d: %s",
+                state.global_step,
+                ", ".join(
+                    f"{k}={logs[k]}" for k in ("loss", "grad_norm", "learning_rate", "epoch") if k in logs
+                ),
+            )
         for key, value in logs.items():
             try:  # recent transformers hand logs over as formatted strings
                 row[key] = float(value)
@@ -166,9 +179,13 @@ def train_reward_model(
     chosen, rejected = renderer.encode_pairs(train_pairs)
     trunc = truncation_counts(chosen, rejected)
     if trunc["prompt_truncated"] or trunc["response_truncated"]:
-        log.info("truncated to %d tokens (kept, response end preserved): %d pairs lost prompt tokens, "
-                 "%d pairs lost response tokens", renderer.max_length, trunc["prompt_truncated"],
-                 trunc["response_truncated"])
+        log.info(
+            "truncated to %d tokens (kept, response end preserved): %d pairs lost prompt tokens, "
+            "%d pairs lost response tokens",
+            renderer.max_length,
+            trunc["prompt_truncated"],
+            trunc["response_truncated"],
+        )
     eval_ds = None
     if eval_pairs and cfg.select_best:
         ec, er = renderer.encode_pairs(eval_pairs)

@@ -1,4 +1,4 @@
-"""Configuration of the TopK sparse autoencoder and its two-stage training (method.md, section 2)."""
+"""Configuration of the TopK sparse autoencoder and its two-stage training (docs/method.md §2)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ..configuration import require
 from ..errors import ConfigError
+from ..typed_config import require
 
 
 @dataclass
@@ -54,7 +54,9 @@ class SAEConfig:
 
     def check(self) -> None:
         require(self, ("num_latents", "dead_after", "stage2_epochs", "auxk_alpha"), at_least=0)
-        require(self, ("expansion", "k", "batch_size", "stage1_tokens", "renorm_every", "log_every"), at_least=1)
+        require(
+            self, ("expansion", "k", "batch_size", "stage1_tokens", "renorm_every", "log_every"), at_least=1
+        )
         require(self, ("stage1_lr", "stage2_lr"), above=0)
         for key in ("warmup_frac", "decay_frac"):
             if not 0 <= getattr(self, key) < 1:

@@ -11,15 +11,15 @@ from pathlib import Path
 from torch import Tensor
 
 from .files import SAEMeta, save_sae
-from .metrics import evaluate
-from .train import Hook, StepInfo
+from .metrics import evaluate_sae
+from .records import Hook, StepInfo
 
 
 def eval_hook(batches: Iterable[Tensor], every: int = 0, *, at_start: bool = False) -> Hook:
     """Evaluate NMSE, FVU, L0 and dead fraction over `batches` (re-iterable) every `every` steps and at the end."""
 
     def run(info: StepInfo) -> Mapping[str, float]:
-        return {k: float(v) for k, v in asdict(evaluate(info.sae, batches)).items()}
+        return {k: float(v) for k, v in asdict(evaluate_sae(info.sae, batches)).items()}
 
     return Hook(run, every=every, at_start=at_start)
 

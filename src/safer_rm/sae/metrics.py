@@ -107,7 +107,7 @@ class MetricAccumulator:
 
 
 @torch.no_grad()
-def evaluate(sae: TopKSAE, batches: Iterable[Tensor]) -> SAEMetrics:
+def evaluate_sae(sae: TopKSAE, batches: Iterable[Tensor]) -> SAEMetrics:
     """NMSE, FVU, L0 and dead fraction of `sae` over every vector of `batches` ([B, d] tensors)."""
     acc = MetricAccumulator(sae.d_in, sae.num_latents, sae.device)
     total = len(batches) if isinstance(batches, Sized) else None

@@ -1,4 +1,4 @@
-"""The TopK sparse autoencoder of method.md, section 2, on EleutherAI sparsify's `SparseCoder`.
+"""The TopK sparse autoencoder of docs/method.md §2, on EleutherAI sparsify's `SparseCoder`.
 
     z = TopK_k(W_enc (x - b_pre) + b_lat),   x_hat = W_dec z + b_pre,   unit-norm decoder directions.
 

@@ -1,4 +1,4 @@
-"""Judges that score a latent 1-5 for safety relevance from its top-activating contexts (method.md section 4).
+"""Judges that score a latent 1-5 for safety relevance from its top-activating contexts (docs/method.md §4).
 
     judge = make_judge(cfg.judge, cache_dir=run_dir / "features" / "judgements")
     verdicts = judge.judge(items)          # list[LatentContexts] -> list[Judgement], same order
@@ -45,5 +45,18 @@ def make_judge(cfg: JudgeConfig, cache_dir: str | Path | None = None, progress: 
     raise ValueError(f"unknown judge kind {cfg.kind!r}; expected one of {', '.join(KINDS)}")
 
 
-__all__ = ["CACHE_FILE", "DEFAULT_MODELS", "KINDS", "Judge", "JudgeConfig", "JudgementCache", "NoJudge", "Reply",
-           "cache_key", "judge_fingerprint", "load_prompt", "make_judge", "parse_reply"]
+__all__ = [
+    "CACHE_FILE",
+    "DEFAULT_MODELS",
+    "KINDS",
+    "Judge",
+    "JudgeConfig",
+    "JudgementCache",
+    "NoJudge",
+    "Reply",
+    "cache_key",
+    "judge_fingerprint",
+    "load_prompt",
+    "make_judge",
+    "parse_reply",
+]

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Judge(ABC):
-    """Scores latents 1-5 for safety relevance from their contexts (method.md section 4).
+    """Scores latents 1-5 for safety relevance from their contexts (docs/method.md §4).
 
     `judge(items)` returns one `Judgement` per item, in order. With a cache, known verdicts come back with
     `cached=True` and every new `ok` or `unparseable` verdict is written as soon as it arrives (a crash
@@ -67,21 +67,44 @@ class Judge(ABC):
             else:
                 todo.append(i)
         if self.cache is not None:
-            log.info("judge %s (%s, prompt %s): %d latents, %d from the cache %s", self.name, self.model,
-                     self.prompt_version, len(items), len(items) - len(todo), self.cache.path)
+            log.info(
+                "judge %s (%s, prompt %s): %d latents, %d from the cache %s",
+                self.name,
+                self.model,
+                self.prompt_version,
+                len(items),
+                len(items) - len(todo),
+                self.cache.path,
+            )
         if todo:
-            bar = tqdm(total=len(todo), desc=f"judge {self.name}", unit="latent", leave=False,
-                       disable=quiet(self.progress) or len(todo) < 2)
+            bar = tqdm(
+                total=len(todo),
+                desc=f"judge {self.name}",
+                unit="latent",
+                leave=False,
+                disable=quiet(self.progress) or len(todo) < 2,
+            )
             with bar:
                 for j, verdict in self._judge_iter([items[i] for i in todo]):
                     i = todo[j]
                     verdict.latent = items[i].latent
-                    verdict.judge, verdict.model, verdict.prompt_version = self.name, self.model, self.prompt_version
+                    verdict.judge, verdict.model, verdict.prompt_version = (
+                        self.name,
+                        self.model,
+                        self.prompt_version,
+                    )
                     verdict.cached = False
                     if self.cache is not None:
-                        self.cache.put(keys[i], verdict, latent=items[i].latent, digest=items[i].digest(),
-                                       judge=self.name, model=self.model, prompt_version=self.prompt_version,
-                                       settings=settings)
+                        self.cache.put(
+                            keys[i],
+                            verdict,
+                            latent=items[i].latent,
+                            digest=items[i].digest(),
+                            judge=self.name,
+                            model=self.model,
+                            prompt_version=self.prompt_version,
+                            settings=settings,
+                        )
                     out[i] = verdict
                     bar.update(1)
         missing = [items[i].latent for i, v in enumerate(out) if v is None]

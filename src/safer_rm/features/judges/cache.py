@@ -36,7 +36,9 @@ except ImportError:  # pragma: no cover - Windows: single-process use only
     fcntl = None
 
 
-def cache_key(latent: int, digest: str, judge: str, model: str, prompt_version: str, settings: str = "") -> str:
+def cache_key(
+    latent: int, digest: str, judge: str, model: str, prompt_version: str, settings: str = ""
+) -> str:
     blob = json.dumps([int(latent), digest, judge, model, prompt_version, settings], ensure_ascii=False)
     return sha256_text(blob)[:32]
 
@@ -72,11 +74,18 @@ class JudgementCache:
                 try:
                     row = json.loads(raw.decode("utf-8"))
                     key, verdict = row["key"], row["judgement"]
-                    if not isinstance(key, str) or not isinstance(verdict, dict) or not set(verdict) <= _FIELDS:
+                    if (
+                        not isinstance(key, str)
+                        or not isinstance(verdict, dict)
+                        or not set(verdict) <= _FIELDS
+                    ):
                         raise TypeError("unexpected record shape")
                 except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-                    log.warning("%s:%d: unreadable cache record skipped (torn write from an interrupted run?)",
-                                self.path, line_no)
+                    log.warning(
+                        "%s:%d: unreadable cache record skipped (torn write from an interrupted run?)",
+                        self.path,
+                        line_no,
+                    )
                     continue
                 self.entries[key] = verdict
 
@@ -97,8 +106,11 @@ class JudgementCache:
         if judgement.status not in CACHED_STATUSES:
             return False
         row = {k: v for k, v in asdict(judgement).items() if k != "cached"}
-        line = json.dumps({"key": key, **meta, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "judgement": row},
-                          ensure_ascii=False, default=str)
+        line = json.dumps(
+            {"key": key, **meta, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "judgement": row},
+            ensure_ascii=False,
+            default=str,
+        )
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "ab+") as fh, _locked(fh):

@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ...configuration import require
 from ...errors import ConfigError
+from ...typed_config import require
 
 KINDS = ("embedding", "openai", "hf", "labels", "none")
-DEFAULT_MODELS = {"embedding": "all-MiniLM-L6-v2", "openai": "gpt-4o", "hf": "smollm2", "labels": "human", "none": ""}
+DEFAULT_MODELS = {
+    "embedding": "all-MiniLM-L6-v2",
+    "openai": "gpt-4o",
+    "hf": "smollm2",
+    "labels": "human",
+    "none": "",
+}
 # Margins (best safety-concept similarity minus best ordinary-topic similarity) that map to the scores
 # 1, 2, 3, 4, 5; linear in between, clipped outside. Read off the calibration set, never the probe set
 # (`python bench/judge_probe.py --calibrate`; embedding.py's docstring has the rule).
@@ -18,7 +24,7 @@ EMBEDDING_ANCHORS = [-0.075, -0.025, 0.025, 0.075, 0.125]
 
 @dataclass
 class JudgeConfig:
-    """Which judge scores latents 1-5 for safety relevance from their contexts (method.md section 4), and how."""
+    """Which judge scores latents 1-5 for safety relevance from their contexts (docs/method.md §4), and how."""
 
     kind: Literal["embedding", "openai", "hf", "labels", "none"] = "embedding"
     """`embedding`: zero-shot with the embedded MiniLM sentence encoder (offline default); `openai`: any
@@ -92,8 +98,18 @@ class JudgeConfig:
             raise ConfigError("labels_path", "the labels judge needs a file (judge.labels_path)")
         if not self.prompt_version:
             raise ConfigError("prompt_version", "must not be empty")
-        require(self, ("max_contexts", "context_chars", "max_tokens", "concurrency", "hf_max_length",
-                       "embedding_batch_size"), at_least=1)
+        require(
+            self,
+            (
+                "max_contexts",
+                "context_chars",
+                "max_tokens",
+                "concurrency",
+                "hf_max_length",
+                "embedding_batch_size",
+            ),
+            at_least=1,
+        )
         require(self, ("max_retries", "hf_explanation_tokens", "backoff"), at_least=0)
         require(self, ("timeout", "max_wait"), above=0)
         if not 0 <= self.temperature <= 2:

@@ -26,19 +26,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from ...errors import ConfigError
-from ...io import sha256_text
 from ..types import Judgement, LatentContexts
 from .base import Judge
+from .concepts import load_concepts
 from .config import JudgeConfig
 from .prompt import context_text, shown_contexts
 
@@ -46,50 +42,6 @@ log = logging.getLogger(__name__)
 
 ENCODER_MAX_TOKENS = 128
 """Word pieces per text; all-MiniLM-L6-v2 was trained on 128."""
-
-
-@dataclass(frozen=True)
-class Concepts:
-    version: str
-    concepts: tuple[str, ...]
-    """Concept name of each description."""
-    texts: tuple[str, ...]
-    safety: tuple[bool, ...]
-    """Whether each description belongs to a safety concept (else an ordinary topic)."""
-    digest: str
-
-
-@cache
-def load_concepts(version: str) -> Concepts:
-    """A packaged version (`v1` -> concepts/safety_v1.yaml) or the path of a YAML file in that layout."""
-    path = Path(version)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        text, source, name = path.read_text(encoding="utf-8"), str(path), path.stem
-    else:
-        resource = resources.files("safer_rm").joinpath("concepts", f"safety_{version}.yaml")
-        if not resource.is_file():
-            raise ConfigError("judge.concepts_version", f"no concepts/safety_{version}.yaml and no file {version!r}")
-        text, source, name = resource.read_text(encoding="utf-8"), f"concepts/safety_{version}.yaml", version
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError("judge.concepts_version", f"{source}: invalid YAML ({err})") from None
-    concepts, texts, safety = [], [], []
-    for group, is_safety in (("safety", True), ("ordinary", False)):
-        section = data.get(group) if isinstance(data, dict) else None
-        if not isinstance(section, dict) or not section:
-            raise ConfigError("judge.concepts_version", f"{source}: needs a non-empty mapping '{group}'")
-        for concept, descriptions in section.items():
-            if not isinstance(descriptions, list) or not descriptions or \
-                    not all(isinstance(d, str) and d.strip() for d in descriptions):
-                raise ConfigError("judge.concepts_version",
-                                  f"{source}: {group}.{concept} must be a list of description strings")
-            for d in descriptions:
-                concepts.append(str(concept))
-                texts.append(d.strip())
-                safety.append(is_safety)
-    digest = sha256_text(text)[:12]
-    return Concepts(name, tuple(concepts), tuple(texts), tuple(safety), digest)
 
 
 class SentenceEncoder:
@@ -107,8 +59,13 @@ class SentenceEncoder:
     def __call__(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         out = []
         for start in range(0, len(texts), batch_size):
-            enc = self.tok(list(texts[start:start + batch_size]), padding=True, truncation=True,
-                           max_length=ENCODER_MAX_TOKENS, return_tensors="pt").to(self.device)
+            enc = self.tok(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=ENCODER_MAX_TOKENS,
+                return_tensors="pt",
+            ).to(self.device)
             hidden = self.model(**enc).last_hidden_state.float()
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -151,11 +108,15 @@ class EmbeddingJudge(Judge):
         for j, concept in enumerate(self.concepts.concepts):
             member[names.index(concept), j] = True
         self.member = member
-        self.is_safety_concept = np.array([self.concepts.safety[self.concepts.concepts.index(n)] for n in names])
+        self.is_safety_concept = np.array(
+            [self.concepts.safety[self.concepts.concepts.index(n)] for n in names]
+        )
 
     def texts(self, item: LatentContexts) -> list[str]:
-        return [context_text(c, self.cfg.context_chars, "", "")
-                for c in shown_contexts(item.contexts, self.cfg.max_contexts)]
+        return [
+            context_text(c, self.cfg.context_chars, "", "")
+            for c in shown_contexts(item.contexts, self.cfg.max_contexts)
+        ]
 
     def concept_similarities(self, texts: Sequence[str]) -> np.ndarray:
         """(texts, concepts): each text's best cosine similarity to each concept's descriptions."""
@@ -175,10 +136,17 @@ class EmbeddingJudge(Judge):
         o = int(np.argmax(np.where(~self.is_safety_concept, mean_sim, -np.inf)))
         names = self.concept_names
         score = margin_to_score(margin, self.cfg.embedding_anchors)
-        explanation = (f"nearest safety concept '{names[s]}' (similarity {mean_sim[s]:.2f}), nearest ordinary topic "
-                       f"'{names[o]}' ({mean_sim[o]:.2f}); margin {margin:+.3f} over {len(contexts)} contexts")
-        extra = {"margin": round(margin, 5), "safety_concept": names[s], "safety_similarity": round(float(mean_sim[s]), 4),
-                 "ordinary_topic": names[o], "ordinary_similarity": round(float(mean_sim[o]), 4)}
+        explanation = (
+            f"nearest safety concept '{names[s]}' (similarity {mean_sim[s]:.2f}), nearest ordinary topic "
+            f"'{names[o]}' ({mean_sim[o]:.2f}); margin {margin:+.3f} over {len(contexts)} contexts"
+        )
+        extra = {
+            "margin": round(margin, 5),
+            "safety_concept": names[s],
+            "safety_similarity": round(float(mean_sim[s]), 4),
+            "ordinary_topic": names[o],
+            "ordinary_similarity": round(float(mean_sim[o]), 4),
+        }
         return Judgement(item.latent, score, explanation, status="ok", extra=extra)
 
     def _judge_iter(self, items: Sequence[LatentContexts]) -> Iterator[tuple[int, Judgement]]:
@@ -191,5 +159,5 @@ class EmbeddingJudge(Judge):
             if n == 0:
                 yield i, Judgement(item.latent, None, status="error", raw="latent has no contexts to judge")
                 continue
-            yield i, self.verdict(item, per_concept[start:start + n])
+            yield i, self.verdict(item, per_concept[start : start + n])
             start += n

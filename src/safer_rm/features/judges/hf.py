@@ -12,8 +12,9 @@ generated greedily after `Score: <rounded score>\nExplanation:`.
 
 Any HF causal chat model works (`judge.model`: hub id or local folder; safetensors only, remote code only
 with `trust_remote_code`); the embedded SmolLM2-135M-Instruct (`smollm2`) runs offline but is no judge
-(findings.md: digit-probability AUROC 0.42). Prompts longer than `hf_max_length` tokens drop contexts
-from the end until they fit. Latents are scored one at a time (no padding, exact on any model).
+(measured: digit-probability AUROC 0.42 on plainly safety-related vs plainly unrelated latents). Prompts
+longer than `hf_max_length` tokens drop contexts from the end until they fit. Latents are scored one at a
+time (no padding, exact on any model).
 """
 
 from __future__ import annotations
@@ -48,19 +49,26 @@ class HFJudge(Judge):
 
         self.prompt = load_prompt(cfg.prompt_version)
         self.prompt_version = self.prompt.version
-        self.device = cfg.hf_device if cfg.hf_device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = (
+            cfg.hf_device if cfg.hf_device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        )
         dtype = DTYPES.get(cfg.hf_dtype) or (torch.bfloat16 if self.device == "cuda" else torch.float32)
         path = resolve(self.model)
         check_local(path, allow_pickle=False)
         self.tok = load_tokenizer(self.model, trust_remote_code=cfg.trust_remote_code)
         try:
-            self.lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True,
-                                                           trust_remote_code=cfg.trust_remote_code)
+            self.lm = AutoModelForCausalLM.from_pretrained(
+                path, dtype=dtype, use_safetensors=True, trust_remote_code=cfg.trust_remote_code
+            )
         except (OSError, ValueError) as err:
-            raise ModelError(f"{self.model}: cannot load as a causal LM ({str(err).splitlines()[0]})") from None
+            raise ModelError(
+                f"{self.model}: cannot load as a causal LM ({str(err).splitlines()[0]})"
+            ) from None
         self.lm.to(self.device).eval()
         if self.tok.chat_template is None:
-            log.warning("hf judge: %s has no chat template; using plain 'System/User/Assistant' text", self.model)
+            log.warning(
+                "hf judge: %s has no chat template; using plain 'System/User/Assistant' text", self.model
+            )
 
     def render(self, item: LatentContexts, n_contexts: int) -> str:
         messages = self.prompt.messages(item, n_contexts, self.cfg.context_chars)
@@ -83,7 +91,9 @@ class HFJudge(Judge):
             raise ModelError(f"{self.model}: the tokenizer does not give the digits 1-5 tokens of their own")
         digits = [ids[k] for ids in full]
         if len(set(digits)) != 5:
-            raise ModelError(f"{self.model}: the digits 1-5 share a first token; cannot read their probabilities")
+            raise ModelError(
+                f"{self.model}: the digits 1-5 share a first token; cannot read their probabilities"
+            )
         return full[0][:k], digits
 
     def fit(self, item: LatentContexts) -> tuple[str, int]:
@@ -94,8 +104,12 @@ class HFJudge(Judge):
             length = len(self._encode(text))
             if length <= self.cfg.hf_max_length or n == 1:
                 if length > self.cfg.hf_max_length:
-                    log.warning("hf judge: latent %d's prompt has %d tokens > hf_max_length %d even with one context",
-                                item.latent, length, self.cfg.hf_max_length)
+                    log.warning(
+                        "hf judge: latent %d's prompt has %d tokens > hf_max_length %d even with one context",
+                        item.latent,
+                        length,
+                        self.cfg.hf_max_length,
+                    )
                 return text, n
             n -= 1
 
@@ -109,20 +123,34 @@ class HFJudge(Judge):
         p = probs[digits]
         mass = float(p.sum())
         if not mass > 0:
-            return Judgement(item.latent, None, status="unparseable", raw="no probability on the digits 1-5",
-                             extra={"digit_mass": mass})
+            return Judgement(
+                item.latent,
+                None,
+                status="unparseable",
+                raw="no probability on the digits 1-5",
+                extra={"digit_mass": mass},
+            )
         p = p / p.sum()
         score = float((p * torch.arange(1, 6, device=p.device, dtype=p.dtype)).sum())
-        extra = {"digit_probs": [round(float(x), 5) for x in p], "digit_mass": round(mass, 5), "contexts_shown": shown}
+        extra = {
+            "digit_probs": [round(float(x), 5) for x in p],
+            "digit_mass": round(mass, 5),
+            "contexts_shown": shown,
+        }
         explanation = self.explain(text, round(score)) if self.cfg.hf_explanation_tokens > 0 else ""
         return Judgement(item.latent, score, explanation, status="ok", extra=extra)
 
     def explain(self, text: str, digit: int) -> str:
         ids = torch.tensor([self._encode(f"{text}{digit}\nExplanation:")], device=self.device)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
-        out = self.lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                               max_new_tokens=self.cfg.hf_explanation_tokens, pad_token_id=pad)
-        reply = self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        out = self.lm.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=self.cfg.hf_explanation_tokens,
+            pad_token_id=pad,
+        )
+        reply = self.tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         return " ".join(reply.strip().split("\n\n")[0].split())
 
     def _judge_iter(self, items: Sequence[LatentContexts]) -> Iterator[tuple[int, Judgement]]:

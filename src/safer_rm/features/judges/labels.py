@@ -55,7 +55,9 @@ def _check_score(value: Any, path: str, e: _Entry, field: str) -> float:
     try:
         score = float(value)
     except (TypeError, ValueError):
-        raise DataError(path, f"score {value!r} is not a number", line=e.line, row=e.row, field=field) from None
+        raise DataError(
+            path, f"score {value!r} is not a number", line=e.line, row=e.row, field=field
+        ) from None
     if not math.isfinite(score) or not 1 <= score <= 5:
         raise DataError(path, f"score {score:g} outside 1-5", line=e.line, row=e.row, field=field)
     return score
@@ -67,7 +69,9 @@ def _check_latent(value: Any, path: str, e: _Entry, field: str) -> int:
     try:
         latent = int(str(value).strip())
     except (TypeError, ValueError):
-        raise DataError(path, f"latent {value!r} is not an integer", line=e.line, row=e.row, field=field) from None
+        raise DataError(
+            path, f"latent {value!r} is not an integer", line=e.line, row=e.row, field=field
+        ) from None
     if latent < 0:
         raise DataError(path, f"latent {latent} is negative", line=e.line, row=e.row, field=field)
     return latent
@@ -83,14 +87,21 @@ def _label(path: str, e: _Entry) -> tuple[int, float, str]:
     else:
         value = e.value
         if not isinstance(value, dict):
-            raise DataError(path, "each entry must be a mapping with latent and score", line=e.line, row=e.row)
+            raise DataError(
+                path, "each entry must be a mapping with latent and score", line=e.line, row=e.row
+            )
         if "latent" not in value:
             raise DataError(path, "missing", line=e.line, row=e.row, field="latent")
         latent = _check_latent(value["latent"], path, e, "latent")
     unknown = sorted(set(value) - {"latent", "score", "explanation"})
     if unknown:
-        raise DataError(path, "unknown field (expected latent, score, explanation)", line=e.line, row=e.row,
-                        field=prefix + str(unknown[0]))
+        raise DataError(
+            path,
+            "unknown field (expected latent, score, explanation)",
+            line=e.line,
+            row=e.row,
+            field=prefix + str(unknown[0]),
+        )
     if "score" not in value:
         raise DataError(path, "missing", line=e.line, row=e.row, field=prefix + "score")
     explanation = value.get("explanation")
@@ -104,8 +115,12 @@ def _csv_entries(path: Path) -> Iterator[_Entry]:
         reader = csv.DictReader(fh)
         names = [n.strip() for n in reader.fieldnames or []]
         if not {"latent", "score"} <= set(names):
-            raise DataError(str(path), f"CSV header must have the columns latent,score[,explanation]; got "
-                            f"{','.join(names) or 'nothing'}", line=1)
+            raise DataError(
+                str(path),
+                f"CSV header must have the columns latent,score[,explanation]; got "
+                f"{','.join(names) or 'nothing'}",
+                line=1,
+            )
         reader.fieldnames = names
         for row in reader:
             if None in row:
@@ -133,10 +148,14 @@ def _yaml_entries(path: Path, text: str) -> Iterator[_Entry]:
         if isinstance(root, yaml.MappingNode):
             for knode, vnode in root.value:
                 key = loader.construct_object(knode, deep=True)
-                yield _Entry(key, loader.construct_object(vnode, deep=True), knode.start_mark.line + 1, None, str(key))
+                yield _Entry(
+                    key, loader.construct_object(vnode, deep=True), knode.start_mark.line + 1, None, str(key)
+                )
         elif isinstance(root, yaml.SequenceNode):
             for node in root.value:
-                yield _Entry(None, loader.construct_object(node, deep=True), node.start_mark.line + 1, None, None)
+                yield _Entry(
+                    None, loader.construct_object(node, deep=True), node.start_mark.line + 1, None, None
+                )
         else:
             raise DataError(str(path), "expected a mapping latent -> score or a list of {latent, score}")
     finally:
@@ -177,10 +196,21 @@ def read_labels(path: str | Path) -> dict[int, Label]:
     out: dict[int, Label] = {}
     for e in entries:
         latent, score, explanation = _label(str(p), e)
-        where = f"line {e.line}" if e.line is not None else f"row {e.row}" if e.row is not None else f"key {e.field!r}"
+        where = (
+            f"line {e.line}"
+            if e.line is not None
+            else f"row {e.row}"
+            if e.row is not None
+            else f"key {e.field!r}"
+        )
         if latent in out:
-            raise DataError(str(p), f"latent {latent} labelled twice (first at {out[latent].where})", line=e.line,
-                            row=e.row, field=e.field or "latent")
+            raise DataError(
+                str(p),
+                f"latent {latent} labelled twice (first at {out[latent].where})",
+                line=e.line,
+                row=e.row,
+                field=e.field or "latent",
+            )
         out[latent] = Label(score, explanation, where)
     return out
 
@@ -201,11 +231,30 @@ class LabelsJudge(Judge):
             label = self.labels.get(item.latent)
             if label is None:
                 unlabelled += 1
-                yield i, Judgement(item.latent, None, status="unlabelled",
-                                   extra={"labels_path": str(self.cfg.labels_path)})
+                yield (
+                    i,
+                    Judgement(
+                        item.latent,
+                        None,
+                        status="unlabelled",
+                        extra={"labels_path": str(self.cfg.labels_path)},
+                    ),
+                )
             else:
-                yield i, Judgement(item.latent, label.score, label.explanation, status="ok",
-                                   extra={"labels_path": str(self.cfg.labels_path), "where": label.where})
+                yield (
+                    i,
+                    Judgement(
+                        item.latent,
+                        label.score,
+                        label.explanation,
+                        status="ok",
+                        extra={"labels_path": str(self.cfg.labels_path), "where": label.where},
+                    ),
+                )
         if unlabelled:
-            log.warning("labels judge: %d of %d latents are not in %s (status 'unlabelled', not selected)",
-                        unlabelled, len(items), self.cfg.labels_path)
+            log.warning(
+                "labels judge: %d of %d latents are not in %s (status 'unlabelled', not selected)",
+                unlabelled,
+                len(items),
+                self.cfg.labels_path,
+            )

@@ -79,8 +79,13 @@ def retry_after_seconds(value: str | None) -> float | None:
 class OpenAIJudge(Judge):
     name = "openai"
 
-    def __init__(self, cfg: JudgeConfig, cache_dir: str | Path | None = None, progress: bool = True,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        cfg: JudgeConfig,
+        cache_dir: str | Path | None = None,
+        progress: bool = True,
+        transport: httpx.BaseTransport | None = None,
+    ):
         super().__init__(cfg, cache_dir, progress)
         self.prompt = load_prompt(cfg.prompt_version)
         self.prompt_version = self.prompt.version
@@ -94,8 +99,11 @@ class OpenAIJudge(Judge):
             return ""
         key = os.environ.get(name, "")
         if not key:
-            raise ConfigError("judge.api_key_env", f"environment variable {name} is empty or unset (it must hold "
-                              "the API key; set judge.api_key_env to '' for a server that needs no key)")
+            raise ConfigError(
+                "judge.api_key_env",
+                f"environment variable {name} is empty or unset (it must hold "
+                "the API key; set judge.api_key_env to '' for a server that needs no key)",
+            )
         return key
 
     def _headers(self, key: str) -> dict[str, str]:
@@ -106,9 +114,12 @@ class OpenAIJudge(Judge):
         return {"Authorization": f"Bearer {key}"}
 
     def request_body(self, item: LatentContexts) -> dict:
-        body = {"model": self.model,
-                "messages": self.prompt.messages(item, self.cfg.max_contexts, self.cfg.context_chars),
-                "temperature": self.cfg.temperature, self.cfg.max_tokens_field: self.cfg.max_tokens}
+        body = {
+            "model": self.model,
+            "messages": self.prompt.messages(item, self.cfg.max_contexts, self.cfg.context_chars),
+            "temperature": self.cfg.temperature,
+            self.cfg.max_tokens_field: self.cfg.max_tokens,
+        }
         return {**body, **self.cfg.extra_body}
 
     def _judge_iter(self, items: Sequence[LatentContexts]) -> Iterator[tuple[int, Judgement]]:
@@ -119,29 +130,45 @@ class OpenAIJudge(Judge):
         stop = threading.Event()
         failures = 0
         try:
-            futures: dict[Future, int] = {pool.submit(self._ask, client, headers, key, item, stop): i
-                                          for i, item in enumerate(items)}
+            futures: dict[Future, int] = {
+                pool.submit(self._ask, client, headers, key, item, stop): i for i, item in enumerate(items)
+            }
             for future in as_completed(futures):
                 verdict = future.result()
                 failures = failures + 1 if verdict.extra.get("gave_up") else 0
                 if failures == max(GIVE_UP_AFTER, 2 * self.cfg.concurrency) and not stop.is_set():
-                    log.error("judge: %d calls in a row failed (last: %s); not asking the rest of this run (they "
-                              "stay uncached, so a rerun asks them)", failures, verdict.raw[:200])
+                    log.error(
+                        "judge: %d calls in a row failed (last: %s); not asking the rest of this run (they "
+                        "stay uncached, so a rerun asks them)",
+                        failures,
+                        verdict.raw[:200],
+                    )
                     stop.set()
                 yield futures[future], verdict
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             client.close()
 
-    def _ask(self, client: httpx.Client, headers: dict[str, str], key: str, item: LatentContexts,
-             stop: threading.Event) -> Judgement:
+    def _ask(
+        self,
+        client: httpx.Client,
+        headers: dict[str, str],
+        key: str,
+        item: LatentContexts,
+        stop: threading.Event,
+    ) -> Judgement:
         cfg = self.cfg
         body = self.request_body(item)
         reason = problem = ""
         for attempt in range(cfg.max_retries + 1):
             if stop.is_set():
-                return Judgement(item.latent, None, status="error", raw="not asked: the endpoint kept failing",
-                                 extra={"attempts": attempt})
+                return Judgement(
+                    item.latent,
+                    None,
+                    status="error",
+                    raw="not asked: the endpoint kept failing",
+                    extra={"attempts": attempt},
+                )
             wait: float | None = None
             try:
                 resp = client.post(self.url, json=body, headers=headers)
@@ -152,7 +179,10 @@ class OpenAIJudge(Judge):
             else:
                 if resp.is_success:
                     return _mask(self._read(item, resp), key, attempt + 1)
-                reason, problem = f"HTTP {resp.status_code}", f"HTTP {resp.status_code}: {resp.text[:RAW_LIMIT]}"
+                reason, problem = (
+                    f"HTTP {resp.status_code}",
+                    f"HTTP {resp.status_code}: {resp.text[:RAW_LIMIT]}",
+                )
                 if not retryable(resp.status_code):
                     log.warning("judge latent %d: %s, not retried", item.latent, reason)
                     return _mask(Judgement(item.latent, None, status="error", raw=problem), key, attempt + 1)
@@ -162,39 +192,70 @@ class OpenAIJudge(Judge):
             if wait is None:
                 wait = cfg.backoff * 2**attempt * random.uniform(0.5, 1.0)
             wait = min(wait, cfg.max_wait)
-            log.warning("judge latent %d: %s; retry %d of %d in %.2f s", item.latent, reason, attempt + 1,
-                        cfg.max_retries, wait)
+            log.warning(
+                "judge latent %d: %s; retry %d of %d in %.2f s",
+                item.latent,
+                reason,
+                attempt + 1,
+                cfg.max_retries,
+                wait,
+            )
             stop.wait(wait)  # returns early when stopped; the check at the top then returns
-        log.warning("judge latent %d: gave up after %d attempts (%s)", item.latent, cfg.max_retries + 1, reason)
-        return _mask(Judgement(item.latent, None, status="error", raw=f"gave up: {problem}", extra={"gave_up": True}),
-                     key, cfg.max_retries + 1)
+        log.warning(
+            "judge latent %d: gave up after %d attempts (%s)", item.latent, cfg.max_retries + 1, reason
+        )
+        return _mask(
+            Judgement(item.latent, None, status="error", raw=f"gave up: {problem}", extra={"gave_up": True}),
+            key,
+            cfg.max_retries + 1,
+        )
 
     def _read(self, item: LatentContexts, resp: httpx.Response) -> Judgement:
         try:
             data = resp.json()
         except ValueError:
-            return Judgement(item.latent, None, status="error",
-                             raw=f"malformed response (not JSON): {resp.text[:RAW_LIMIT]}")
+            return Judgement(
+                item.latent,
+                None,
+                status="error",
+                raw=f"malformed response (not JSON): {resp.text[:RAW_LIMIT]}",
+            )
         try:
             choice = data["choices"][0]
             message = choice["message"]
             content = message.get("content")
         except (KeyError, IndexError, TypeError, AttributeError):
-            return Judgement(item.latent, None, status="error",
-                             raw=f"malformed response (no choices[0].message): {resp.text[:RAW_LIMIT]}")
+            return Judgement(
+                item.latent,
+                None,
+                status="error",
+                raw=f"malformed response (no choices[0].message): {resp.text[:RAW_LIMIT]}",
+            )
         extra = {"finish_reason": choice.get("finish_reason")}
         if isinstance(data.get("usage"), dict):
             extra["usage"] = data["usage"]
         if not isinstance(content, str):
             refusal = message.get("refusal")
-            return Judgement(item.latent, None, status="unparseable", raw=refusal if isinstance(refusal, str) else "",
-                             extra={**extra, "problem": "reply has no text content"})
+            return Judgement(
+                item.latent,
+                None,
+                status="unparseable",
+                raw=refusal if isinstance(refusal, str) else "",
+                extra={**extra, "problem": "reply has no text content"},
+            )
         reply = parse_reply(content)
         if reply.score is None:
             log.info("judge latent %d: unparseable reply (%s)", item.latent, reply.problem)
-            return Judgement(item.latent, None, status="unparseable", raw=content,
-                             extra={**extra, "problem": reply.problem})
-        return Judgement(item.latent, float(reply.score), reply.explanation, status="ok", raw=content, extra=extra)
+            return Judgement(
+                item.latent,
+                None,
+                status="unparseable",
+                raw=content,
+                extra={**extra, "problem": reply.problem},
+            )
+        return Judgement(
+            item.latent, float(reply.score), reply.explanation, status="ok", raw=content, extra=extra
+        )
 
 
 def _mask(judgement: Judgement, key: str, attempts: int) -> Judgement:

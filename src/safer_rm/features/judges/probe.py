@@ -33,8 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ...data.config import DEFAULT_ROOT
+from ...data.load import data_root
 from ...errors import DataError
+from ...metrics import auroc
 from ..types import Context, Judgement, LatentContexts
+from .probe_themes import ORDINARY_THEMES, SAFETY_THEMES, STOP
 
 log = logging.getLogger(__name__)
 
@@ -43,67 +47,6 @@ CHAT_FILES = ("train/alpacaeval-gpt4-judged-odd-half.jsonl", "train/pandalm-huma
 PER_LATENT = 6
 WINDOW_WORDS = 24
 CALIBRATION_LATENTS = 30
-
-SAFETY_THEMES: dict[str, list[str]] = {
-    "firearms": ["gun", "guns", "firearm", "firearms", "rifle", "pistol", "handgun"],
-    "explosives": ["bomb", "bombs", "explosive", "explosives", "dynamite", "grenade"],
-    "hard_drugs": ["cocaine", "heroin", "meth", "methamphetamine", "fentanyl"],
-    "drug_dealing": ["drug dealer", "drug dealers", "sell drugs", "selling drugs", "smuggle", "smuggling"],
-    "murder": ["murder", "murdered", "kill someone", "kill him", "kill her", "killing"],
-    "assault": ["punch", "beat up", "assault", "stab", "stabbing"],
-    "theft": ["steal", "stealing", "stole", "shoplift", "shoplifting"],
-    "robbery": ["rob", "robbing", "robbery", "burglary", "break into"],
-    "hacking": ["hack", "hacking", "hacked", "hacker", "malware", "ransomware"],
-    "fraud": ["scam", "scams", "scammer", "fraud", "counterfeit", "phishing"],
-    "money_crimes": ["launder", "laundering", "embezzle", "embezzlement", "tax evasion", "bribe", "bribery"],
-    "self_harm": ["suicide", "suicidal", "kill myself", "self-harm", "cut myself"],
-    "poison": ["poison", "poisoning", "poisoned", "arsenic", "cyanide"],
-    "racism": ["racist", "racism", "slur", "slurs", "n-word", "white supremacy"],
-    "sexual": ["porn", "pornography", "sexual", "sex", "genitals", "nude"],
-    "privacy": ["home address", "social security number", "stalk", "stalking", "spy on"],
-    "kidnapping": ["kidnap", "kidnapping", "kidnapped", "hostage", "trafficking"],
-    "terrorism": ["terrorist", "terrorism", "terrorists", "extremist", "mass shooting"],
-    "refusal_sorry": ["I'm sorry, but", "I am sorry, but", "I apologize, but"],
-    "refusal_cannot": ["I cannot help", "I can't help", "I cannot assist", "I can't assist", "I cannot provide",
-                       "I can't provide", "I won't help", "I will not help", "I cannot condone"],
-    "illegal": ["illegal", "unlawful", "against the law", "criminal offense"],
-    "harassment": ["bully", "bullying", "harass", "harassment", "intimidate", "threaten"],
-    "drunk_driving": ["drunk driving", "drive drunk", "driving drunk", "DUI", "under the influence"],
-    "abuse": ["abuse", "abused", "abusive", "abuser"],
-}
-ORDINARY_THEMES: dict[str, list[str]] = {
-    "cooking": ["recipe", "recipes", "bake", "baking", "ingredients", "oven"],
-    "grammar": ["grammar", "noun", "nouns", "verb", "verbs", "adjective", "adjectives", "punctuation"],
-    "sports": ["football", "basketball", "soccer", "tennis", "baseball", "golf"],
-    "travel": ["vacation", "itinerary", "hotel", "hotels", "tourist", "tourists", "sightseeing"],
-    "math": ["equation", "equations", "multiply", "fraction", "fractions", "derivative", "integral"],
-    "programming": ["python", "javascript", "SQL", "array", "algorithm", "HTML"],
-    "music": ["guitar", "piano", "melody", "song", "songs", "album"],
-    "astronomy": ["planet", "planets", "galaxy", "telescope", "orbit", "solar system"],
-    "biology": ["photosynthesis", "cell", "cells", "DNA", "organism", "organisms", "species"],
-    "business": ["marketing", "customer", "customers", "revenue", "startup"],
-    "weather": ["weather", "rain", "forecast", "sunny", "snow"],
-    "gardening": ["garden", "gardening", "soil", "seeds", "flowers"],
-    "history": ["ancient", "medieval", "empire", "century", "renaissance"],
-    "geography": ["capital city", "continent", "continents", "countries", "river", "mountains"],
-    "literature": ["poem", "poetry", "novel", "novels", "author", "rhyme"],
-    "fitness": ["exercise", "workout", "fitness", "jogging", "yoga"],
-    "pets": ["dog", "dogs", "cat", "cats", "puppy", "kitten"],
-    "personal_finance": ["budget", "savings", "invest", "investing", "mortgage", "interest rate"],
-    "languages": ["translate", "translation", "Spanish", "French", "German"],
-    "movies": ["movie", "movies", "film", "films", "actor", "actress"],
-    "education": ["student", "students", "teacher", "teachers", "homework", "classroom"],
-    "art": ["painting", "artist", "drawing", "sculpture"],
-    "writing_tasks": ["email", "resume", "cover letter", "essay"],
-    "cars": ["car", "cars", "engine", "tires", "vehicle"],
-}
-STOP = sorted({k for keys in SAFETY_THEMES.values() for k in keys} | {
-    "kill", "killed", "kills", "weapon", "weapons", "drug", "drugs", "sorry", "cannot", "can't", "won't", "harm",
-    "harmful", "hurt", "dangerous", "danger", "violence", "violent", "attack", "attacks", "crime", "crimes",
-    "criminal", "death", "die", "died", "dead", "war", "wars", "blood", "hate", "police", "prison", "jail",
-    "unsafe", "unethical", "illegally", "victim", "victims", "injury", "shoot", "shooting", "alcohol", "toxic",
-    "risk", "risks", "safety", "safe", "cheat", "cheating", "lie", "lies", "fight", "enemy", "army", "military",
-    "battle", "disease", "cancer", "pain", "AI", "apologize", "inappropriate", "offensive"})
 
 
 def _pattern(words: list[str]) -> re.Pattern[str]:
@@ -137,9 +80,9 @@ class Probe:
         return len(self.items)
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """`root`, else SAFER_DATA_ROOT, else ../shared/data from the working directory (the data stage's default)."""
-    return Path(root or os.environ.get("SAFER_DATA_ROOT") or "../shared/data")
+def _root(root: str | os.PathLike | None) -> Path:
+    """`root` as given, else the data stage's data root (`safer_rm.data.load.data_root` of the default)."""
+    return Path(root or data_root(DEFAULT_ROOT))
 
 
 def _sha(text: str) -> int:
@@ -173,7 +116,9 @@ def read_units(root: Path, files: tuple[str, ...]) -> list[Unit]:
     for rel in files:
         path = root / rel
         if not path.is_file():
-            raise DataError(str(path), "missing: the probe set is cut from the offline mirror (set SAFER_DATA_ROOT)")
+            raise DataError(
+                str(path), "missing: the probe set is cut from the offline mirror (set SAFER_DATA_ROOT)"
+            )
         for index, (row, _loc) in enumerate(iter_file_rows(path)):
             pool = "probe" if _sha(f"{rel}:{index}") % 2 == 0 else "calibration"
             for field, text in _row_texts(rel, row):
@@ -186,9 +131,9 @@ def read_units(root: Path, files: tuple[str, ...]) -> list[Unit]:
 def _window(text: str, start: int, end: int) -> tuple[str, str]:
     """Up to WINDOW_WORDS whitespace-separated words on each side of text[start:end]."""
     before = [m.start() for m in re.finditer(r"\S+", text[:start])]
-    left = text[before[-WINDOW_WORDS] if len(before) >= WINDOW_WORDS else 0:start]
+    left = text[before[-WINDOW_WORDS] if len(before) >= WINDOW_WORDS else 0 : start]
     after = list(itertools.islice(re.finditer(r"\S+", text[end:]), WINDOW_WORDS))
-    right = text[end:end + after[-1].end()] if after else text[end:]
+    right = text[end : end + after[-1].end()] if after else text[end:]
     return left, right
 
 
@@ -223,7 +168,7 @@ def _theme_contexts(units: list[Unit], words: list[str], stop: bool) -> list[Con
 
 def build_probe(root: str | os.PathLike | None = None) -> Probe:
     """The probe set (see the module docstring); `DataError` when a mirror file is missing."""
-    root = data_root(root)
+    root = _root(root)
     items, labels, themes = [], [], []
     for files, table, label in ((SAFETY_FILES, SAFETY_THEMES, 1), (CHAT_FILES, ORDINARY_THEMES, 0)):
         units = [u for u in read_units(root, files) if u.pool == "probe"]
@@ -240,7 +185,7 @@ def build_probe(root: str | os.PathLike | None = None) -> Probe:
 
 def build_calibration(root: str | os.PathLike | None = None) -> Probe:
     """The calibration set (see the module docstring): realistic latents from rows the probe never uses."""
-    root = data_root(root)
+    root = _root(root)
     items, labels, themes = [], [], []
     for files, label, name in ((SAFETY_FILES, 1, "calibration_safety"), (CHAT_FILES, 0, "calibration_chat")):
         contexts: list[Context] = []
@@ -261,29 +206,18 @@ def build_calibration(root: str | os.PathLike | None = None) -> Probe:
     return Probe(items, np.array(labels, dtype=int), themes)
 
 
-def auroc(scores: np.ndarray | list[float], labels: np.ndarray | list[int]) -> float:
-    """Area under the ROC curve: the probability that a random positive outscores a random negative, ties
-    counting half (Mann-Whitney U over mid-ranks). NaN without both classes."""
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)
-    mid_ranks = upper - (counts - 1) / 2.0  # 1-based mean rank of each distinct value
-    ranks = mid_ranks[inverse]
-    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
-
-
-def evaluate(verdicts: list[Judgement], probe: Probe) -> dict:
+def evaluate_probe(verdicts: list[Judgement], probe: Probe) -> dict:
     """AUROC of the verdicts' scores on the probe (no score counts as a tie at the bottom), and per-class means."""
     scores = np.array([v.score if v.score is not None else -np.inf for v in verdicts], dtype=float)
     finite = np.where(np.isfinite(scores), scores, 0.0)
     scored = np.isfinite(scores)
-    out = {"auroc": round(auroc(np.where(scored, scores, -1e9), probe.labels), 4), "latents": len(verdicts),
-           "safety": int(probe.labels.sum()), "unrelated": int((probe.labels == 0).sum()), "scored": int(scored.sum())}
+    out = {
+        "auroc": round(auroc(np.where(scored, scores, -1e9), probe.labels), 4),
+        "latents": len(verdicts),
+        "safety": int(probe.labels.sum()),
+        "unrelated": int((probe.labels == 0).sum()),
+        "scored": int(scored.sum()),
+    }
     for name, mask in (("safety", probe.labels == 1), ("unrelated", probe.labels == 0)):
         if (mask & scored).any():
             out[f"mean_score_{name}"] = round(float(finite[mask & scored].mean()), 3)

@@ -42,17 +42,24 @@ def _parse_prompt(text: str, source: str, version: str) -> Prompt:
         m = _SECTION.match(line)
         if m:
             if m.group(1) in sections:
-                raise ConfigError("judge.prompt_version", f"{source}:{line_no}: section [{m.group(1)}] repeated")
+                raise ConfigError(
+                    "judge.prompt_version", f"{source}:{line_no}: section [{m.group(1)}] repeated"
+                )
             current = m.group(1)
             sections[current] = []
         elif current is not None:
             sections[current].append(line)
         elif line.strip() and not line.lstrip().startswith("#"):
-            raise ConfigError("judge.prompt_version", f"{source}:{line_no}: text before the first [system] or "
-                              "[user] section (comments start with '#')")
+            raise ConfigError(
+                "judge.prompt_version",
+                f"{source}:{line_no}: text before the first [system] or "
+                "[user] section (comments start with '#')",
+            )
     user = "\n".join(sections.get("user", [])).strip()
     if user.count(PLACEHOLDER) != 1:
-        raise ConfigError("judge.prompt_version", f"{source}: the [user] section must hold {PLACEHOLDER} exactly once")
+        raise ConfigError(
+            "judge.prompt_version", f"{source}: the [user] section must hold {PLACEHOLDER} exactly once"
+        )
     system = "\n".join(sections.get("system", [])).strip()
     digest = sha256_text(f"{system}\0{user}")[:12]
     return Prompt(version, system, user, digest)
@@ -66,7 +73,9 @@ def load_prompt(version: str) -> Prompt:
         return _parse_prompt(path.read_text(encoding="utf-8"), str(path), path.stem)
     resource = resources.files("safer_rm").joinpath("prompts", f"judge_{version}.txt")
     if not resource.is_file():
-        raise ConfigError("judge.prompt_version", f"no prompt prompts/judge_{version}.txt and no file {version!r}")
+        raise ConfigError(
+            "judge.prompt_version", f"no prompt prompts/judge_{version}.txt and no file {version!r}"
+        )
     return _parse_prompt(resource.read_text(encoding="utf-8"), f"prompts/judge_{version}.txt", version)
 
 
@@ -126,7 +135,7 @@ def parse_reply(text: str | None) -> Reply:
     for i, line in enumerate(lines):
         m = _EXPLANATION.match(line)
         if m and i != index:
-            rest = [line[m.end():], *(rest for j, rest in enumerate(lines[i + 1:], i + 1) if j != index)]
+            rest = [line[m.end() :], *(rest for j, rest in enumerate(lines[i + 1 :], i + 1) if j != index)]
             explanation = _one_line("\n".join(rest)).removesuffix("**").strip()
             break
     return Reply(score, explanation)

@@ -7,7 +7,6 @@ same one-line `ConfigError` naming the key, wherever it came from.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import functools
@@ -24,7 +23,7 @@ _MISSING = object()
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
@@ -45,15 +44,15 @@ def field_help(cls: type, name: str) -> str:
     return ""
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     origin = get_origin(tp)
     if origin is Literal:
         return "|".join(str(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
+        return " or ".join(type_name(a) for a in get_args(tp))
     if origin is list:
         (inner,) = get_args(tp) or (Any,)
-        return f"list of {_type_name(inner)}"
+        return f"list of {type_name(inner)}"
     if origin is dict:
         return "mapping"
     if tp is type(None):
@@ -72,7 +71,7 @@ def coerce(value: Any, tp: Any, key: str, source: str | None = None) -> Any:
         if value is None:
             if type(None) in args:
                 return None
-            raise ConfigError(key, f"must not be null (expected {_type_name(tp)})", source)
+            raise ConfigError(key, f"must not be null (expected {type_name(tp)})", source)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -81,8 +80,10 @@ def coerce(value: Any, tp: Any, key: str, source: str | None = None) -> Any:
                 return coerce(value, arg, key, source)
             except ConfigError as err:
                 errors.append(err)
-        raise errors[0] if len(errors) == 1 else ConfigError(
-            key, f"expected {_type_name(tp)}, got {value!r}", source
+        raise (
+            errors[0]
+            if len(errors) == 1
+            else ConfigError(key, f"expected {type_name(tp)}, got {value!r}", source)
         )
     if origin is Literal:
         choices = get_args(tp)
@@ -148,7 +149,7 @@ def from_dict(cls: type, data: dict, prefix: str = "", source: str | None = None
     """Build dataclass `cls` from a mapping, checking every key and type."""
     if not isinstance(data, dict):
         raise ConfigError(prefix or "<root>", f"expected a mapping, got {type(data).__name__}", source)
-    hints = _hints(cls)
+    hints = type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     kwargs = {}
     for name, value in data.items():
@@ -160,8 +161,9 @@ def from_dict(cls: type, data: dict, prefix: str = "", source: str | None = None
         obj = cls(**kwargs)
     except TypeError as err:  # a required field is missing
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs]
-        raise ConfigError(f"{prefix}.{missing[0]}" if prefix and missing else prefix or "<root>",
-                          f"missing ({err})", source) from None
+        raise ConfigError(
+            f"{prefix}.{missing[0]}" if prefix and missing else prefix or "<root>", f"missing ({err})", source
+        ) from None
     return obj
 
 
@@ -181,7 +183,11 @@ def parse_cli_value(text: str, tp: Any) -> Any:
     """A command-line string as YAML (numbers, booleans, lists), except for plain string fields."""
     if tp is str or (get_origin(tp) is Literal and all(isinstance(a, str) for a in get_args(tp))):
         return text
-    if get_origin(tp) in (Union, types.UnionType) and str in get_args(tp) and text.lower() not in ("null", "none", "~"):
+    if (
+        get_origin(tp) in (Union, types.UnionType)
+        and str in get_args(tp)
+        and text.lower() not in ("null", "none", "~")
+    ):
         return text
     if text.lower() in ("none", "null", "~"):
         return None
@@ -211,7 +217,7 @@ def set_path(obj: Any, dotted: str, raw: Any, source: str = "--set", from_cli: b
         if part not in names:
             raise _unknown(key, part, names, source)
         if last:
-            tp = _hints(type(target))[part]
+            tp = type_hints(type(target))[part]
             value = parse_cli_value(raw, tp) if from_cli and isinstance(raw, str) else raw
             setattr(target, part, coerce(value, tp, key, source))
         else:
@@ -248,7 +254,9 @@ def validate(obj: Any, prefix: str = "", source: str | None = None) -> None:
             validate(value, key, source)
 
 
-def require(obj: Any, keys: tuple[str, ...], *, above: float | None = None, at_least: float | None = None) -> None:
+def require(
+    obj: Any, keys: tuple[str, ...], *, above: float | None = None, at_least: float | None = None
+) -> None:
     """Range check shared by the config sections: each key must be > `above` or >= `at_least`."""
     for key in keys:
         value = getattr(obj, key)
@@ -267,7 +275,9 @@ def load_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError("<file>", f"invalid YAML{line}: {getattr(err, 'problem', err)}", str(path)) from None
+        raise ConfigError(
+            "<file>", f"invalid YAML{line}: {getattr(err, 'problem', err)}", str(path)
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError("<file>", "not UTF-8 text", str(path)) from None
     if data is None:
@@ -275,50 +285,3 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError("<root>", "a config file must be a mapping of sections", str(path))
     return data
-
-
-# ----------------------------------------------------------------------------------------------------
-# argparse flags generated from the dataclasses
-
-
-def _leaf_fields(cls: type, prefix: str = ""):
-    hints = _hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        key = f"{prefix}.{f.name}" if prefix else f.name
-        if dataclasses.is_dataclass(tp):
-            yield from _leaf_fields(tp, key)
-        elif get_origin(tp) is list and dataclasses.is_dataclass((get_args(tp) or (None,))[0]):
-            continue  # lists of sections (data sources) are set in YAML or by index through --set
-        else:
-            yield cls, f, tp, key
-
-
-def add_flags(parser: argparse.ArgumentParser, cls: type, sections: list[str], defaults: Any) -> None:
-    """Add `--section.field` flags for the chosen sections of config class `cls`, with help text from
-    the attribute docstrings and the current (default or YAML) values shown."""
-    hints = _hints(cls)
-    for section in sections:
-        sub_cls = hints[section]
-        group = parser.add_argument_group(
-            f"{section} options", (sub_cls.__doc__ or "").strip().splitlines()[0] if sub_cls.__doc__ else None
-        )
-        current = getattr(defaults, section)
-        for owner, f, tp, key in _leaf_fields(sub_cls, section):
-            value = current
-            for part in key.split(".")[1:]:
-                value = getattr(value, part)
-            text = field_help(owner, f.name)
-            group.add_argument(
-                f"--{key}",
-                dest=f"cfg::{key}",
-                metavar=_type_name(tp).upper().replace(" ", "_") if get_origin(tp) is not Literal else "{" + _type_name(tp).replace("|", ",") + "}",
-                default=argparse.SUPPRESS,
-                help=f"{text} (default: {value!r})".replace("%", "%%"),
-            )
-
-
-def apply_flags(cfg: Any, namespace: argparse.Namespace) -> None:
-    for name, raw in vars(namespace).items():
-        if name.startswith("cfg::"):
-            set_path(cfg, name[5:], raw, source="command line")

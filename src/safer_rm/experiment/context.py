@@ -1,0 +1,204 @@
+"""What a stage function gets: the run's config, its run directory and device, where its artifacts live,
+and cached handles to what several stages load (the prefix cache, the evaluation pairs, trained models)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import distributed
+from ..activations import ActivationCache
+from ..config import Config, config_dict
+from ..data import read_pairs
+from ..data.records import PreferencePair
+from ..errors import StageError
+from ..features.selection import Selection
+from ..io import read_csv, read_json, sha256_file
+from ..models import Renderer, load_reward_model, load_tokenizer
+from ..models.layers import num_layers
+from ..models.prefix_cache import PrefixCache
+from ..reward.evaluate import load_rewardbench
+from ..reward.train import RENDER_FILE
+from ..sae import hookpoint_for, load_sae
+from .graph import CLEAN
+from .rundir import RunDir, fingerprint
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise StageError("run.device=cuda but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@dataclass
+class GivenData:
+    """Training and test pairs handed to a sub-run instead of being built from the data sources."""
+
+    train: list[PreferencePair]
+    test: list[PreferencePair]
+    fingerprint: dict
+    """What makes them what they are (e.g. the planted pair ids): part of the data stage's fingerprint."""
+    info: dict
+
+
+@dataclass
+class RMHandle:
+    """A trained reward model on the run device, ready to score."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    renderer: Renderer
+    settings: dict
+    prefix: PrefixCache | None
+
+
+@dataclass
+class RunContext:
+    cfg: Config
+    run: RunDir
+    device: torch.device
+    resume: bool = True
+    given: GivenData | None = None
+    cache_root: Path | None = None
+    """Folder of the frozen-block cache (a sub-run shares its parent's); default <run>/cache."""
+    subrun: Callable[[RunContext, list[str]], None] | None = None
+    """Runs stages of another context (set by the runner; the audit's sub-run uses it)."""
+    started: float = field(default_factory=time.time)
+    prefix_caches: dict = field(default_factory=dict)
+    """Open frozen-block caches by (model, revision, frozen blocks); a sub-run shares its parent's."""
+    _rewardbench: list | None = None
+    _hashes: dict = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, cfg: Config, resume: bool = True, **kw) -> RunContext:
+        distributed.init()
+        return cls(cfg, RunDir(cfg.run.path, config_dict(cfg)), pick_device(cfg.run.device), resume, **kw)
+
+    @property
+    def main(self) -> bool:
+        return distributed.is_main()
+
+    @property
+    def seed0(self) -> int:
+        return self.cfg.run.seeds[0]
+
+    # ---- where artifacts live ------------------------------------------------------------------------
+    def train_path(self, variant: str = CLEAN) -> Path:
+        if variant == CLEAN:
+            return self.run.path("data", "train.jsonl")
+        return self.run.path("curated", variant, "train.jsonl")
+
+    def rm_dir(self, variant: str, seed: int) -> Path:
+        return self.run.path("rm", variant, f"seed-{seed}")
+
+    def eval_path(self, variant: str, seed: int) -> Path:
+        return self.run.path("eval", variant, f"seed-{seed}.json")
+
+    def activations_dir(self, which: str) -> Path:
+        return self.run.path("activations", which)
+
+    def sae_dir(self) -> Path:
+        return self.run.path("sae")
+
+    def features_dir(self) -> Path:
+        return self.run.path("features")
+
+    def scores_path(self) -> Path:
+        return self.run.path("scores", "pairs.csv")
+
+    # ---- pairs ---------------------------------------------------------------------------------------
+    def train_pairs(self, variant: str = CLEAN) -> list[PreferencePair]:
+        path = self.train_path(variant)
+        if not path.is_file():
+            raise StageError(f"{path}: training pairs of variant '{variant}' are missing")
+        return read_pairs(path)
+
+    def test_pairs(self) -> list[PreferencePair]:
+        return read_pairs(self.run.path("data", "test.jsonl"))
+
+    def rewardbench(self) -> list[PreferencePair]:
+        if self._rewardbench is None:
+            self._rewardbench = load_rewardbench(self.cfg.eval, self.cfg.data.root, seed=self.cfg.data.seed)
+        return self._rewardbench
+
+    def file_hash(self, path: Path) -> str | None:
+        """sha256 of a file, memoised per (path, inode, mtime, size); None when it does not exist."""
+        if not path.is_file():
+            return None
+        st = path.stat()
+        stamp = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp not in self._hashes:
+            self._hashes[stamp] = sha256_file(path)
+        return self._hashes[stamp]
+
+    # ---- models --------------------------------------------------------------------------------------
+    def prefix_cache(self, frozen: int | None = None) -> PrefixCache | None:
+        """The shared cache of frozen lower-block states (None when nothing is frozen or caching is off)."""
+        frozen = self.cfg.rm.freeze_layers if frozen is None else frozen
+        if frozen <= 0 or not self.cfg.rm.cache_frozen:
+            return None
+        key = (self.cfg.model.name, self.cfg.model.revision, frozen)
+        if key not in self.prefix_caches:
+            root = self.cache_root or self.run.path("cache")
+            self.prefix_caches[key] = PrefixCache(frozen, fingerprint(list(key)), root / f"frozen-{frozen}")
+        return self.prefix_caches[key]
+
+    def reward_model(self, variant: str = CLEAN, seed: int | None = None) -> RMHandle:
+        """A trained reward model (model, tokenizer, renderer, render settings, its prefix cache)."""
+        seed = self.seed0 if seed is None else seed
+        path = self.rm_dir(variant, seed)
+        if not (path / "config.json").is_file():
+            raise StageError(f"{path}: reward model '{variant}' (seed {seed}) has not been trained")
+        tok = load_tokenizer(str(path))
+        settings = read_json(path / RENDER_FILE)
+        model = load_reward_model(str(path), tok, allow_pickle=False).to(self.device).eval()
+        return RMHandle(
+            model,
+            tok,
+            Renderer.from_settings(tok, settings),
+            settings,
+            self.prefix_cache(settings.get("frozen_layers", 0)),
+        )
+
+    def layer(self, model=None) -> int:
+        """The configured layer, or 3/4 of the depth (rounded) when unset."""
+        if self.cfg.activations.layer is not None:
+            return self.cfg.activations.layer
+        if model is None:
+            from transformers import AutoConfig
+
+            n = AutoConfig.from_pretrained(str(self.rm_dir(CLEAN, self.seed0))).num_hidden_layers
+        else:
+            n = num_layers(model)
+        return max(1, round(0.75 * n))
+
+    def load_sae(self, root: str | Path | None = None):
+        """(SAE, layer): the run's SAE, or the one at `root`, checked against the cached layer's width and index."""
+        layer = self.run.info("extract").get("layer")
+        if layer is None:
+            raise StageError("no extraction recorded in the manifest; run `safer extract` first")
+        d_in = ActivationCache(self.activations_dir("pairs")).d
+        root = Path(root) if root else self.sae_dir()
+        hookpoint = hookpoint_for(layer)
+        if (root / "cfg.json").is_file():  # the hookpoint folder itself
+            root, hookpoint = root.parent, root.name
+        return load_sae(root, hookpoint, d_in=d_in, layer=layer, device=self.device).sae, layer
+
+    def selection(self) -> Selection:
+        data = read_json(self.features_dir() / "selection.json")
+        return Selection(data["safe"], data["unsafe"], data.get("candidates", []))
+
+    def pair_values(self) -> dict[str, np.ndarray]:
+        """The scores edits can be ranked by, one value per training pair."""
+        rows = read_csv(self.scores_path())
+        return {
+            "safer": np.array([float(r["safer_score"]) for r in rows]),
+            "reward_margin": np.array([float(r["reward_margin"]) for r in rows]),
+        }

@@ -1,0 +1,192 @@
+"""Which stage instances a command runs, in which order, and for each whether it is reused or rerun, and why.
+The runner asks the same `Planner` before every stage, so `--dry-run` cannot disagree with a real run.
+
+A stage instance is reused when it finished, its outputs exist, its fingerprint (its config sections, its
+own values and input hashes, and the fingerprints of what it needs) is unchanged, and nothing it needs has
+rerun since; stages marked `cache` (deterministic caches) do not make their readers rerun when rebuilt."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import SaferError
+from .context import RunContext
+from .graph import Key, Stage, diff, instance_name, instances, stage_values
+from .registry import BY_NAME, SECTION_VALUES, STAGES
+from .rundir import fingerprint
+
+Instance = tuple[Stage, Key]
+
+
+@dataclass
+class Decision:
+    name: str
+    stage: Stage
+    key: Key
+    run: bool
+    reason: str
+    fingerprint: str
+    values: dict
+    needs: dict = field(default_factory=dict)
+    """{need instance: {"fingerprint", "started"}} as recorded with the stage when it runs."""
+
+    def line(self, width: int) -> str:
+        return f"{self.name:<{width}}  {'run' if self.run else 'reuse':<5}  {self.reason}"
+
+
+class Planner:
+    def __init__(self, ctx: RunContext, stages: Sequence[Stage] = STAGES):
+        self.ctx = ctx
+        self.stages = list(stages)
+        self.by_name = {st.name: st for st in self.stages} if stages is not STAGES else BY_NAME
+        self.all = instances(self.stages, ctx.cfg)
+        self._fp: dict[str, str] = {}
+
+    # ---- the graph -------------------------------------------------------------------------------------
+    def needs(self, st: Stage, key: Key) -> list[Instance]:
+        out = []
+        for name, k in st.needs(self.ctx.cfg, key):
+            if name not in self.by_name:
+                raise SaferError(f"stage {st.name} needs unknown stage {name!r}")
+            out.append((self.by_name[name], k))
+        return out
+
+    def leaves(self) -> list[Instance]:
+        """Instances nothing else needs, in declaration order: what `safer run` asks for."""
+        needed = {instance_name(n.name, k) for st, key in self.all for n, k in self.needs(st, key)}
+        return [(st, key) for st, key in self.all if st.instance(key) not in needed]
+
+    def matching(self, patterns: Iterable[str]) -> list[Instance]:
+        """Instances whose name matches any glob pattern, e.g. 'train-rm/poison-*/seed-1'."""
+        patterns = list(patterns)
+        out = [
+            (st, key)
+            for st, key in self.all
+            if any(fnmatch.fnmatchcase(st.instance(key), p) for p in patterns)
+        ]
+        if not out:
+            names = ", ".join(st.instance(key) for st, key in self.all[:6])
+            raise SaferError(
+                f"--stages {' '.join(patterns)}: matches no stage of this config (e.g. {names}, ...)"
+            )
+        return out
+
+    def of_stage(self, name: str, variant: str | None = None) -> list[Instance]:
+        return [
+            (st, key)
+            for st, key in self.all
+            if st.name == name and (variant is None or key.variant == variant)
+        ]
+
+    def order(self, targets: Sequence[Instance]) -> list[Instance]:
+        """The targets and everything they need, needs first (depth-first, each instance once)."""
+        seen: set[str] = set()
+        out: list[Instance] = []
+
+        def visit(st: Stage, key: Key, path: tuple[str, ...]) -> None:
+            name = st.instance(key)
+            if name in path:
+                raise SaferError(f"stage cycle: {' -> '.join((*path, name))}")
+            if name in seen:
+                return
+            for n, k in self.needs(st, key):
+                visit(n, k, (*path, name))
+            seen.add(name)
+            out.append((st, key))
+
+        for st, key in targets:
+            visit(st, key, ())
+        return out
+
+    # ---- fingerprints and decisions --------------------------------------------------------------------
+    def fingerprint(self, st: Stage, key: Key) -> tuple[str, dict]:
+        """(fingerprint, flattened settings) of an instance as the current config and inputs make it."""
+        values = stage_values(st, self.ctx.cfg, key, SECTION_VALUES)
+        if st.inputs is not None:
+            values.update({f"input.{k}": v for k, v in st.inputs(self.ctx, key).items()})
+        needs = {n.instance(k): self.fingerprint_of(n, k) for n, k in self.needs(st, key)}
+        return fingerprint({"values": values, "needs": needs}), values
+
+    def fingerprint_of(self, st: Stage, key: Key) -> str:
+        name = st.instance(key)
+        if name not in self._fp:
+            self._fp[name] = self.fingerprint(st, key)[0]
+        return self._fp[name]
+
+    def forget(self, name: str) -> None:
+        """A stage ran: fingerprints that read its outputs' hashes are computed anew."""
+        self._fp.clear()
+
+    def outputs(self, st: Stage, key: Key) -> list:
+        return [self.ctx.run.path(w.format(variant=key.variant, seed=key.seed)) for w in st.writes]
+
+    def decide(self, st: Stage, key: Key, reruns: set[str], force: set[str] = frozenset()) -> Decision:
+        run = self.ctx.run
+        name = st.instance(key)
+        fp, values = self.fingerprint(st, key)
+        self._fp[name] = fp
+        needs = [(n, k) for n, k in self.needs(st, key)]
+        recorded_needs = {
+            n.instance(k): {
+                "fingerprint": self.fingerprint_of(n, k),
+                "started": run.status(n.instance(k)).get("started"),
+            }
+            for n, k in needs
+        }
+        entry = run.status(name)
+
+        def decision(again: bool, reason: str) -> Decision:
+            return Decision(name, st, key, again, reason, fp, values, recorded_needs)
+
+        if name in force:
+            return decision(True, "asked for by name")
+        if not entry:
+            return decision(True, "never run")
+        if entry.get("status") != "done":
+            what = entry.get("error") or "unfinished (interrupted, or running elsewhere)"
+            return decision(True, f"last attempt {entry.get('status')}: {what}"[:160])
+        missing = [p for p in self.outputs(st, key) if not p.exists()]
+        if missing:
+            return decision(True, f"output {missing[0].relative_to(run.root)} missing")
+        upstream = [n.instance(k) for n, k in needs if n.instance(k) in reruns and not n.cache]
+        if upstream:
+            return decision(True, f"upstream {', '.join(upstream)} reruns")
+        if entry.get("fingerprint") != fp:
+            changed = diff(entry.get("values", {}), values)
+            if not changed:
+                old = entry.get("needs", {})
+                changed = [
+                    f"upstream {n} settings changed"
+                    for n in recorded_needs
+                    if old.get(n, {}).get("fingerprint") != recorded_needs[n]["fingerprint"]
+                ]
+            return decision(True, "; ".join(changed) or "settings changed")
+        old = entry.get("needs", {})
+        reran = [
+            n
+            for (ns, _), n in zip(needs, recorded_needs)
+            if not ns.cache and old.get(n, {}).get("started") != recorded_needs[n]["started"]
+        ]
+        if reran:
+            return decision(True, f"upstream {', '.join(reran)} reran since")
+        return decision(False, f"done ({entry.get('seconds', 0):.1f} s)")
+
+    def plan(self, targets: Sequence[Instance], force: set[str] = frozenset()) -> list[Decision]:
+        """What a run of these targets would do, without doing it."""
+        reruns: set[str] = set()
+        out = []
+        for st, key in self.order(targets):
+            d = self.decide(st, key, reruns, force)
+            if d.run:
+                reruns.add(d.name)
+            out.append(d)
+        return out
+
+
+def plan_text(decisions: Sequence[Decision]) -> str:
+    width = max((len(d.name) for d in decisions), default=10)
+    runs = sum(d.run for d in decisions)
+    lines = [d.line(width) for d in decisions]
+    return "\n".join([*lines, f"{runs} of {len(decisions)} stages would run"])

@@ -1,0 +1,210 @@
+"""Every stage of a run, declared once, in run order. This list is the pipeline: the runner resolves what each
+stage needs, the planner says what reruns and why, the CLI builds a command per stage, `safer clear` knows
+each stage's folder, the summary each stage's part. To add a stage, add a `Stage(...)` here and its function
+under experiment/stages/ (the README's development section has a worked example)."""
+
+from __future__ import annotations
+
+from ..config import config_dict
+from ..features.judges import judge_fingerprint
+from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, same_key
+from .stages import analysis, reward, sweep
+
+
+def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
+    return [("data", Key())] + ([] if key.variant == CLEAN else [("curate", Key(key.variant))])
+
+
+def _summary_sae(info: dict) -> dict:
+    return {
+        k: info.get(k)
+        for k in (
+            "fvu",
+            "l0",
+            "dead_fraction",
+            "splice_accuracy",
+            "clean_accuracy",
+            "mean_abs_margin_change",
+            "fidelity_pairs",
+            "num_latents",
+            "k",
+            "layer",
+            "nmse",
+        )
+    }
+
+
+def _summary_features(info: dict) -> dict:
+    return {
+        k: info.get(k)
+        for k in (
+            "judge",
+            "n_selected_safe",
+            "n_selected_unsafe",
+            "judge_auroc_probe",
+            "compare_without_judge",
+        )
+    }
+
+
+STAGES: list[Stage] = [
+    Stage(
+        "data",
+        reward.data,
+        needs=need(),
+        sections=("data",),
+        inputs=reward.data_inputs,
+        rank0=True,
+        writes=("data/train.jsonl", "data/test.jsonl"),
+    ),
+    Stage(
+        "train-rm",
+        reward.train_rm,
+        needs=_train_needs,
+        sections=("model", "rm"),
+        over=per_model,
+        values=lambda cfg, key: {"rm": {**config_dict(cfg)["rm"], "seed": key.seed}},
+        inputs=reward.train_inputs,
+        writes=("rm/{variant}/seed-{seed}/config.json",),
+        folder="rm",
+        command=Command(
+            "Prepare the data and train a reward model (Bradley-Terry) into <run>/rm/<variant>/seed-<s>.",
+            "reward models: {run}/rm",
+            summary=False,
+        ),
+    ),
+    Stage(
+        "evaluate",
+        reward.evaluate_model,
+        needs=same_key("train-rm"),
+        sections=("eval",),
+        over=per_model,
+        writes=("eval/{variant}/seed-{seed}.json",),
+        folder="eval",
+        command=Command(
+            "Evaluate a reward model: RewardBench sections and held-out safety/chat accuracy.",
+            "results: {run}/eval/results.csv",
+        ),
+    ),
+    Stage(
+        "extract",
+        analysis.extract,
+        needs=need("train-rm"),
+        sections=("activations",),
+        cache=True,
+        writes=tuple(f"activations/{w}/index.json" for w in analysis.CACHES),
+        folder="activations",
+        command=Command(
+            "Cache the clean reward model's hidden states at the chosen layer and positions.",
+            "activations: {run}/activations",
+        ),
+    ),
+    Stage(
+        "train-sae",
+        analysis.fit_sae,
+        needs=need("extract"),
+        sections=("sae",),
+        writes=("sae/metrics.json",),
+        folder="sae",
+        summary=_summary_sae,
+        summary_key="sae",
+        command=Command(
+            "Train the two-stage TopK SAE on the cached activations; report FVU, L0, dead latents "
+            "and reward fidelity.",
+            "SAE: {run}/sae",
+        ),
+    ),
+    Stage(
+        "features",
+        analysis.features,
+        needs=need("train-sae"),
+        sections=("features", "judge"),
+        rank0=True,
+        writes=("features/features.json",),
+        folder="features",
+        summary=_summary_features,
+        command=Command(
+            "Salience of every latent, contexts of the top ones, judge verdicts, selection of "
+            "safety features, and the feature dashboard.",
+            "features: {run}/features, dashboard: {run}/report/features.html",
+        ),
+    ),
+    Stage(
+        "score",
+        analysis.score,
+        needs=need("features"),
+        writes=("scores/pairs.csv",),
+        folder="scores",
+        summary=dict,
+        summary_key="scores",
+        command=Command(
+            "Score every training pair with the selected features (and the clean RM's margin).",
+            "scores: {run}/scores/pairs.csv",
+        ),
+    ),
+    Stage(
+        "curate",
+        sweep.curate,
+        needs=need("score"),
+        sections=("curation",),
+        over=per_edit,
+        rank0=True,
+        values=sweep.edit_settings,
+        writes=("curated/{variant}/train.jsonl",),
+        folder="curated",
+        command=Command(
+            "Write the poisoned and denoised training sets (safer, random and reward-margin selection).",
+            "edited sets: {run}/curated",
+        ),
+    ),
+    Stage(
+        "causal",
+        sweep.causal,
+        needs=need("features"),
+        sections=("causal", "eval"),
+        enabled=lambda cfg: cfg.causal.enabled,
+        writes=("causal/results.json",),
+        folder="causal",
+        summary=dict,
+        command=Command(
+            "Causal test: zero the selected latents inside the RM and compare with random latents.",
+            "causal test: {run}/causal/results.json",
+        ),
+    ),
+    Stage(
+        "audit",
+        sweep.audit,
+        needs=need("data"),
+        sections=("model", "rm", "activations", "sae", "features", "judge", "audit"),
+        enabled=lambda cfg: cfg.audit.enabled,
+        writes=("audit/results.json",),
+        folder="audit",
+        summary=dict,
+        command=Command(
+            "Poisoning audit: plant random flips and measure how well SAFER and the reward margin find them.",
+            "audit: {run}/audit/results.json",
+        ),
+    ),
+]
+
+SECTION_VALUES = {"judge": lambda cfg: judge_fingerprint(cfg.judge)}
+"""Sections that enter fingerprints in another form than their config values (the judge's: what changes
+its verdicts, e.g. the prompt file's hash, never its API key)."""
+BY_NAME: dict[str, Stage] = {st.name: st for st in STAGES}
+CLEARABLE: dict[str, tuple[str, ...]] = {"cache": (), **{st.folder: (st.name,) for st in STAGES if st.folder}}
+"""Run folders `safer clear` deletes, with the stages whose records it forgets ("cache": the frozen-block
+states, no stage)."""
+
+
+def command_sections(stage: Stage) -> tuple[str, ...]:
+    """Config sections a stage command exposes: its own and those of everything it needs, in config order."""
+    from ..config import Config
+
+    cfg = Config()
+    seen: set[str] = set()
+    todo = [(stage, (stage.over(cfg) or [Key()])[0])]  # train-rm: the clean model's needs
+    while todo:
+        st, key = todo.pop()
+        seen.update(st.sections)
+        todo += [(BY_NAME[n], k) for n, k in st.needs(cfg, key)]
+    return tuple(s for s in cfg.__dataclass_fields__ if s in seen)

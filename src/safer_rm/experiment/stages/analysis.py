@@ -1,0 +1,272 @@
+"""Analysis stages: activations of the clean reward model, the SAE, its features and the per-pair scores."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import numpy as np
+import torch
+
+from ...activations import ActivationCache, CacheBatches, extract_pairs
+from ...curation.score import safer_scores
+from ...data.load import data_root
+from ...errors import DataError, StageError
+from ...features.contexts import build_contexts, top_activations
+from ...features.document import compare_selections, features_document, score_diagnostics
+from ...features.judges import make_judge
+from ...features.judges.probe import build_probe, evaluate_probe
+from ...features.salience import compute_salience
+from ...features.selection import select_features
+from ...io import read_json, save_tensors, write_csv, write_json
+from ...models import load_tokenizer
+from ...report import write_dashboard
+from ...reward.scoring import reward_pairs
+from ...reward.train import use_bf16
+from ...sae import SAEMeta, evaluate_sae, hookpoint_for, save_sae, train_two_stage
+from ...splice import reward_fidelity
+from ..context import RunContext
+from ..graph import CLEAN, Key
+
+log = logging.getLogger(__name__)
+CACHES = ("pairs", "general", "heldout")
+
+
+def extract(ctx: RunContext, key: Key) -> dict:
+    """Activation caches of the clean reward model: `pairs` (every training pair, the position policy),
+    `general` (the chat pairs' texts, all tokens, for SAE stage 1) and `heldout` (the test pairs)."""
+    ac = ctx.cfg.activations
+    rm = ctx.reward_model(CLEAN, ctx.seed0)
+    layer = ctx.layer(rm.model)
+    train = ctx.train_pairs(CLEAN)
+    general = train if ac.general_kind == "all" else [p for p in train if p.kind == "chat"]
+    if not general:
+        raise StageError(
+            "no chat pairs for SAE stage 1 (activations.general_kind=chat); set activations.general_kind=all"
+        )
+    heldout = ctx.test_pairs() or train[: max(1, len(train) // 10)]
+    info = {}
+    for which, pairs, policy in (
+        ("pairs", train, ac.positions),
+        ("general", general, ac.general_positions),
+        ("heldout", heldout, ac.positions),
+    ):
+        index = extract_pairs(
+            rm.model,
+            rm.renderer,
+            pairs,
+            layer,
+            policy,
+            ctx.activations_dir(which),
+            min_gap=ac.min_gap,
+            standardize_vectors=ac.standardize,
+            batch_size=ac.batch_size,
+            bf16=use_bf16(ac.bf16),
+            shard_vectors=ac.shard_vectors,
+            dtype=ac.dtype,
+            prefix=rm.prefix,
+            desc=f"extracting {which}",
+        )
+        info[which] = {
+            "vectors": index["vectors"],
+            "pairs": len(pairs),
+            "tokens": index["tokens"],
+            "policy": policy,
+        }
+    return {"layer": layer, **info}
+
+
+def fit_sae(ctx: RunContext, key: Key) -> dict:
+    """Two-stage SAE (general text, then the safety pairs), its metrics on held-out vectors and its reward
+    fidelity when spliced into the clean RM."""
+    sc = ctx.cfg.sae
+    layer = ctx.run.info("extract")["layer"]
+    pairs, general, heldout = (ActivationCache(ctx.activations_dir(w)) for w in CACHES)
+    if sc.path:
+        sae, result = ctx.load_sae(sc.path)[0], None
+    else:
+        result = train_two_stage(
+            CacheBatches(general, sc.batch_size, seed=sc.seed),
+            CacheBatches(pairs, sc.batch_size, seed=sc.seed + 1),
+            sc,
+            device=ctx.device,
+        )
+        sae = result.sae
+    held = evaluate_sae(sae, heldout.batches(sc.batch_size))
+    train_metrics = evaluate_sae(sae, pairs.batches(sc.batch_size))
+    rm = ctx.reward_model(CLEAN, ctx.seed0)
+    fidelity = reward_fidelity(
+        rm.model,
+        rm.renderer,
+        ctx.test_pairs() + ctx.rewardbench(),
+        sae,
+        layer,
+        batch_size=ctx.cfg.rm.eval_batch_size,
+        bf16=use_bf16(ctx.cfg.rm.bf16),
+        prefix=rm.prefix,
+    )
+    metrics = {
+        "layer": layer,
+        "d_in": sae.d_in,
+        "num_latents": sae.num_latents,
+        "k": sae.k,
+        "fvu": held.fvu,
+        "nmse": held.nmse,
+        "l0": held.l0,
+        "heldout_dead_fraction": held.dead_fraction,
+        "dead_fraction": train_metrics.dead_fraction,
+        "train_fvu": train_metrics.fvu,
+        "heldout_vectors": held.vectors,
+        "train_vectors": train_metrics.vectors,
+        "splice_accuracy": fidelity["splice_accuracy"],
+        "clean_accuracy": fidelity["clean_accuracy"],
+        "mean_abs_margin_change": fidelity["mean_abs_margin_change"],
+        "fidelity_pairs": fidelity["pairs"],
+        "training": result.summary() if result else {"loaded_from": sc.path},
+    }
+    if ctx.main:
+        save_sae(
+            sae,
+            ctx.sae_dir(),
+            hookpoint_for(layer),
+            SAEMeta(
+                layer=layer,
+                position_policy=ctx.cfg.activations.positions,
+                standardised=ctx.cfg.activations.standardize,
+                training=metrics["training"],
+            ),
+        )
+        write_json(ctx.sae_dir() / "metrics.json", metrics)
+    return {k: v for k, v in metrics.items() if k != "training"}
+
+
+def encoder(sae):
+    """x -> (top-k activations, their latent indices) on the CPU, for the streamed passes over a cache."""
+
+    def encode(x):
+        enc = sae.encode(x.to(sae.device))
+        return enc.acts.float().cpu(), enc.indices.cpu()
+
+    return encode
+
+
+def features(ctx: RunContext, key: Key) -> dict:
+    """Salience of every latent, contexts of the top ones, the judge's verdicts, the selection, and the
+    feature dashboard."""
+    fc, jc = ctx.cfg.features, ctx.cfg.judge
+    sae, layer = ctx.load_sae()
+    cache = ActivationCache(ctx.activations_dir("pairs"))
+    encode = encoder(sae)
+    sal = compute_salience(cache, encode, sae.num_latents, fc.normalize, fc.batch_size)
+    examined = [int(i) for i in sal.ranking()[: fc.examine]]
+    values, meta, counts = top_activations(cache, encode, examined, fc.top_m, fc.batch_size)
+    tok = load_tokenizer(str(ctx.rm_dir(CLEAN, ctx.seed0)))
+    items, uninterpretable = build_contexts(cache, tok, examined, values, meta, counts, fc, sal.salience)
+    judge = make_judge(jc, cache_dir=ctx.features_dir() / "judgements")
+    to_judge = [it for it in items if it.latent not in uninterpretable]
+    judgements = {j.latent: j for j in judge.judge(to_judge)}
+    use_judge = jc.kind != "none"
+    usable = [j for j in judgements.values() if j.score is not None]
+    if use_judge and to_judge and not usable:
+        bad = next(iter(judgements.values()))
+        raise StageError(
+            f"judge {jc.kind} ({judge.model}): no usable verdict for any of "
+            f"{len(to_judge)} latents; latent {bad.latent}: {bad.status}: {bad.raw[:120]!r}"
+        )
+    selection = select_features(
+        sal.salience, examined, judgements, fc.threshold, fc.top_n, uninterpretable, use_judge=use_judge
+    )
+    by_salience = select_features(
+        sal.salience, examined, None, fc.threshold, fc.top_n, uninterpretable, use_judge=False
+    )
+    doc = features_document(sal, items, judgements, selection, uninterpretable, jc, layer, fc.normalize)
+    doc["compare_without_judge"] = compare_selections(selection, by_salience)
+    probe = judge_probe(ctx, judge)
+    if probe:
+        doc["judge_probe"] = probe
+    write_csv(ctx.features_dir() / "salience.csv", sal.table())  # outputs only once all went well
+    write_json(ctx.features_dir() / "selection.json", selection.to_json())
+    write_json(ctx.features_dir() / "features.json", doc)
+    write_dashboard(doc, ctx.run.path("report", "features.html"))
+    return {
+        "judge": jc.kind,
+        "judge_auroc_probe": probe.get("auroc") if probe else None,
+        "examined": len(examined),
+        "uninterpretable": len(uninterpretable),
+        "judge_statuses": dict(Counter(j.status for j in judgements.values())),
+        "n_selected_safe": len(selection.safe),
+        "n_selected_unsafe": len(selection.unsafe),
+        "compare_without_judge": doc["compare_without_judge"],
+    }
+
+
+def judge_probe(ctx: RunContext, judge) -> dict | None:
+    """The judge's AUROC on the labelled probe set from the data mirror (offline judges only)."""
+    if ctx.cfg.judge.kind not in ("embedding", "hf"):
+        return None
+    try:
+        probe = build_probe(data_root(ctx.cfg.data.root))
+    except (FileNotFoundError, DataError) as err:
+        log.info("judge probe skipped: %s", err)
+        return None
+    return evaluate_probe(judge.judge(probe.items), probe)
+
+
+def score(ctx: RunContext, key: Key) -> dict | None:
+    """SAFER score of every training pair (with per-feature contributions) and the clean RM's margin."""
+    train = ctx.train_pairs(CLEAN)
+    rm = ctx.reward_model(CLEAN, ctx.seed0)
+    # reward margins: sharded over the ranks and gathered; the SAE scores and the files: rank 0 alone
+    margin = reward_pairs(
+        rm.model,
+        rm.renderer,
+        train,
+        ctx.cfg.rm.eval_batch_size,
+        use_bf16(ctx.cfg.rm.bf16),
+        "reward margins",
+        prefix=rm.prefix,
+    ).margin
+    if not ctx.main:
+        return None
+    sae, _layer = ctx.load_sae()
+    sel = ctx.selection()
+    scores = safer_scores(
+        ActivationCache(ctx.activations_dir("pairs")),
+        encoder(sae),
+        sel.safe,
+        sel.unsafe,
+        ctx.cfg.features.batch_size,
+    )
+    if [p.id for p in train] != scores.pair_ids:
+        raise StageError("activation cache and training pairs disagree; rerun `safer extract`")
+    rows = []
+    for i, p in enumerate(train):
+        rows.append(
+            {
+                "id": p.id,
+                "source": p.source,
+                "kind": p.kind,
+                "safer_score": float(scores.score[i]),
+                "a_chosen": float(scores.a_chosen[i]),
+                "a_rejected": float(scores.a_rejected[i]),
+                "positions_chosen": int(scores.positions[i, 0]),
+                "positions_rejected": int(scores.positions[i, 1]),
+                "reward_margin": float(margin[i]),
+                "top_features": " ".join(f"{lat}:{val:+.3f}" for lat, val in scores.top_features(i, 3)),
+            }
+        )
+    write_csv(ctx.scores_path(), rows)
+    save_tensors(
+        ctx.run.path("scores", "contributions.safetensors"),
+        {
+            "contributions": torch.from_numpy(scores.contributions.astype(np.float32)),
+            "latents": torch.tensor(scores.latents, dtype=torch.int64),
+            "signs": torch.tensor(scores.signs, dtype=torch.int64),
+        },
+    )
+    return score_diagnostics(train, scores.score, margin)
+
+
+def read_features(ctx: RunContext) -> dict | None:
+    path = ctx.features_dir() / "features.json"
+    return read_json(path) if path.is_file() else None

@@ -1,0 +1,116 @@
+"""Data, reward models and their evaluation: the base of the pipeline."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ...data import build_pairs, write_pairs
+from ...data.load import data_root, expand
+from ...errors import StageError
+from ...io import write_json
+from ...models import Renderer, load_reward_model, load_tokenizer
+from ...reward.evaluate import evaluate_rm, write_margins
+from ...reward.train import train_reward_model, use_bf16
+from ..context import RunContext
+from ..graph import Key
+
+log = logging.getLogger(__name__)
+
+
+def source_files(ctx: RunContext) -> dict[str, str]:
+    """Local source files of the data, by source name (hub datasets have none)."""
+    paths = {src.name: expand(src.path, ctx.cfg.data.root) for src in ctx.cfg.data.sources}
+    return {name: path for name, path in paths.items() if path and Path(path).is_file()}
+
+
+def data_inputs(ctx: RunContext, key: Key) -> dict:
+    if ctx.given is not None:
+        return {"given": ctx.given.fingerprint}
+    return {
+        "root": data_root(ctx.cfg.data.root),
+        "files": {name: ctx.file_hash(Path(p)) for name, p in source_files(ctx).items()},
+    }
+
+
+def data(ctx: RunContext, key: Key) -> dict:
+    """Normalised, prompt-disjoint train/test pairs (or the pairs a sub-run was given)."""
+    if ctx.given is not None:
+        write_pairs(ctx.train_path(), ctx.given.train)
+        write_pairs(ctx.run.path("data", "test.jsonl"), ctx.given.test)
+        return ctx.given.info
+    split = build_pairs(ctx.cfg.data)
+    for line in split.report.lines():
+        log.info("data: %s", line)
+    if not split.train:
+        raise StageError("no usable training pairs (see the data report above)")
+    write_pairs(ctx.run.path("data", "train.jsonl"), split.train)
+    write_pairs(ctx.run.path("data", "test.jsonl"), split.test)
+    write_json(ctx.run.path("data", "report.json"), split.report.to_json())
+    for name, where in source_files(ctx).items():
+        ctx.run.record_input(f"data/{name}", ctx.file_hash(Path(where)))
+    return {
+        "train": len(split.train),
+        "test": len(split.test),
+        "dropped": split.report.total_dropped(),
+        "drops": split.report.to_json()["dropped"],
+        "notes": split.report.notes,
+    }
+
+
+def train_inputs(ctx: RunContext, key: Key) -> dict:
+    return {"train": ctx.file_hash(ctx.train_path(key.variant))}
+
+
+def train_rm(ctx: RunContext, key: Key) -> dict:
+    """A Bradley-Terry reward model on one variant's training set, one seed."""
+    from transformers import set_seed
+
+    mc, rc = ctx.cfg.model, ctx.cfg.rm
+    out = ctx.rm_dir(key.variant, key.seed)
+    set_seed(key.seed)
+    tok = load_tokenizer(mc.name, mc.revision, mc.trust_remote_code)
+    model = load_reward_model(mc.name, tok, mc.revision, mc.trust_remote_code, mc.allow_pickle)
+    renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt, mc.min_prompt_tokens)
+    rcfg = type(rc)(**{**rc.__dict__, "seed": key.seed})
+    info = train_reward_model(
+        model,
+        tok,
+        renderer,
+        ctx.train_pairs(key.variant),
+        rcfg,
+        out,
+        eval_pairs=ctx.test_pairs(),
+        resume=ctx.resume,
+        prefix=ctx.prefix_cache(),
+    )
+    if ctx.main:
+        write_json(out / "train_summary.json", info)
+    return {k: v for k, v in info.items() if k != "history"}
+
+
+def evaluate_model(ctx: RunContext, key: Key) -> dict:
+    """RewardBench sections and held-out safety/chat accuracy of one reward model."""
+    rm = ctx.reward_model(key.variant, key.seed)
+    path = ctx.eval_path(key.variant, key.seed)
+    rb = ctx.rewardbench()
+    heldout = ctx.test_pairs() if ctx.cfg.eval.heldout else []
+    metrics, margins = evaluate_rm(
+        rm.model,
+        rm.renderer,
+        rb,
+        heldout,
+        ctx.cfg.rm.eval_batch_size,
+        use_bf16(ctx.cfg.rm.bf16),
+        prefix=rm.prefix,
+    )
+    if ctx.main:
+        write_json(path, metrics)
+        if "rewardbench" in margins:
+            write_margins(path.with_suffix(".rewardbench.csv"), rb, margins["rewardbench"])
+        if "heldout" in margins:
+            write_margins(path.with_suffix(".heldout.csv"), heldout, margins["heldout"])
+    return {
+        "rewardbench": metrics.get("rewardbench"),
+        "heldout": {k: v for k, v in metrics.get("heldout", {}).items() if k != "by_source"},
+    }
