@@ -34,6 +34,7 @@ bench-memory: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 
 clean-runs:
 	rm -rf runs/
