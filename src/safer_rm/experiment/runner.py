@@ -22,9 +22,10 @@ start_log = logging.getLogger("safer_rm.stages.start")  # the terminal's "starte
 
 
 class Runner:
-    def __init__(self, ctx: RunContext, stages: Sequence[Stage] | None = None):
+    def __init__(self, ctx: RunContext, stages: Sequence[Stage] | None = None, label: str = ""):
         self.ctx = ctx
-        ctx.subrun = lambda sub, names: Runner(sub, stages).run_names(names)
+        self.label = label  # a sub-run's stages are logged as <sub-run folder>/<stage>
+        ctx.subrun = lambda sub, names: Runner(sub, stages, f"{label}{sub.run.root.name}/").run_names(names)
         self.planner = Planner(ctx) if stages is None else Planner(ctx, stages)
         self.reruns: set[str] = set()
 
@@ -73,7 +74,7 @@ class Runner:
         crash_hook(d.name)
         run.record(d.name, {"status": "running", "started": started})
         run.save()
-        start_log.info("stage %s: started (%s)", d.name, d.reason)
+        start_log.info("stage %s%s: started (%s)", self.label, d.name, d.reason)
         try:
             info = None if d.stage.rank0 and not self.ctx.main else d.stage.run(self.ctx, d.key)
         except BaseException as err:
@@ -87,7 +88,9 @@ class Runner:
                 },
             )
             run.save()
-            stage_log.info("stage %s: failed after %.1f s (%s)", d.name, time.time() - started, d.reason)
+            stage_log.info(
+                "stage %s%s: failed after %.1f s (%s)", self.label, d.name, time.time() - started, d.reason
+            )
             raise
         entry = {
             "status": "done",
@@ -103,4 +106,6 @@ class Runner:
         distributed.barrier()  # the stage's artifacts are on disk before any rank goes on
         self.reruns.add(d.name)
         self.planner.forget(d.name)
-        stage_log.info("stage %s: done in %.1f s (ran because: %s)", d.name, entry["seconds"], d.reason)
+        stage_log.info(
+            "stage %s%s: done in %.1f s (ran because: %s)", self.label, d.name, entry["seconds"], d.reason
+        )
