@@ -266,3 +266,21 @@ def test_stage_patterns_and_setting_names(tmp_path):
     old = dotted({"data": {"sources": [{"name": "a", "weight": 3}], "seed": 0}})
     new = dotted({"data": {"sources": [{"name": "a", "weight": 2}], "seed": 0}})
     assert diff(old, new) == ["data.sources.0.weight 3 -> 2"]
+
+
+def test_clear_refuses_a_folder_whose_stage_is_being_run(tmp_path, capsys):
+    import yaml
+
+    from safer_rm.cli import main
+
+    run = tmp_path / "run"
+    (run / "sae").mkdir(parents=True)
+    (run / "manifest.json").write_text(
+        json.dumps({"stages": {"train-sae": {"status": "running"}}, "inputs": {}})
+    )
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"run": {"dir": str(run)}, "data": {"root": str(tmp_path), "sources": []}}))
+    with StageLock(run, "train-sae"):
+        assert main(["clear", str(cfg), "-q", "--folders", "sae"]) == 2
+    assert "stage train-sae is being run by pid" in capsys.readouterr().err and (run / "sae").is_dir()
+    assert main(["clear", str(cfg), "-q", "--folders", "sae"]) == 0 and not (run / "sae").exists()
