@@ -152,7 +152,7 @@ ALL = (
 def commands() -> list[Command]:
     """`run`, one command per declared stage (with the sections it and everything it needs read), `report`,
     `clear`."""
-    from .experiment.registry import STAGES, command_sections
+    from .experiment.registry import CLEARABLE, STAGES, command_sections
 
     out = [
         Command(
@@ -170,8 +170,6 @@ def commands() -> list[Command]:
         for st in STAGES
         if st.command
     ]
-    from .experiment.registry import CLEARABLE
-
     out += [
         Command(
             "report",

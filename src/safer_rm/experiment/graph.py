@@ -115,12 +115,9 @@ def per_model(cfg: Config) -> list[Key]:
 
 # ---- what a stage needs ----------------------------------------------------------------------------
 def need(*names: str) -> Callable[[Config, Key], list[tuple[str, Key]]]:
-    """Needs of a stage that runs once: stages that run once, or the clean model of the first seed."""
-
-    def needs(cfg: Config, key: Key) -> list[tuple[str, Key]]:
-        return [(n, Key(CLEAN, cfg.run.seeds[0]) if n in PER_MODEL else Key()) for n in names]
-
-    return needs
+    """Needs of a stage that runs once (a per-(variant, seed) stage is taken at its first instance: see
+    `resolve`)."""
+    return lambda cfg, key: [(n, Key()) for n in names]
 
 
 def same_key(*names: str) -> Callable[[Config, Key], list[tuple[str, Key]]]:
@@ -128,7 +125,10 @@ def same_key(*names: str) -> Callable[[Config, Key], list[tuple[str, Key]]]:
     return lambda cfg, key: [(n, key) for n in names]
 
 
-PER_MODEL = {"train-rm", "evaluate"}
+def resolve(needed: Stage, key: Key, cfg: Config) -> Key:
+    """The instance a need names: a stage that runs once asks a per-(variant, seed) stage for the clean
+    model of the first seed."""
+    return Key(CLEAN, cfg.run.seeds[0]) if needed.over is per_model and key == Key() else key
 
 
 # ---- fingerprints ------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from ..errors import SaferError
 from .context import RunContext
-from .graph import Key, Stage, diff, instance_name, instances, stage_values
-from .registry import BY_NAME, SECTION_VALUES, STAGES
+from .graph import Key, Stage, diff, instance_name, instances, resolve, stage_values
+from .registry import SECTION_VALUES, STAGES
 from .rundir import fingerprint
 
 Instance = tuple[Stage, Key]
@@ -40,7 +40,7 @@ class Planner:
     def __init__(self, ctx: RunContext, stages: Sequence[Stage] = STAGES):
         self.ctx = ctx
         self.stages = list(stages)
-        self.by_name = {st.name: st for st in self.stages} if stages is not STAGES else BY_NAME
+        self.by_name = {st.name: st for st in self.stages}
         self.all = instances(self.stages, ctx.cfg)
         self._fp: dict[str, str] = {}
 
@@ -50,7 +50,7 @@ class Planner:
         for name, k in st.needs(self.ctx.cfg, key):
             if name not in self.by_name:
                 raise SaferError(f"stage {st.name} needs unknown stage {name!r}")
-            out.append((self.by_name[name], k))
+            out.append((self.by_name[name], resolve(self.by_name[name], k, self.ctx.cfg)))
         return out
 
     def leaves(self) -> list[Instance]:
@@ -115,8 +115,8 @@ class Planner:
             self._fp[name] = self.fingerprint(st, key)[0]
         return self._fp[name]
 
-    def forget(self, name: str) -> None:
-        """A stage ran: fingerprints that read its outputs' hashes are computed anew."""
+    def forget(self) -> None:
+        """A stage ran: fingerprints (some read its outputs' hashes) are computed anew."""
         self._fp.clear()
 
     def outputs(self, st: Stage, key: Key) -> list:
@@ -127,7 +127,7 @@ class Planner:
         name = st.instance(key)
         fp, values = self.fingerprint(st, key)
         self._fp[name] = fp
-        needs = [(n, k) for n, k in self.needs(st, key)]
+        needs = self.needs(st, key)
         recorded_needs = {
             n.instance(k): {
                 "fingerprint": self.fingerprint_of(n, k),

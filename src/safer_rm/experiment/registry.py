@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..config import config_dict
 from ..features.judges import judge_fingerprint
-from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, same_key
+from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve, same_key
 from .stages import analysis, reward, sweep
 
 
@@ -206,5 +206,5 @@ def command_sections(stage: Stage) -> tuple[str, ...]:
     while todo:
         st, key = todo.pop()
         seen.update(st.sections)
-        todo += [(BY_NAME[n], k) for n, k in st.needs(cfg, key)]
+        todo += [(BY_NAME[n], resolve(BY_NAME[n], k, cfg)) for n, k in st.needs(cfg, key)]
     return tuple(s for s in cfg.__dataclass_fields__ if s in seen)

@@ -105,7 +105,7 @@ class Runner:
         run.save()
         distributed.barrier()  # the stage's artifacts are on disk before any rank goes on
         self.reruns.add(d.name)
-        self.planner.forget(d.name)
+        self.planner.forget()
         stage_log.info(
             "stage %s%s: done in %.1f s (ran because: %s)", self.label, d.name, entry["seconds"], d.reason
         )
