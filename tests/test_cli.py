@@ -72,7 +72,7 @@ def test_missing_model_path(tmp_path, capsys):
 def test_two_processes_on_one_stage_the_second_is_refused(tmp_path, tiny_bert):
     """Measured before the locks: two `safer train-rm` on one run directory both trained into the same folder."""
     cfg = toy_config(tmp_path, tiny_bert)
-    cmd = [sys.executable, "-m", "safer_rm.cli", "train-rm", cfg, "-q", "--set", "rm.epochs=40"]
+    cmd = [sys.executable, "-m", "safer_rm.cli", "train-rm", cfg, "-q", "--set", "rm.epochs=100000"]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     manifest = tmp_path / "run" / "manifest.json"
     deadline = time.time() + 120
@@ -85,6 +85,8 @@ def test_two_processes_on_one_stage_the_second_is_refused(tmp_path, tiny_bert):
     still_running = first.poll() is None
     first.kill()
     first.wait()
-    assert still_running, "the first process finished before the second asked: make it train longer"
+    assert still_running, (
+        "the first process ended before the second asked (it trains 100000 epochs and should only end when killed)"
+    )
     assert second.returncode == 2 and second.stderr.strip().count("\n") == 0, second.stderr
     assert f"stage train-rm/clean/seed-0 is being run by pid {first.pid} on " in second.stderr
