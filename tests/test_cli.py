@@ -15,9 +15,10 @@ def test_run_writes_summary_and_resumes(tmp_path, tiny_bert, capsys):
     assert main(["run", cfg, "-q"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     clean = summary["variants"]["clean"]
-    assert set(clean["rewardbench"]) == {"Chat", "Safety", "overall"}
-    assert all(0.0 <= v <= 1.0 for v in clean["rewardbench"].values())
-    assert set(clean["heldout"]) == {"safety", "chat"}
+    assert set(clean["rewardbench"]) == {"Chat", "Safety", "overall", "n"}
+    assert all(0.0 <= v <= 1.0 for k, v in clean["rewardbench"].items() if k != "n")
+    assert set(clean["heldout"]) == {"safety", "chat", "n"}
+    assert clean["rewardbench"]["n"]["Safety"] == clean["n"]["Safety"] > 0
     assert summary["timing"]["total_s"] > 0 and "train-rm/clean/seed-0" in summary["timing"]["stages"]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stages"]["data"]["status"] == "done" and "safer-rm" in manifest["versions"]

@@ -17,11 +17,25 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
         *(f"{m}-{k}-10.0" for m in ("poison", "denoise") for k in ("safer", "random", "reward_margin")),
     }
     assert set(summary["variants"]) == names
-    for v in summary["variants"].values():
-        assert set(v["rewardbench"]) >= {"Chat", "Safety", "overall"} and set(v["heldout"]) == {
-            "safety",
-            "chat",
-        }
+    test = [json.loads(line) for line in (run / "data" / "test.jsonl").read_text().splitlines()]
+    n_kind = {k: sum(r["kind"] == k for r in test) for k in ("safety", "chat")}
+    for name, v in summary["variants"].items():
+        assert set(v["rewardbench"]) >= {"Chat", "Safety", "overall"}
+        assert set(v["heldout"]) == {"safety", "chat", "n"} and v["heldout"]["n"] == n_kind
+        low, high = v["interval"]["heldout safety"]
+        assert low <= v["heldout"]["safety"] <= high
+        # every edited variant is compared with clean and with the two other methods at its mode and ratio
+        if name != "clean":
+            mode, method, ratio = name.split("-", 2)
+            others = {f"{mode}-{m}-{ratio}" for m in ("safer", "random", "reward_margin") if m != method}
+            assert set(v["compare"]) == {"clean", *others}
+            d = v["compare"]["clean"]["heldout safety"]
+            assert d["low"] <= d["diff"] <= d["high"] and 0 <= d["p"] <= 1 and d["n"] == n_kind["safety"]
+            want = v["heldout"]["safety"] - summary["variants"]["clean"]["heldout"]["safety"]
+            assert abs(d["diff"] - want) < 1e-6
+    comparisons = (run / "eval" / "comparisons.csv").read_text().splitlines()
+    assert comparisons[0].startswith("variant,vs,column,diff,low,high,excludes_zero,p")
+    assert len(comparisons) > 1
     assert set(summary["sae"]) >= {"fvu", "l0", "dead_fraction", "splice_accuracy", "clean_accuracy"}
     assert summary["features"]["judge"] == "none"
     assert summary["features"]["n_selected_safe"] + summary["features"]["n_selected_unsafe"] > 0

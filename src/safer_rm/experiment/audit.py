@@ -28,7 +28,7 @@ def subrun_config(cfg: Config, root: Path) -> Config:
     sub = copy.deepcopy(cfg)
     sub.run.dir = str(root)
     sub.run.seeds = [cfg.run.seeds[0]]
-    sub.audit.enabled = sub.causal.enabled = False
+    sub.audit.enabled = sub.causal.enabled = sub.eval.pool = False
     sub.curation.methods = []
     return sub
 

@@ -15,6 +15,8 @@ from .. import distributed
 from ..activations import ActivationCache
 from ..config import Config, config_dict
 from ..data import read_pairs
+from ..data.load import load_source
+from ..data.quality import DropReport
 from ..data.records import PreferencePair
 from ..errors import StageError
 from ..features.selection import Selection
@@ -22,7 +24,7 @@ from ..io import read_csv, read_json, sha256_file
 from ..models import Renderer, load_reward_model, load_tokenizer
 from ..models.layers import num_layers
 from ..models.prefix_cache import PrefixCache
-from ..reward.evaluate import load_rewardbench
+from ..reward.evaluate import EvalSet, load_rewardbench, set_style
 from ..reward.train import RENDER_FILE
 from ..sae import hookpoint_for, load_sae
 from .graph import CLEAN
@@ -74,6 +76,7 @@ class RunContext:
     prefix_caches: dict = field(default_factory=dict)
     """Open frozen-block caches by (model, revision, frozen blocks); a sub-run shares its parent's."""
     _rewardbench: list | None = None
+    _extra: dict = field(default_factory=dict)
     _hashes: dict = field(default_factory=dict)
 
     @classmethod
@@ -127,6 +130,37 @@ class RunContext:
         if self._rewardbench is None:
             self._rewardbench = load_rewardbench(self.cfg.eval, self.cfg.data.root, seed=self.cfg.data.seed)
         return self._rewardbench
+
+    def pool_path(self) -> Path:
+        return self.run.path("pool", "pairs.jsonl")
+
+    def pool_pairs(self) -> list[PreferencePair]:
+        path = self.pool_path()
+        if not path.is_file():
+            raise StageError(f"{path}: the evaluation pool is missing; run `safer run --stages pool`")
+        return read_pairs(path)
+
+    def extra_sets(self) -> list[EvalSet]:
+        """The configured `eval.extra` sets, loaded once per context."""
+        out = []
+        for src in self.cfg.eval.extra_sets():
+            if src.name not in self._extra:
+                pairs = load_source(
+                    src, self.cfg.data.root, DropReport(), max_text_chars=self.cfg.data.max_text_chars
+                )
+                self._extra[src.name] = EvalSet(src.name, pairs, set_style(src.name, pairs))
+            out.append(self._extra[src.name])
+        return out
+
+    def eval_sets(self) -> list[EvalSet]:
+        """Everything an RM is evaluated on: RewardBench, the held-out split, the pool, the extra sets."""
+        ec = self.cfg.eval
+        sets = [EvalSet("rewardbench", self.rewardbench(), "rewardbench")]
+        if ec.heldout:
+            sets.append(EvalSet("heldout", self.test_pairs()))
+        if ec.pool:
+            sets.append(EvalSet("pool", self.pool_pairs()))
+        return sets + self.extra_sets()
 
     def file_hash(self, path: Path) -> str | None:
         """sha256 of a file, memoised per (path, inode, mtime, size); None when it does not exist."""

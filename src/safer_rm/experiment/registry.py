@@ -7,12 +7,21 @@ from __future__ import annotations
 
 from ..config import config_dict
 from ..features.judges import judge_fingerprint
-from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve, same_key
+from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve
 from .stages import analysis, reward, sweep
 
 
 def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
     return [("data", Key())] + ([] if key.variant == CLEAN else [("curate", Key(key.variant))])
+
+
+def _evaluate_needs(cfg, key: Key) -> list[tuple[str, Key]]:
+    return [("train-rm", key)] + ([("pool", Key())] if cfg.eval.pool else [])
+
+
+def _eval_values(cfg) -> dict:
+    """The eval section without the bootstrap size (it changes intervals, not evaluations)."""
+    return {k: v for k, v in config_dict(cfg)["eval"].items() if k != "bootstrap"}
 
 
 def _summary_sae(info: dict) -> dict:
@@ -74,9 +83,25 @@ STAGES: list[Stage] = [
         ),
     ),
     Stage(
+        "pool",
+        reward.pool,
+        needs=need("data"),
+        values=reward.pool_settings,
+        inputs=reward.pool_inputs,
+        rank0=True,
+        enabled=lambda cfg: cfg.eval.pool,
+        writes=("pool/pairs.jsonl",),
+        folder="pool",
+        command=Command(
+            "Build the evaluation pool: source pairs outside the run's data, no prompt shared with training.",
+            "evaluation pool: {run}/pool/pairs.jsonl",
+            summary=False,
+        ),
+    ),
+    Stage(
         "evaluate",
         reward.evaluate_model,
-        needs=same_key("train-rm"),
+        needs=_evaluate_needs,
         sections=("eval",),
         over=per_model,
         writes=("eval/{variant}/seed-{seed}.json",),
@@ -187,9 +212,9 @@ STAGES: list[Stage] = [
     ),
 ]
 
-SECTION_VALUES = {"judge": lambda cfg: judge_fingerprint(cfg.judge)}
+SECTION_VALUES = {"judge": lambda cfg: judge_fingerprint(cfg.judge), "eval": _eval_values}
 """Sections that enter fingerprints in another form than their config values (the judge's: what changes
-its verdicts, e.g. the prompt file's hash, never its API key)."""
+its verdicts, e.g. the prompt file's hash, never its API key; eval's without the bootstrap size)."""
 BY_NAME: dict[str, Stage] = {st.name: st for st in STAGES}
 CLEARABLE: dict[str, tuple[str, ...]] = {"cache": (), **{st.folder: (st.name,) for st in STAGES if st.folder}}
 """Run folders `safer clear` deletes, with the stages whose records it forgets ("cache": the frozen-block

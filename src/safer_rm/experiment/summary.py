@@ -3,14 +3,17 @@ the current settings (a resumed run with other settings has stale results on dis
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import time
 
 import numpy as np
 
-from ..io import read_json, write_json
+from ..io import read_json, write_json, write_text
 from ..report import to_text, write_report
-from ..reward.evaluate import write_results
+from ..reward.evaluate import SECTIONS, write_results
+from .compare import read_outcomes, variant_statistics
 from .context import RunContext
 from .graph import CLEAN, Key, variants
 from .plan import Planner
@@ -19,26 +22,54 @@ from .stages.analysis import read_features
 log = logging.getLogger(__name__)
 
 
+def _columns(r: dict) -> dict[str, dict]:
+    """An evaluation's accuracy columns (evaluations written before the columns existed: RewardBench and
+    held-out only)."""
+    if "columns" in r:
+        return r["columns"]
+    cols = {k: {"accuracy": v} for k, v in r.get("rewardbench", {}).items() if k != "overall"}
+    for k in ("safety", "chat"):
+        if r.get("heldout", {}).get(k) is not None:
+            cols[f"heldout {k}"] = {"accuracy": r["heldout"][k], "n": r["heldout"].get("n", {}).get(k)}
+    return cols
+
+
 def results_rows(ctx: RunContext) -> list[dict]:
-    """One row per variant of the current config with the mean and std over the seeds evaluated so far."""
+    """One row per variant of the current config: every accuracy column's mean and std over the seeds
+    evaluated so far, its 95 % interval and size, and the paired differences to clean and to the other methods
+    at the same mode and ratio (`compare`)."""
+    names = [n for n in variants(ctx.cfg)]
+    outcomes = {
+        name: {s: o for s in ctx.cfg.run.seeds if (o := read_outcomes(ctx.eval_path(name, s)))}
+        for name in names
+    }
+    stats = variant_statistics(outcomes, n_boot=ctx.cfg.eval.bootstrap)
     rows = []
-    for name in variants(ctx.cfg):
+    for name in names:
         runs = [
             read_json(ctx.eval_path(name, s)) for s in ctx.cfg.run.seeds if ctx.eval_path(name, s).is_file()
         ]
         if not runs:
             continue
         values: dict[str, list[float]] = {}
+        sizes: dict[str, int] = {}
         for r in runs:
-            for k, v in r.get("rewardbench", {}).items():
-                values.setdefault(k, []).append(v)
-            for k in ("safety", "chat"):
-                if r.get("heldout", {}).get(k) is not None:
-                    values.setdefault(f"heldout {k}", []).append(r["heldout"][k])
+            for label, c in _columns(r).items():
+                values.setdefault(label, []).append(c["accuracy"])
+                if c.get("n") is not None:
+                    sizes[label] = c["n"]
+            if r.get("rewardbench", {}).get("overall") is not None:
+                values.setdefault("overall", []).append(r["rewardbench"]["overall"])
         metrics = {
             k: {"mean": float(np.mean(v)), "std": float(np.std(v)) if len(v) > 1 else 0.0}
             for k, v in values.items()
         }
+        st = stats.get(name, {"intervals": {}, "compare": {}})
+        for label, m in metrics.items():
+            if label in sizes:
+                m["n"] = sizes[label]
+            if label in st["intervals"]:
+                m["low"], m["high"] = st["intervals"][label]["low"], st["intervals"][label]["high"]
         mode, method, ratio = (CLEAN, None, None) if name == CLEAN else name.split("-", 2)
         row = {
             "variant": name,
@@ -47,6 +78,7 @@ def results_rows(ctx: RunContext) -> list[dict]:
             "ratio": None if ratio is None else float(ratio),
             "n_seeds": len(runs),
             "metrics": metrics,
+            "compare": st["compare"],
         }
         summary_file = ctx.run.path("curated", name, "summary.json")
         if summary_file.is_file():
@@ -68,19 +100,60 @@ def evaluations(ctx: RunContext) -> dict[str, dict]:
 
 
 def variant_summary(row: dict) -> dict:
+    """A variant in summary.json: accuracies by evaluation set (`rewardbench` sections, `heldout` and `pool`
+    by kind with their sizes under `n`, `extra` sets), every column's interval, std over seeds and size, and
+    the paired differences to clean and the other methods (`compare`)."""
     m = row["metrics"]
-    out = {
-        "rewardbench": {k: v["mean"] for k, v in m.items() if not k.startswith("heldout")},
-        "heldout": {
-            "safety": m.get("heldout safety", {}).get("mean"),
-            "chat": m.get("heldout chat", {}).get("mean"),
-        },
-        "n_seeds": row["n_seeds"],
-        "std": {k: v["std"] for k, v in m.items()},
-    }
+    out: dict = {"rewardbench": {}, "n_seeds": row["n_seeds"]}
+    for label, v in m.items():
+        head, _, kind = label.partition(" ")
+        if head in ("heldout", "pool") and kind:
+            part = out.setdefault(head, {"n": {}})
+            part[kind] = v["mean"]
+            if "n" in v:
+                part["n"][kind] = v["n"]
+        elif label in SECTIONS or label == "overall":
+            out["rewardbench"][label] = v["mean"]
+            if "n" in v:
+                out["rewardbench"].setdefault("n", {})[label] = v["n"]
+        else:
+            out.setdefault("extra", {})[label] = v["mean"]
+    out["interval"] = {k: [v["low"], v["high"]] for k, v in m.items() if "low" in v}
+    out["n"] = {k: v["n"] for k, v in m.items() if "n" in v}
+    out["std"] = {k: v["std"] for k, v in m.items()}
+    out["compare"] = row.get("compare", {})
     if "source_mix" in row:
         out["source_mix"] = row["source_mix"]
     return out
+
+
+def write_comparisons(eval_dir, rows: list[dict]) -> None:
+    """eval/comparisons.json and .csv: one line per (variant, compared with, column)."""
+    table = []
+    for row in rows:
+        for other, cols in row.get("compare", {}).items():
+            for label, d in cols.items():
+                table.append({"variant": row["variant"], "vs": other, "column": label, **d})
+    write_json(eval_dir / "comparisons.json", table)
+    fields = [
+        "variant",
+        "vs",
+        "column",
+        "diff",
+        "low",
+        "high",
+        "excludes_zero",
+        "p",
+        "test",
+        "n",
+        "seeds",
+        "seed_sd",
+    ]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(table)
+    write_text(eval_dir / "comparisons.csv", buf.getvalue())
 
 
 def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
@@ -90,6 +163,7 @@ def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
     planner = planner or Planner(ctx)
     write_results(ctx.run.path("eval"), evaluations(ctx))
     rows = results_rows(ctx)
+    write_comparisons(ctx.run.path("eval"), rows)
     summary = {
         "run": ctx.cfg.run.name,
         "variants": {row["variant"]: variant_summary(row) for row in rows},

@@ -16,7 +16,7 @@ from matplotlib.patches import Rectangle
 from ..io import write_bytes
 from .dashboard import latent_key, membership, rank_key
 from .page import as_float
-from .rows import methods_in, metric_stat
+from .rows import methods_in, metric_interval, metric_names, metric_stat
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ SWEEP_METRICS = (
     ("Reasoning", "reasoning"),
     ("heldout safety", "heldout_safety"),
     ("heldout chat", "heldout_chat"),
+    ("pool safety", "pool_safety"),
+    ("pool chat", "pool_chat"),
 )
 """(metric, file-name part) plotted per mode when present: `<mode>_<part>.png`."""
 METRIC_LABELS = {
@@ -41,6 +43,8 @@ METRIC_LABELS = {
     "Reasoning": "RewardBench Reasoning",
     "heldout safety": "held-out safety pairs",
     "heldout chat": "held-out chat pairs",
+    "pool safety": "evaluation-pool safety pairs",
+    "pool chat": "evaluation-pool chat pairs",
 }
 METHOD_STYLE = {
     "safer": ("#c0392b", "o", "SAFER"),
@@ -51,6 +55,11 @@ EXTRA_COLORS = ("#8e44ad", "#d68910", "#17a589", "#5d6d7e")
 SAFE_COLOR, UNSAFE_COLOR, OTHER_COLOR = "#1b7f4b", "#b3261e", "#b8c0c8"
 
 Rows = Sequence[Mapping[str, Any]]
+
+
+def slug(metric: str) -> str:
+    """A metric's file-name part: `xstest Safety` -> `xstest_safety`."""
+    return "".join(c if c.isalnum() else "_" for c in metric.lower()).strip("_") or "metric"
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -64,18 +73,27 @@ def _style(method: str, i: int) -> tuple[str, str, str]:
     return METHOD_STYLE.get(method, (EXTRA_COLORS[i % len(EXTRA_COLORS)], "D", method))
 
 
-def _clean(rows: Rows, metric: str) -> tuple[float | None, float | None]:
+def _bar(row: Mapping[str, Any], metric: str, mean: float, std: float | None) -> tuple[float, float]:
+    """(below, above) the mean: the 95 % interval where the row has one, else +- std over seeds."""
+    ci = metric_interval(row, metric)
+    if ci is not None:
+        return max(mean - ci[0], 0.0), max(ci[1] - mean, 0.0)
+    return (std or 0.0, std or 0.0)
+
+
+def _clean(rows: Rows, metric: str) -> tuple[float | None, tuple[float, float] | None]:
     for row in rows:
         if row.get("mode") == "clean":
             mean, std = metric_stat(row, metric)
             if mean is not None:
-                return mean, std
+                return mean, _bar(row, metric, mean, std)
     return None, None
 
 
-def _series(rows: Rows, mode: str, method: str, metric: str) -> list[tuple[float, float, float]]:
-    """(ratio, mean, std) points of one method, by ratio; a repeated ratio keeps the last row."""
-    points: dict[float, tuple[float, float]] = {}
+def _series(rows: Rows, mode: str, method: str, metric: str) -> list[tuple[float, float, float, float]]:
+    """(ratio, mean, below, above) points of one method, by ratio (error bar: the 95 % interval, else the std
+    over seeds); a repeated ratio keeps the last row."""
+    points: dict[float, tuple[float, float, float]] = {}
     for row in rows:
         if row.get("mode") != mode or row.get("method") != method:
             continue
@@ -91,8 +109,8 @@ def _series(rows: Rows, mode: str, method: str, metric: str) -> list[tuple[float
                 ratio,
                 row.get("variant"),
             )
-        points[ratio] = (mean, std or 0.0)
-    return [(r, m, s) for r, (m, s) in sorted(points.items())]
+        points[ratio] = (mean, *_bar(row, metric, mean, std))
+    return [(r, *v) for r, v in sorted(points.items())]
 
 
 def plot_metric(rows: Rows, mode: str, metric: str, out_path: Path) -> Path | None:
@@ -102,27 +120,29 @@ def plot_metric(rows: Rows, mode: str, metric: str, out_path: Path) -> Path | No
     series = {m: pts for m, pts in series.items() if pts}
     if not series:
         return None
-    ratios = sorted({r for pts in series.values() for r, _, _ in pts})
+    ratios = sorted({pt[0] for pts in series.values() for pt in pts})
     span = ratios[-1] - ratios[0]
     # methods at the same ratio are dodged sideways a little so their error bars stay apart
     dodge = 0.012 * span if span > 0 else 0.04 * max(abs(ratios[0]), 1.0)
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
-    clean_mean, clean_std = _clean(rows, metric)
+    clean_mean, clean_bar = _clean(rows, metric)
     if clean_mean is not None:
         ax.axhline(
             clean_mean, color="black", linestyle="--", linewidth=1.2, label=f"clean ({clean_mean:.3f})"
         )
-        if clean_std:
-            ax.axhspan(clean_mean - clean_std, clean_mean + clean_std, color="black", alpha=0.07, linewidth=0)
+        if clean_bar and any(clean_bar):
+            ax.axhspan(
+                clean_mean - clean_bar[0], clean_mean + clean_bar[1], color="black", alpha=0.07, linewidth=0
+            )
     for i, (method, pts) in enumerate(series.items()):
         color, marker, label = _style(method, i)
         offset = (i - (len(series) - 1) / 2) * dodge
-        xs = [r + offset for r, _, _ in pts]
+        xs = [pt[0] + offset for pt in pts]
         ax.errorbar(
             xs,
-            [m for _, m, _ in pts],
-            yerr=[s for _, _, s in pts],
+            [pt[1] for pt in pts],
+            yerr=[[pt[2] for pt in pts], [pt[3] for pt in pts]],
             color=color,
             marker=marker,
             markersize=6,
@@ -143,15 +163,18 @@ def plot_metric(rows: Rows, mode: str, metric: str, out_path: Path) -> Path | No
 
 
 def plot_sweep(rows: Rows, out_dir: Path) -> list[Path]:
-    """For poisoning and denoising separately: Safety, Chat (and Chat Hard, Reasoning, held-out safety and chat
-    where present) accuracy vs ratio, one line per method, error bars = std over seeds, the clean model as a
-    dashed line. A mode or metric without rows is skipped. Files: `<mode>_<metric>.png`, e.g. `poison_safety.png`."""
+    """For poisoning and denoising separately: Safety, Chat (and Chat Hard, Reasoning, held-out and pool safety
+    and chat, every extra evaluation set, where present) accuracy vs ratio, one line per method, error bars =
+    the 95 % interval (else the std over seeds), the clean model as a dashed line with its interval shaded. A mode
+    or metric without rows is skipped. Files: `<mode>_<metric>.png`, e.g. `poison_safety.png`."""
     out_dir = Path(out_dir)
     written: list[Path] = []
+    known = {m for m, _ in SWEEP_METRICS}
+    extra = [(m, slug(m)) for m in metric_names(rows) if m not in known and m != "overall"]
     for mode in ("poison", "denoise"):
         if not any(r.get("mode") == mode for r in rows):
             continue
-        for metric, part in SWEEP_METRICS:
+        for metric, part in (*SWEEP_METRICS, *extra):
             path = plot_metric(rows, mode, metric, out_dir / f"{mode}_{part}.png")
             if path is not None:
                 written.append(path)

@@ -13,7 +13,7 @@ from ..io import write_text
 from .dashboard import write_dashboard
 from .page import esc, kv_table, page
 from .plots import METRIC_LABELS, MODE_TITLES, SWEEP_METRICS, plot_salience, plot_sweep
-from .tables import source_mix_html, to_csv, to_html
+from .tables import diff_html, sizes_text, source_mix_html, to_csv, to_html
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,27 @@ def render_report(
     """The report page as a string; `plots` are PNG files in the report directory (linked by name)."""
     parts = [
         f"<h1>{esc(title)}</h1>",
-        '<nav class="toc"><a href="#results">results</a><a href="#edits">edited sets</a>'
+        '<nav class="toc"><a href="#results">results</a><a href="#differences">differences</a><a href="#edits">edited sets</a>'
         '<a href="#plots">plots</a><a href="#features">features</a><a href="#summary">summary</a>'
         f'<a href="{CSV}">results.csv</a>'
         + (f'<a href="{DASHBOARD}">feature dashboard</a>' if features else "")
         + "</nav>",
         '<h2 id="results">Results</h2>',
-        '<p class="muted small">Accuracy (0..1), mean &plusmn; std over seeds; ratio = edited pairs in % of '
+        '<p class="muted small">Accuracy (0..1), mean over seeds with its 95 % bootstrap interval (seeds, then '
+        "pairs; mean &plusmn; std over seeds where per-pair outcomes are missing); ratio = edited pairs in % of "
         "the training set.</p>",
         to_html(rows) if rows else '<p class="muted">no results yet</p>',
+    ]
+    sizes = sizes_text(rows)
+    if sizes:
+        parts.append(f'<p class="muted small">Evaluation pairs: {esc(sizes)}.</p>')
+    diffs = diff_html(rows)
+    parts += [
+        '<h2 id="differences">Differences</h2>',
+        '<p class="muted small">Variant minus the one named, in points (accuracy &times; 100), with a 95 % paired '
+        "bootstrap interval over evaluation pairs (with several seeds: seeds, then pairs); bold where it excludes "
+        "0; hover for the paired test's p-value.</p>",
+        diffs or '<p class="muted">nothing to compare yet</p>',
     ]
     mix = source_mix_html(rows)
     parts += [

@@ -1,8 +1,9 @@
 """Reading the experiment runner's result rows: metric order, mean/std of a metric, a stable row order.
 
 A row is `{"variant", "mode": "clean"|"poison"|"denoise", "method", "ratio", "n_seeds",
-"metrics": {name: {"mean", "std"}}, "source_mix": {source: edited pairs}}`; any metric may be absent and
-std is 0.0 or None with one seed."""
+"metrics": {name: {"mean", "std", "low", "high", "n"}}, "compare": {other variant: {name: paired difference}},
+"source_mix": {source: edited pairs}}`; any metric may be absent, std is 0.0 or None with one seed, and low/high
+(the 95 % interval) and n (evaluation pairs) are there when per-pair outcomes were."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from .page import as_float
 
 MODES = ("clean", "poison", "denoise")
 METHODS = ("safer", "random", "reward_margin")
-METRICS = ("Chat", "Chat Hard", "Safety", "Reasoning", "overall", "heldout safety", "heldout chat")
+METRICS = (
+    "Chat",
+    "Chat Hard",
+    "Safety",
+    "Reasoning",
+    "overall",
+    "heldout safety",
+    "heldout chat",
+    "pool safety",
+    "pool chat",
+)
 """Known metrics in display order; others follow in the order first seen."""
 
 
@@ -33,6 +44,31 @@ def metric_stat(row: Mapping[str, Any], name: str) -> tuple[float | None, float 
     if isinstance(value, Mapping):
         return as_float(value.get("mean")), as_float(value.get("std"))
     return as_float(value), None
+
+
+def metric_interval(row: Mapping[str, Any], name: str) -> tuple[float, float] | None:
+    """The 95 % interval (low, high) of a metric, None when the row has none."""
+    value = (row.get("metrics") or {}).get(name)
+    if isinstance(value, Mapping):
+        low, high = as_float(value.get("low")), as_float(value.get("high"))
+        if low is not None and high is not None:
+            return low, high
+    return None
+
+
+def comparisons(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:
+    """(row, compared with, {metric: difference}) for every comparison, rows in display order."""
+    return [
+        (row, other, diffs)
+        for row in sorted_rows(rows)
+        for other, diffs in (row.get("compare") or {}).items()
+        if isinstance(diffs, Mapping)
+    ]
+
+
+def compared_metrics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    seen = {m for _, _, diffs in comparisons(rows) for m in diffs}
+    return [m for m in metric_names(rows) if m in seen]
 
 
 def has_spread(row: Mapping[str, Any], std: float | None) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from ..data.config import SourceConfig
 from ..errors import ConfigError
 from ..typed_config import require
 
@@ -77,3 +79,44 @@ class EvalConfig:
     """Also score the prompt-disjoint test split, by kind (safety / chat) and by source."""
     max_rewardbench_pairs: int | None = None
     """Evaluate at most this many RewardBench rows (seeded, stratified by subset); None: all."""
+    pool: bool = False
+    """Also score the evaluation pool: every usable pair of the data sources (and `pool_sources`) that is not
+    in the run's data and shares no prompt with training, by kind and by source."""
+    pool_max_per_source: int | None = 600
+    """At most this many pool pairs per source (seeded sample); None: all."""
+    pool_sources: list[SourceConfig] = field(default_factory=list)
+    """Sources used only for evaluation, in the pool (e.g. PandaLM's human-voted pairs)."""
+    extra: list[SourceConfig | str] = field(default_factory=list)
+    """More evaluation sets, each its own named section: a file path, a hub id, or a source mapping (name, path,
+    format, kind, split, ...). RewardBench-schema sets are reported by RewardBench section, others as one
+    accuracy (and by subset where rows have one)."""
+    bootstrap: int = 2000
+    """Bootstrap replicates of every interval (paired over evaluation pairs; with several seeds, seeds then pairs)."""
+
+    def extra_sets(self) -> list[SourceConfig]:
+        """`extra` with bare paths and hub ids turned into sources named after the file or dataset."""
+        out = []
+        for item in self.extra:
+            if isinstance(item, SourceConfig):
+                out.append(item)
+                continue
+            stem = Path(item.rstrip("/")).name
+            for suffix in (".gz", ".jsonl", ".json", ".parquet", ".csv"):
+                stem = stem.removesuffix(suffix)
+            name = "".join(c if c.isalnum() or c in "_.-" else "-" for c in stem).strip("-.") or "extra"
+            out.append(SourceConfig(name=name, path=item, kind="safety"))
+        return out
+
+    def check(self) -> None:
+        require(self, ("bootstrap",), at_least=100)
+        if self.pool_max_per_source is not None and self.pool_max_per_source < 1:
+            raise ConfigError("pool_max_per_source", f"must be >= 1 or null, got {self.pool_max_per_source}")
+        names = [s.name for s in self.extra_sets()]
+        reserved = {"rewardbench", "heldout", "pool"}
+        bad = sorted({n for n in names if names.count(n) > 1 or n in reserved})
+        if bad:
+            raise ConfigError(
+                "extra", f"evaluation set names must be unique and not {sorted(reserved)}: {bad}"
+            )
+        for s in self.extra_sets():
+            s.check()

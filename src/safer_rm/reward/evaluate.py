@@ -9,6 +9,7 @@ import io
 import random
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,111 @@ def grouped_accuracy(pairs: Sequence[PreferencePair], correct: np.ndarray) -> di
     return out
 
 
+@dataclass
+class EvalSet:
+    """Pairs one RM is scored on, reported as a named part of every table: `rewardbench` style sets by
+    RewardBench section (subsets weighted by rows), `grouped` ones by kind (safety / chat) and by source,
+    `plain` ones as one accuracy (and by subset where rows have one)."""
+
+    name: str
+    pairs: list[PreferencePair]
+    style: str = "grouped"
+
+    def has_sections(self) -> bool:
+        known = {s for subsets in SECTIONS.values() for s in subsets}
+        return any(p.meta.get("subset") in known for p in self.pairs)
+
+
+def set_style(name: str, pairs: Sequence[PreferencePair]) -> str:
+    probe = EvalSet(name, list(pairs), "rewardbench")
+    return "rewardbench" if probe.has_sections() else "plain"
+
+
+def columns(es: EvalSet) -> dict[str, np.ndarray]:
+    """The accuracies a set reports, each as the indices of its pairs (see `column_indices`)."""
+    return column_indices(
+        es.name, es.style, [p.kind or "other" for p in es.pairs], [p.meta.get("subset", "") for p in es.pairs]
+    )
+
+
+def column_indices(
+    name: str, style: str, kinds: Sequence[str], subsets: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """`Safety` (RewardBench itself), `heldout safety`, `pool chat` (a grouped set by kind), `<name> Safety`
+    (an extra RewardBench-schema set), `<name>` (any other set). A RewardBench section is the mean over its
+    rows, the same as its subsets weighted by row count."""
+    out: dict[str, np.ndarray] = {}
+    if style == "rewardbench":
+        sub = np.array(list(subsets), dtype=object)
+        prefix = "" if name == "rewardbench" else f"{name} "
+        for section in SECTION_ORDER:
+            idx = np.flatnonzero(np.isin(sub, SECTIONS[section]))
+            if idx.size:
+                out[prefix + section] = idx
+    elif style == "grouped":
+        kind = np.array([k or "other" for k in kinds], dtype=object)
+        for k in ("safety", "chat", *sorted(set(kind) - {"safety", "chat"})):
+            idx = np.flatnonzero(kind == k)
+            if idx.size:
+                out[f"{name} {k}"] = idx
+    elif len(kinds):
+        out[name] = np.arange(len(kinds))
+    return out
+
+
+def evaluate_sets(
+    model,
+    renderer: Renderer,
+    sets: Sequence[EvalSet],
+    batch_size: int = 32,
+    bf16: bool = False,
+    progress: bool = True,
+    prefix=None,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """(metrics, per-pair margins by set name). All sets are scored in one pass, each distinct text once.
+    `metrics` has `columns` ({label: {accuracy, n}}, see `columns`), `rewardbench` sections with `overall`
+    and `subsets` for the RewardBench set, and per set its by-kind / by-source or by-subset breakdown."""
+    sets = [s for s in sets if s.pairs]
+    everything = [p for s in sets for p in s.pairs]
+    metrics: dict = {
+        "columns": {},
+        "sizes": {s.name: len(s.pairs) for s in sets},
+        "styles": {s.name: s.style for s in sets},
+    }
+    margins: dict[str, np.ndarray] = {}
+    if not everything:
+        return metrics, margins
+    scores = reward_pairs(model, renderer, everything, batch_size, bf16, "evaluating", progress, prefix)
+    metrics["truncation"] = scores.truncation
+    start = 0
+    for es in sets:
+        stop = start + len(es.pairs)
+        margin, correct = scores.margin[start:stop], scores.correct[start:stop]
+        start = stop
+        margins[es.name] = margin
+        for label, idx in columns(es).items():
+            metrics["columns"][label] = {"accuracy": float(correct[idx].mean()), "n": int(idx.size)}
+        if es.style == "rewardbench":
+            per_subset = subset_accuracy([p.meta.get("subset", "unknown") for p in es.pairs], correct)
+            if es.name == "rewardbench":
+                metrics["rewardbench"] = section_scores(per_subset)
+                metrics["subsets"] = per_subset
+            else:
+                metrics.setdefault("extra", {})[es.name] = {
+                    **section_scores(per_subset),
+                    "subsets": per_subset,
+                }
+        elif es.style == "grouped":
+            metrics[es.name] = grouped_accuracy(es.pairs, correct)
+        else:
+            entry: dict = {"accuracy": float(correct.mean()), "n": len(es.pairs)}
+            subsets = [p.meta.get("subset") for p in es.pairs]
+            if any(subsets):
+                entry["subsets"] = subset_accuracy([s or "unknown" for s in subsets], correct)
+            metrics.setdefault("extra", {})[es.name] = entry
+    return metrics, margins
+
+
 def evaluate_rm(
     model,
     renderer: Renderer,
@@ -110,20 +216,8 @@ def evaluate_rm(
     prefix=None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """(metrics, per-pair margins) for a model on the RewardBench pairs and the held-out pairs."""
-    metrics: dict = {}
-    margins: dict[str, np.ndarray] = {}
-    if rewardbench:
-        scores = reward_pairs(model, renderer, rewardbench, batch_size, bf16, "RewardBench", progress, prefix)
-        per_subset = subset_accuracy([p.meta.get("subset", "unknown") for p in rewardbench], scores.correct)
-        metrics["rewardbench"] = section_scores(per_subset)
-        metrics["subsets"] = per_subset
-        metrics["rewardbench_truncation"] = scores.truncation
-        margins["rewardbench"] = scores.margin
-    if heldout:
-        scores = reward_pairs(model, renderer, heldout, batch_size, bf16, "held-out", progress, prefix)
-        metrics["heldout"] = grouped_accuracy(heldout, scores.correct)
-        margins["heldout"] = scores.margin
-    return metrics, margins
+    sets = [EvalSet("rewardbench", list(rewardbench), "rewardbench"), EvalSet("heldout", list(heldout))]
+    return evaluate_sets(model, renderer, sets, batch_size, bf16, progress, prefix)
 
 
 def write_margins(path: str | Path, pairs: Sequence[PreferencePair], margin: np.ndarray) -> None:
@@ -136,15 +230,17 @@ def write_margins(path: str | Path, pairs: Sequence[PreferencePair], margin: np.
 
 
 def results_table(results: dict[str, dict]) -> tuple[list[str], list[list]]:
-    """One row per variant: RewardBench sections, overall, held-out safety and chat."""
-    sections = [s for s in SECTION_ORDER if any(s in r.get("rewardbench", {}) for r in results.values())]
-    header = ["variant", *sections, "overall", "heldout safety", "heldout chat"]
-    rows = []
-    for name, r in results.items():
-        rb, ho = r.get("rewardbench", {}), r.get("heldout", {})
-        rows.append(
-            [name, *[rb.get(s) for s in sections], rb.get("overall"), ho.get("safety"), ho.get("chat")]
-        )
+    """One row per variant: every accuracy column (RewardBench sections, held-out, pool, extra sets)."""
+    labels: list[str] = []
+    for r in results.values():
+        for label in r.get("columns", {}):
+            if label not in labels:
+                labels.append(label)
+    header = ["variant", *labels]
+    rows = [
+        [name, *[r.get("columns", {}).get(label, {}).get("accuracy") for label in labels]]
+        for name, r in results.items()
+    ]
     return header, rows
 
 

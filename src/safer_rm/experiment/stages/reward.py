@@ -7,10 +7,11 @@ from pathlib import Path
 
 from ...data import build_pairs, write_pairs
 from ...data.load import data_root, expand
+from ...data.pool import build_pool
 from ...errors import StageError
 from ...io import write_json
 from ...models import Renderer, load_reward_model, load_tokenizer
-from ...reward.evaluate import evaluate_rm, write_margins
+from ...reward.evaluate import evaluate_sets, write_margins
 from ...reward.train import train_reward_model, use_bf16
 from ..context import RunContext
 from ..graph import Key
@@ -89,28 +90,70 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
     return {k: v for k, v in info.items() if k != "history"}
 
 
+def pool_inputs(ctx: RunContext, key: Key) -> dict:
+    files = {src.name: expand(src.path, ctx.cfg.data.root) for src in ctx.cfg.eval.pool_sources}
+    return {
+        "data": ctx.file_hash(ctx.train_path()),
+        "files": {n: ctx.file_hash(Path(p)) for n, p in files.items() if p and Path(p).is_file()},
+    }
+
+
+def pool_settings(cfg, key: Key) -> dict:
+    ec = cfg.eval
+    return {
+        "eval": {
+            "pool": ec.pool,
+            "pool_max_per_source": ec.pool_max_per_source,
+            "pool_sources": [s.__dict__ for s in ec.pool_sources],
+        },
+        "data": {"sources": [s.__dict__ for s in cfg.data.sources], "seed": cfg.data.seed},
+    }
+
+
+def pool(ctx: RunContext, key: Key) -> dict:
+    """The evaluation pool: usable source pairs outside the run's data that share no prompt with training."""
+    names = [s.name for s in ctx.cfg.data.sources]
+    clash = sorted({s.name for s in ctx.cfg.eval.pool_sources} & set(names))
+    if clash:
+        raise StageError(f"eval.pool_sources: names {clash} are data sources already (they are in the pool)")
+    sources = ([] if ctx.given is not None else list(ctx.cfg.data.sources)) + list(ctx.cfg.eval.pool_sources)
+    built = build_pool(
+        sources,
+        ctx.cfg.data.root,
+        ctx.train_pairs(),
+        ctx.test_pairs(),
+        ctx.cfg.eval.pool_max_per_source,
+        ctx.cfg.data.seed,
+        ctx.cfg.data.max_text_chars,
+    )
+    info = built.info
+    log.info(
+        "evaluation pool: %d pairs (%s) from %s",
+        info["pairs"],
+        ", ".join(f"{k} {v}" for k, v in info["by_kind"].items()),
+        ", ".join(f"{k} {v}" for k, v in info["by_source"].items()),
+    )
+    write_pairs(ctx.pool_path(), built.pairs)
+    return info
+
+
 def evaluate_model(ctx: RunContext, key: Key) -> dict:
-    """RewardBench sections and held-out safety/chat accuracy of one reward model."""
+    """Accuracy of one reward model on every evaluation set: RewardBench sections, held-out and pool
+    safety/chat, the extra sets; per-pair margins beside it for the paired statistics."""
     rm = ctx.reward_model(key.variant, key.seed)
     path = ctx.eval_path(key.variant, key.seed)
-    rb = ctx.rewardbench()
-    heldout = ctx.test_pairs() if ctx.cfg.eval.heldout else []
-    metrics, margins = evaluate_rm(
+    sets = ctx.eval_sets()
+    metrics, margins = evaluate_sets(
         rm.model,
         rm.renderer,
-        rb,
-        heldout,
+        sets,
         ctx.cfg.rm.eval_batch_size,
         use_bf16(ctx.cfg.rm.bf16),
         prefix=rm.prefix,
     )
     if ctx.main:
         write_json(path, metrics)
-        if "rewardbench" in margins:
-            write_margins(path.with_suffix(".rewardbench.csv"), rb, margins["rewardbench"])
-        if "heldout" in margins:
-            write_margins(path.with_suffix(".heldout.csv"), heldout, margins["heldout"])
-    return {
-        "rewardbench": metrics.get("rewardbench"),
-        "heldout": {k: v for k, v in metrics.get("heldout", {}).items() if k != "by_source"},
-    }
+        for es in sets:
+            if es.name in margins:
+                write_margins(path.with_suffix(f".{es.name}.csv"), es.pairs, margins[es.name])
+    return {"columns": {k: v["accuracy"] for k, v in metrics["columns"].items()}, "sizes": metrics["sizes"]}
