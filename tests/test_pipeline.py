@@ -46,6 +46,17 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
         "random_chat_margin_drop",
     }
     assert set(summary["audit"]) >= {"q", "auroc_safer", "auroc_reward_margin", "precision_safer"}
+    # the audit plants the run's own random flips at its ratio and reuses that reward model, bit for bit
+    assert summary["audit"]["shared_with"] == "poison-random-10.0"
+    weights = "seed-0/model.safetensors"
+    assert (run / "audit/rm/clean" / weights).read_bytes() == (
+        run / "rm/poison-random-10.0" / weights
+    ).read_bytes()
+    flipped = {
+        r.split(",", 1)[0]
+        for r in (run / "curated/poison-random-10.0/edits.csv").read_text().splitlines()[1:]
+    }
+    assert summary["audit"]["planted"] == len(flipped) > 0
     for path in (
         "report/index.html",
         "report/features.html",
@@ -91,3 +102,22 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
     assert again["features"]["n_selected_safe"] + again["features"]["n_selected_unsafe"] <= 2
     assert again["sae"] == summary["sae"]  # the SAE's settings did not change: still reported
     assert set(again["variants"]) == {"clean", "poison-random-10.0", "denoise-random-10.0"}
+
+
+def test_audit_without_sharing_trains_its_own_planted_model(tmp_path, tiny_bert):
+    cfg = toy_config(tmp_path, tiny_bert)
+    args = [
+        "--set",
+        "audit.share=false",
+        "--set",
+        "causal.enabled=false",
+        "--set",
+        "curation.denoise_ratios=[]",
+    ]
+    assert main(["run", cfg, "-q", "--stages", "audit", *args]) == 0
+    run = tmp_path / "run"
+    audit = json.loads((run / "audit" / "results.json").read_text())
+    assert audit["shared_with"] is None and audit["planted"] > 0
+    summary = json.loads((run / "audit" / "rm" / "clean" / "seed-0" / "train_summary.json").read_text())
+    assert summary["steps"] > 0 and "copied_from" not in summary
+    assert not (run / "rm" / "poison-random-10.0").exists()  # only what the audit needs ran

@@ -32,8 +32,13 @@ class RunConfig:
     """Device for scoring and extraction (training follows transformers/accelerate)."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Seeds of the experiment; reward models of every variant are trained once per seed."""
+    threads: int | None = None
+    """CPU threads of torch (None: torch's default, one per core). Results depend on it: reductions split
+    differently. With `rm.bf16: false`, a fixed count gives the same scores in every process on one machine."""
 
     def check(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads", f"must be >= 1 or null, got {self.threads}")
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ConfigError("name", f"must be a plain name, got {self.name!r}")
         if not self.seeds:

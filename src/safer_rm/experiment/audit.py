@@ -14,13 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..curation.edits import edit_count
+from ..curation.edits import edit_count, variant_name
 from ..metrics import auroc, precision_at
+from .graph import edited_variants
 
 
 def planted_indices(n_pairs: int, ratio: float, seed: int) -> list[int]:
     """Indices of the pairs to flip: q % of them, drawn with `seed`."""
     return sorted(random.Random(seed).sample(range(n_pairs), edit_count(n_pairs, ratio)))
+
+
+def shared_variant(cfg: Config) -> str | None:
+    """The run's random-poisoning variant the audit shares (flips and reward model), if there is one."""
+    name = variant_name("poison", "random", cfg.audit.ratio)
+    return name if cfg.audit.share and name in edited_variants(cfg) else None
 
 
 def subrun_config(cfg: Config, root: Path) -> Config:

@@ -17,6 +17,10 @@ class AuditConfig:
     """Percent of training pairs flipped at random (planted)."""
     seed: int = 1
     """Seed of the planted flips."""
+    share: bool = True
+    """When the run poisons at random at the same ratio (variant `poison-random-<ratio>`), plant exactly those
+    flips and reuse that variant's reward model (first seed) instead of training another one; `seed` is then
+    unused. Off: plant its own flips with `seed` and train the sub-run's RM."""
 
     def check(self) -> None:
         if not 0 < self.ratio < 100:

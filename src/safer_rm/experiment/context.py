@@ -48,6 +48,9 @@ class GivenData:
     fingerprint: dict
     """What makes them what they are (e.g. the planted pair ids): part of the data stage's fingerprint."""
     info: dict
+    rm_from: Path | None = None
+    """A reward model already trained on exactly `train` with this run's settings: the sub-run copies it
+    instead of training its own."""
 
 
 @dataclass
@@ -82,6 +85,8 @@ class RunContext:
     @classmethod
     def create(cls, cfg: Config, resume: bool = True, **kw) -> RunContext:
         distributed.init()
+        if cfg.run.threads is not None:
+            torch.set_num_threads(cfg.run.threads)
         return cls(cfg, RunDir(cfg.run.path, config_dict(cfg)), pick_device(cfg.run.device), resume, **kw)
 
     @property

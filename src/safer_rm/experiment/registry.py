@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..config import config_dict
 from ..features.judges import judge_fingerprint
+from .audit import shared_variant
 from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve
 from .stages import analysis, reward, sweep
 
@@ -17,6 +18,13 @@ def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
 
 def _evaluate_needs(cfg, key: Key) -> list[tuple[str, Key]]:
     return [("train-rm", key)] + ([("pool", Key())] if cfg.eval.pool else [])
+
+
+def _audit_needs(cfg, key: Key) -> list[tuple[str, Key]]:
+    shared = shared_variant(cfg)
+    if shared is None:
+        return [("data", Key())]
+    return [("data", Key()), ("curate", Key(shared)), ("train-rm", Key(shared, cfg.run.seeds[0]))]
 
 
 def _eval_values(cfg) -> dict:
@@ -199,7 +207,7 @@ STAGES: list[Stage] = [
     Stage(
         "audit",
         sweep.audit,
-        needs=need("data"),
+        needs=_audit_needs,
         sections=("model", "rm", "activations", "sae", "features", "judge", "audit"),
         enabled=lambda cfg: cfg.audit.enabled,
         writes=("audit/results.json",),

@@ -156,6 +156,25 @@ def write_comparisons(eval_dir, rows: list[dict]) -> None:
     write_text(eval_dir / "comparisons.csv", buf.getvalue())
 
 
+def machine(ctx: RunContext) -> dict:
+    """What changes results across machines: bf16 autocast (on where the CPU has AMX/AVX-512 BF16 under
+    `rm.bf16: auto`), the thread count, the BLAS torch was built with."""
+    import torch
+
+    from ..reward.train import use_bf16
+
+    return {
+        "bf16": use_bf16(ctx.cfg.rm.bf16),
+        "threads": torch.get_num_threads(),
+        "device": str(ctx.device),
+        "torch": torch.__version__,
+        "blas": getattr(torch.backends, "mkl", None) is not None
+        and torch.backends.mkl.is_available()
+        and "mkl"
+        or "other",
+    }
+
+
 def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
     """Write eval/results.*, summary.json and the report; log the results table."""
     if not ctx.main:
@@ -176,6 +195,7 @@ def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
             and ctx.run.done(st.name, planner.fingerprint_of(st, Key()))
         ):
             summary[st.summary_key or st.name] = st.summary(ctx.run.info(st.name))
+    summary["machine"] = machine(ctx)
     summary["disk_bytes"] = ctx.run.disk_usage()
     stages = ctx.run.stage_seconds()
     summary["timing"] = {

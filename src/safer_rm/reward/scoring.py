@@ -30,8 +30,14 @@ def score_encoded(
     progress: bool = True,
     prefix: PrefixCache | None = None,
 ) -> np.ndarray:
-    """Reward of every encoded text, in input order (float32). With a prefix cache, the frozen lower blocks
-    are read from it (and filled first where missing) instead of being recomputed."""
+    """Reward of every encoded text, in input order (float32); a text that occurs several times is scored once.
+    With a prefix cache, the frozen lower blocks are read from it (and filled first where missing) instead of
+    being recomputed."""
+    first: dict[tuple[int, ...], int] = {}
+    inverse = np.array([first.setdefault(tuple(e.input_ids), len(first)) for e in encoded], dtype=np.int64)
+    if len(first) < len(encoded):
+        unique = [encoded[i] for i in np.unique(inverse, return_index=True)[1]]
+        return score_encoded(model, unique, pad_id, batch_size, bf16, desc, progress, prefix)[inverse]
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from ...data import build_pairs, write_pairs
 from ...data.load import data_root, expand
 from ...data.pool import build_pool
 from ...errors import StageError
-from ...io import write_json
+from ...io import read_json, write_json
 from ...models import Renderer, load_reward_model, load_tokenizer
 from ...reward.evaluate import evaluate_sets, write_margins
 from ...reward.train import train_reward_model, use_bf16
@@ -60,7 +61,10 @@ def data(ctx: RunContext, key: Key) -> dict:
 
 
 def train_inputs(ctx: RunContext, key: Key) -> dict:
-    return {"train": ctx.file_hash(ctx.train_path(key.variant))}
+    out = {"train": ctx.file_hash(ctx.train_path(key.variant))}
+    if ctx.given is not None and ctx.given.rm_from is not None:
+        out["copied"] = ctx.file_hash(ctx.given.rm_from / "model.safetensors")
+    return out
 
 
 def train_rm(ctx: RunContext, key: Key) -> dict:
@@ -69,6 +73,8 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
 
     mc, rc = ctx.cfg.model, ctx.cfg.rm
     out = ctx.rm_dir(key.variant, key.seed)
+    if ctx.given is not None and ctx.given.rm_from is not None:
+        return copy_rm(ctx.given.rm_from, out)
     set_seed(key.seed)
     tok = load_tokenizer(mc.name, mc.revision, mc.trust_remote_code)
     model = load_reward_model(mc.name, tok, mc.revision, mc.trust_remote_code, mc.allow_pickle)
@@ -135,6 +141,18 @@ def pool(ctx: RunContext, key: Key) -> dict:
     )
     write_pairs(ctx.pool_path(), built.pairs)
     return info
+
+
+def copy_rm(source: Path, out: Path) -> dict:
+    """A reward model trained elsewhere on the same pairs and settings, copied (its checkpoints left behind)."""
+    if not (source / "config.json").is_file():
+        raise StageError(f"{source}: the reward model to reuse has not been trained")
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(source, out, ignore=shutil.ignore_patterns("checkpoints"))
+    log.info("reward model: reused %s (trained on the same pairs with the same settings)", source)
+    info = read_json(out / "train_summary.json") if (out / "train_summary.json").is_file() else {}
+    return {**{k: v for k, v in info.items() if k != "history"}, "copied_from": str(source)}
 
 
 def evaluate_model(ctx: RunContext, key: Key) -> dict:

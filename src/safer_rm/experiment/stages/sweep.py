@@ -10,7 +10,7 @@ from ...io import read_csv, write_csv, write_json
 from ...reward.evaluate import SECTIONS
 from ...reward.train import use_bf16
 from ...splice import causal_test
-from ..audit import audit_metrics, planted_indices, subrun_config
+from ..audit import audit_metrics, planted_indices, shared_variant, subrun_config
 from ..context import GivenData, RunContext
 from ..graph import CLEAN, Key
 
@@ -112,11 +112,20 @@ def audit(ctx: RunContext, key: Key) -> dict:
     the planted flips first."""
     ac = ctx.cfg.audit
     train = ctx.train_pairs(CLEAN)
-    idx = planted_indices(len(train), ac.ratio, ac.seed)
-    planted = apply_edit(train, idx, "poison", "random")
-    ids = [train[i].id for i in idx]
+    shared = shared_variant(ctx.cfg)
+    if shared is not None:  # the run's own random poisoning at this ratio: its flips and its reward model
+        ids = [r["id"] for r in read_csv(ctx.run.path("curated", shared, "edits.csv"))]
+        planted_pairs, rm_from = ctx.train_pairs(shared), ctx.rm_dir(shared, ctx.seed0)
+    else:
+        idx = planted_indices(len(train), ac.ratio, ac.seed)
+        planted_pairs, rm_from = apply_edit(train, idx, "poison", "random").pairs, None
+        ids = [train[i].id for i in idx]
     given = GivenData(
-        planted.pairs, ctx.test_pairs(), {"planted": ids}, {"train": len(planted.pairs), "planted": len(ids)}
+        planted_pairs,
+        ctx.test_pairs(),
+        {"planted": ids, "shared": shared},
+        {"train": len(planted_pairs), "planted": len(ids), "shared_with": shared},
+        rm_from=rm_from,
     )
     sub = type(ctx).create(
         subrun_config(ctx.cfg, ctx.run.path("audit")),
@@ -128,6 +137,7 @@ def audit(ctx: RunContext, key: Key) -> dict:
     ctx.subrun(sub, ["score"])
     result = audit_metrics(read_csv(sub.scores_path()), set(ids), ac.ratio)
     result["selected_features"] = len(sub.selection().latents)
+    result["shared_with"] = shared
     if ctx.main:
         write_json(ctx.run.path("audit", "results.json"), result)
     return result
