@@ -10,12 +10,13 @@ import sys
 import numpy as np
 import yaml
 
-from helpers import pairs_from, separable_rows, toy_config, write_jsonl
 from safer_rm.cli import main
 from safer_rm.data import DropReport, SourceConfig, load_source, read_pairs
 from safer_rm.data.pool import build_pool
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.reward.scoring import score_encoded
+
+from helpers import pairs_from, separable_rows, toy_config, write_jsonl
 
 
 def _pool_sources(tmp_path):
