@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from bench import extract_bench, features_bench, rm_bench, sae_bench
+from bench import extract_bench, features_bench, rm_batch_bench, rm_bench, sae_bench
 from safer_rm.io import write_json
 
 BENCHES = {
@@ -18,6 +18,7 @@ BENCHES = {
     "extraction": extract_bench.run,
     "features": features_bench.run,
     "rm_training": rm_bench.run,
+    "rm_batch": rm_batch_bench.run,
 }
 
 
