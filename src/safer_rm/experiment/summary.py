@@ -205,5 +205,14 @@ def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
     }
     write_json(ctx.run.path("summary.json"), summary)
     write_report(ctx.run.root, rows, summary, read_features(ctx))
-    log.info("results (accuracy, 0..1; mean over %d seed(s)):\n%s", len(ctx.cfg.run.seeds), to_text(rows))
+    seeds = ctx.cfg.run.seeds
+    over = (
+        f"one seed ({seeds[0]}): not a result on its own" if len(seeds) == 1 else f"mean over seeds {seeds}"
+    )
+    log.info(
+        "results (accuracy 0..1, %s; +- the 95 %% interval's larger half-width over evaluation pairs%s):\n%s",
+        over,
+        "" if len(seeds) == 1 else ", seeds then pairs",
+        to_text(rows),
+    )
     return summary
