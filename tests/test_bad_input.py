@@ -180,6 +180,10 @@ FRESH = [  # (case id, setup, expected words in the one-line error)
     ("run-name-with-slash", _set("run.name", "a/b"), ["'run.name'"]),
     ("sae-k-over-latents", _set("sae.k", 500), ["'sae.k'"]),
     ("labels-judge-without-file", _set("judge.kind", "labels"), ["'judge.labels_path'"]),
+    ("extra-set-named-like-a-section", _set("eval.extra", ["sets/Safety.jsonl"]), ["'eval.extra'", "safety"]),
+    ("extra-sets-same-name", _set("eval.extra", ["a/x.jsonl", "b/X.jsonl"]), ["'eval.extra'", "unique"]),
+    ("extra-set-file-missing", _set("eval.extra", ["/nonexistent/mine.jsonl"]), ["/nonexistent/mine.jsonl"]),
+    ("bootstrap-too-small", _set("eval.bootstrap", 5), ["'eval.bootstrap'"]),
 ]
 
 

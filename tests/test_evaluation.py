@@ -114,6 +114,15 @@ def test_pool_and_extra_sets_in_every_table(tmp_path, tiny_bert):
     assert (run / "report" / "poison_harmless.png").is_file()
     assert (run / "report" / "poison_pool_safety.png").is_file()
 
+    # a report under other evaluation settings shows no evaluation made with the old ones, nor their plots
+    assert main(["report", cfg_path, "-q", "--set", "eval.extra=[]"]) == 0
+    assert json.loads((run / "summary.json").read_text())["variants"] == {}
+    assert not (run / "report" / "poison_harmless.png").exists()
+    # the bootstrap size changes intervals only: nothing is stale
+    assert main(["report", cfg_path, "-q", "--set", "eval.bootstrap=500"]) == 0
+    again = json.loads((run / "summary.json").read_text())["variants"]
+    assert set(again) == set(summary["variants"]) and again["clean"]["n"] == clean["n"]
+
 
 def test_a_repeated_text_is_scored_once_with_the_same_reward(tiny_bert):
     tok = load_tokenizer(str(tiny_bert))

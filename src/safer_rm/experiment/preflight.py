@@ -14,7 +14,11 @@ def preflight(cfg: Config) -> None:
     mc = cfg.model
     if mc.name.lower() not in EMBEDDED:
         check_local(mc.name, mc.allow_pickle)
-    for src in cfg.data.sources:
+    sets = [("source", s) for s in cfg.data.sources] + [
+        ("eval.pool_sources", s) for s in cfg.eval.pool_sources
+    ]
+    sets += [("eval.extra", s) for s in cfg.eval.extra_sets()]
+    for what, src in sets:
         path = expand(src.path, cfg.data.root)
         if (
             path
@@ -22,7 +26,7 @@ def preflight(cfg: Config) -> None:
             and not src.hub
             and ("/" not in path or path.startswith((".", "/")) or Path(path).suffix)
         ):
-            raise DataError(path, f"source '{src.name}': file not found")
+            raise DataError(path, f"{what} '{src.name}': file not found")
     if cfg.sae.path and not Path(cfg.sae.path).exists():
         raise ModelError(f"{cfg.sae.path}: no SAE folder here (sae.path)")
     if cfg.judge.kind == "labels" and not Path(cfg.judge.labels_path).is_file():

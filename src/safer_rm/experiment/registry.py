@@ -27,6 +27,12 @@ def _audit_needs(cfg, key: Key) -> list[tuple[str, Key]]:
     return [("data", Key()), ("curate", Key(shared)), ("train-rm", Key(shared, cfg.run.seeds[0]))]
 
 
+def _causal_values(cfg, key: Key) -> dict:
+    """The causal test reads RewardBench (and the held-out split), not the pool or the extra sets."""
+    keys = ("rewardbench", "rewardbench_hub", "rewardbench_split", "max_rewardbench_pairs")
+    return {"eval": {k: getattr(cfg.eval, k) for k in keys}}
+
+
 def _eval_values(cfg) -> dict:
     """The eval section without the bootstrap size (it changes intervals, not evaluations)."""
     return {k: v for k, v in config_dict(cfg)["eval"].items() if k != "bootstrap"}
@@ -111,6 +117,7 @@ STAGES: list[Stage] = [
         reward.evaluate_model,
         needs=_evaluate_needs,
         sections=("eval",),
+        inputs=reward.eval_inputs,
         over=per_model,
         writes=("eval/{variant}/seed-{seed}.json",),
         folder="eval",
@@ -194,7 +201,8 @@ STAGES: list[Stage] = [
         "causal",
         sweep.causal,
         needs=need("features"),
-        sections=("causal", "eval"),
+        sections=("causal",),
+        values=_causal_values,
         enabled=lambda cfg: cfg.causal.enabled,
         writes=("causal/results.json",),
         folder="causal",

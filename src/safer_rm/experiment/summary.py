@@ -34,21 +34,30 @@ def _columns(r: dict) -> dict[str, dict]:
     return cols
 
 
-def results_rows(ctx: RunContext) -> list[dict]:
+def current_seeds(ctx: RunContext, planner: Planner, variant: str) -> list[int]:
+    """The seeds whose evaluation of `variant` was made with the current settings (stale ones are left out)."""
+    st = planner.by_name["evaluate"]
+    return [
+        s
+        for s in ctx.cfg.run.seeds
+        if ctx.eval_path(variant, s).is_file()
+        and ctx.run.done(st.instance(Key(variant, s)), planner.fingerprint_of(st, Key(variant, s)))
+    ]
+
+
+def results_rows(ctx: RunContext, planner: Planner | None = None) -> list[dict]:
     """One row per variant of the current config: every accuracy column's mean and std over the seeds
     evaluated so far, its 95 % interval and size, and the paired differences to clean and to the other methods
     at the same mode and ratio (`compare`)."""
-    names = [n for n in variants(ctx.cfg)]
-    outcomes = {
-        name: {s: o for s in ctx.cfg.run.seeds if (o := read_outcomes(ctx.eval_path(name, s)))}
-        for name in names
-    }
-    stats = variant_statistics(outcomes, n_boot=ctx.cfg.eval.bootstrap)
+    planner = planner or Planner(ctx)
+    seeds = {name: current_seeds(ctx, planner, name) for name in variants(ctx.cfg)}
+    outcomes = {name: {s: read_outcomes(ctx.eval_path(name, s)) for s in got} for name, got in seeds.items()}
+    # an interval or a difference only where every seed counted in the mean has its per-pair outcomes
+    complete = {name: o for name, o in outcomes.items() if o and all(o.values())}
+    stats = variant_statistics(complete, n_boot=ctx.cfg.eval.bootstrap)
     rows = []
-    for name in names:
-        runs = [
-            read_json(ctx.eval_path(name, s)) for s in ctx.cfg.run.seeds if ctx.eval_path(name, s).is_file()
-        ]
+    for name, got in seeds.items():
+        runs = [read_json(ctx.eval_path(name, s)) for s in got]
         if not runs:
             continue
         values: dict[str, list[float]] = {}
@@ -181,7 +190,7 @@ def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
         return {}
     planner = planner or Planner(ctx)
     write_results(ctx.run.path("eval"), evaluations(ctx))
-    rows = results_rows(ctx)
+    rows = results_rows(ctx, planner)
     write_comparisons(ctx.run.path("eval"), rows)
     summary = {
         "run": ctx.cfg.run.name,

@@ -44,9 +44,8 @@ def _remove_stale_plots(out: Path, written: Sequence[Path]) -> None:
     """Sweep plots left by an earlier report whose mode or metric is gone now."""
     keep = {p.name for p in written}
     for mode in ("poison", "denoise"):
-        for _, part in SWEEP_METRICS:
-            path = out / f"{mode}_{part}.png"
-            if path.name not in keep and path.is_file():
+        for path in out.glob(f"{mode}_*.png"):  # extra evaluation sets have plots of their own names
+            if path.name not in keep:
                 path.unlink()
 
 

@@ -56,14 +56,29 @@ def metric_interval(row: Mapping[str, Any], name: str) -> tuple[float, float] | 
     return None
 
 
+def _method_of(variant: str) -> str | None:
+    parts = str(variant).split("-", 2)
+    return parts[1] if len(parts) == 3 else None
+
+
 def comparisons(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:
-    """(row, compared with, {metric: difference}) for every comparison, rows in display order."""
-    return [
-        (row, other, diffs)
-        for row in sorted_rows(rows)
-        for other, diffs in (row.get("compare") or {}).items()
-        if isinstance(diffs, Mapping)
-    ]
+    """(row, compared with, {metric: difference}) for each comparison worth showing, rows in display order:
+    every variant against clean, and each pair of methods once (SAFER minus random and minus reward margin,
+    random minus reward margin); the reverse direction is the same difference negated (it stays in the JSON)."""
+    order = {m: i for i, m in enumerate(METHODS)}
+    out = []
+    for row in sorted_rows(rows):
+        mine = order.get(str(row.get("method")), len(order))
+        for other, diffs in (row.get("compare") or {}).items():
+            if not isinstance(diffs, Mapping):
+                continue
+            theirs = _method_of(other)
+            if other != "clean" and theirs is not None and order.get(theirs, len(order)) < mine:
+                continue
+            if other != "clean" and theirs is not None and theirs == row.get("method"):
+                continue
+            out.append((row, other, diffs))
+    return out
 
 
 def compared_metrics(rows: Sequence[Mapping[str, Any]]) -> list[str]:

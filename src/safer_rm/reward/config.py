@@ -103,7 +103,8 @@ class EvalConfig:
             stem = Path(item.rstrip("/")).name
             for suffix in (".gz", ".jsonl", ".json", ".parquet", ".csv"):
                 stem = stem.removesuffix(suffix)
-            name = "".join(c if c.isalnum() or c in "_.-" else "-" for c in stem).strip("-.") or "extra"
+            name = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "-" for c in stem)
+            name = name.strip("-._") or "extra"
             out.append(SourceConfig(name=name, path=item, kind="safety"))
         return out
 
@@ -111,12 +112,13 @@ class EvalConfig:
         require(self, ("bootstrap",), at_least=100)
         if self.pool_max_per_source is not None and self.pool_max_per_source < 1:
             raise ConfigError("pool_max_per_source", f"must be >= 1 or null, got {self.pool_max_per_source}")
-        names = [s.name for s in self.extra_sets()]
-        reserved = {"rewardbench", "heldout", "pool"}
+        names = [s.name.lower() for s in self.extra_sets()]
+        reserved = {"rewardbench", "heldout", "pool", "chat", "chat hard", "safety", "reasoning", "overall"}
         bad = sorted({n for n in names if names.count(n) > 1 or n in reserved})
         if bad:
             raise ConfigError(
-                "extra", f"evaluation set names must be unique and not {sorted(reserved)}: {bad}"
+                "extra",
+                f"evaluation set names must be unique (ignoring case) and not {sorted(reserved)}: {bad}",
             )
         for s in self.extra_sets():
             s.check()

@@ -230,18 +230,39 @@ def write_margins(path: str | Path, pairs: Sequence[PreferencePair], margin: np.
 
 
 def results_table(results: dict[str, dict]) -> tuple[list[str], list[list]]:
-    """One row per variant: every accuracy column (RewardBench sections, held-out, pool, extra sets)."""
+    """One row per evaluation: RewardBench sections and overall, then every other accuracy column (held-out,
+    pool, extra sets)."""
     labels: list[str] = []
     for r in results.values():
-        for label in r.get("columns", {}):
+        for label in accuracy_columns(r):
             if label not in labels:
                 labels.append(label)
+    rb = [s for s in SECTION_ORDER if s in labels]
+    if any("overall" in r.get("rewardbench", {}) for r in results.values()):
+        rb.append("overall")
+    labels = rb + [label for label in labels if label not in rb]
     header = ["variant", *labels]
-    rows = [
-        [name, *[r.get("columns", {}).get(label, {}).get("accuracy") for label in labels]]
-        for name, r in results.items()
-    ]
+    rows = [[name, *[accuracy_columns(r).get(label) for label in labels]] for name, r in results.items()]
     return header, rows
+
+
+def accuracy_columns(r: dict) -> dict[str, float]:
+    """An evaluation's accuracies by column, RewardBench's overall included; evaluations written before the
+    columns existed give their RewardBench sections and held-out kinds."""
+    if "columns" in r:
+        out = {k: v["accuracy"] for k, v in r["columns"].items()}
+    else:
+        out = {k: v for k, v in r.get("rewardbench", {}).items() if k != "overall"}
+        out.update(
+            {
+                f"heldout {k}": r["heldout"][k]
+                for k in ("safety", "chat")
+                if r.get("heldout", {}).get(k) is not None
+            }
+        )
+    if r.get("rewardbench", {}).get("overall") is not None:
+        out["overall"] = r["rewardbench"]["overall"]
+    return out
 
 
 def format_table(header: list[str], rows: list[list]) -> str:

@@ -6,6 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from ... import distributed
 from ...data import build_pairs, write_pairs
 from ...data.load import data_root, expand
 from ...data.pool import build_pool
@@ -63,7 +64,9 @@ def data(ctx: RunContext, key: Key) -> dict:
 def train_inputs(ctx: RunContext, key: Key) -> dict:
     out = {"train": ctx.file_hash(ctx.train_path(key.variant))}
     if ctx.given is not None and ctx.given.rm_from is not None:
-        out["copied"] = ctx.file_hash(ctx.given.rm_from / "model.safetensors")
+        src = ctx.given.rm_from
+        files = sorted([*src.glob("*.safetensors"), *src.glob("*.bin"), src / "config.json"])
+        out["copied"] = {f.name: ctx.file_hash(f) for f in files}
     return out
 
 
@@ -74,7 +77,9 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
     mc, rc = ctx.cfg.model, ctx.cfg.rm
     out = ctx.rm_dir(key.variant, key.seed)
     if ctx.given is not None and ctx.given.rm_from is not None:
-        return copy_rm(ctx.given.rm_from, out)
+        info = copy_rm(ctx.given.rm_from, out) if ctx.main else {}
+        distributed.barrier()
+        return info
     set_seed(key.seed)
     tok = load_tokenizer(mc.name, mc.revision, mc.trust_remote_code)
     model = load_reward_model(mc.name, tok, mc.revision, mc.trust_remote_code, mc.allow_pickle)
@@ -94,6 +99,14 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
     if ctx.main:
         write_json(out / "train_summary.json", info)
     return {k: v for k, v in info.items() if k != "history"}
+
+
+def eval_inputs(ctx: RunContext, key: Key) -> dict:
+    """Hashes of the local evaluation files (RewardBench and the extra sets): an edited file reruns evaluations."""
+    ec = ctx.cfg.eval
+    paths = {"rewardbench": expand(ec.rewardbench, ctx.cfg.data.root)}
+    paths.update({src.name: expand(src.path, ctx.cfg.data.root) for src in ec.extra_sets()})
+    return {name: ctx.file_hash(Path(p)) for name, p in paths.items() if p and Path(p).is_file()}
 
 
 def pool_inputs(ctx: RunContext, key: Key) -> dict:
