@@ -4,13 +4,12 @@ methods at the same mode and ratio, from the per-pair margins each evaluation wr
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..io import read_json
+from ..io import read_csv, read_json
 from ..reward.evaluate import column_indices
 from ..stats import mean_interval, paired_difference
 from .graph import CLEAN
@@ -29,8 +28,7 @@ def read_outcomes(eval_json: Path) -> Outcomes:
         path = eval_json.with_suffix(f".{name}.csv")
         if not path.is_file():
             continue
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_csv(path)
         ids = np.array([r["id"] for r in rows], dtype=object)
         correct = np.array([float(r["margin"]) > 0 for r in rows])
         cols = column_indices(name, style, [r["kind"] for r in rows], [r["subset"] for r in rows])

@@ -153,7 +153,7 @@ class RunContext:
                 pairs = load_source(
                     src, self.cfg.data.root, DropReport(), max_text_chars=self.cfg.data.max_text_chars
                 )
-                self._extra[src.name] = EvalSet(src.name, pairs, set_style(src.name, pairs))
+                self._extra[src.name] = EvalSet(src.name, pairs, set_style(pairs))
             out.append(self._extra[src.name])
         return out
 

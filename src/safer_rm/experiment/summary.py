@@ -3,16 +3,14 @@ the current settings (a resumed run with other settings has stale results on dis
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import time
 
 import numpy as np
 
-from ..io import read_json, write_json, write_text
+from ..io import read_json, write_csv, write_json
 from ..report import to_text, write_report
-from ..reward.evaluate import SECTIONS, write_results
+from ..reward.evaluate import SECTIONS, column_entries, write_results
 from .compare import read_outcomes, variant_statistics
 from .context import RunContext
 from .graph import CLEAN, Key, variants
@@ -20,18 +18,6 @@ from .plan import Planner
 from .stages.analysis import read_features
 
 log = logging.getLogger(__name__)
-
-
-def _columns(r: dict) -> dict[str, dict]:
-    """An evaluation's accuracy columns (evaluations written before the columns existed: RewardBench and
-    held-out only)."""
-    if "columns" in r:
-        return r["columns"]
-    cols = {k: {"accuracy": v} for k, v in r.get("rewardbench", {}).items() if k != "overall"}
-    for k in ("safety", "chat"):
-        if r.get("heldout", {}).get(k) is not None:
-            cols[f"heldout {k}"] = {"accuracy": r["heldout"][k], "n": r["heldout"].get("n", {}).get(k)}
-    return cols
 
 
 def current_seeds(ctx: RunContext, planner: Planner, variant: str) -> list[int]:
@@ -63,12 +49,10 @@ def results_rows(ctx: RunContext, planner: Planner | None = None) -> list[dict]:
         values: dict[str, list[float]] = {}
         sizes: dict[str, int] = {}
         for r in runs:
-            for label, c in _columns(r).items():
+            for label, c in column_entries(r).items():
                 values.setdefault(label, []).append(c["accuracy"])
                 if c.get("n") is not None:
                     sizes[label] = c["n"]
-            if r.get("rewardbench", {}).get("overall") is not None:
-                values.setdefault("overall", []).append(r["rewardbench"]["overall"])
         metrics = {
             k: {"mean": float(np.mean(v)), "std": float(np.std(v)) if len(v) > 1 else 0.0}
             for k, v in values.items()
@@ -144,7 +128,7 @@ def write_comparisons(eval_dir, rows: list[dict]) -> None:
             for label, d in cols.items():
                 table.append({"variant": row["variant"], "vs": other, "column": label, **d})
     write_json(eval_dir / "comparisons.json", table)
-    fields = [
+    columns = [
         "variant",
         "vs",
         "column",
@@ -158,11 +142,7 @@ def write_comparisons(eval_dir, rows: list[dict]) -> None:
         "seeds",
         "seed_sd",
     ]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(table)
-    write_text(eval_dir / "comparisons.csv", buf.getvalue())
+    write_csv(eval_dir / "comparisons.csv", table, columns)
 
 
 def machine(ctx: RunContext) -> dict:
@@ -177,10 +157,7 @@ def machine(ctx: RunContext) -> dict:
         "threads": torch.get_num_threads(),
         "device": str(ctx.device),
         "torch": torch.__version__,
-        "blas": getattr(torch.backends, "mkl", None) is not None
-        and torch.backends.mkl.is_available()
-        and "mkl"
-        or "other",
+        "blas": "mkl" if torch.backends.mkl.is_available() else "other",
     }
 
 

@@ -73,9 +73,11 @@ def comparisons(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, An
             if not isinstance(diffs, Mapping):
                 continue
             theirs = _method_of(other)
-            if other != "clean" and theirs is not None and order.get(theirs, len(order)) < mine:
-                continue
-            if other != "clean" and theirs is not None and theirs == row.get("method"):
+            if (
+                other != "clean"
+                and theirs is not None
+                and (order.get(theirs, len(order)) < mine or theirs == row.get("method"))
+            ):
                 continue
             out.append((row, other, diffs))
     return out

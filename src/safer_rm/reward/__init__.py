@@ -1,7 +1,7 @@
 """Reward models: Bradley-Terry training, batched scoring, RewardBench-style evaluation."""
 
 from .config import EvalConfig, RMConfig
-from .evaluate import SECTIONS, evaluate_rm, section_scores, subset_accuracy
+from .evaluate import SECTIONS, EvalSet, evaluate_sets, section_scores, subset_accuracy
 from .scoring import PairRewards, reward_pairs, score_encoded
 from .train import BradleyTerryTrainer, PairCollator, bradley_terry_loss, train_reward_model
 
@@ -13,7 +13,8 @@ __all__ = [
     "PairRewards",
     "RMConfig",
     "bradley_terry_loss",
-    "evaluate_rm",
+    "EvalSet",
+    "evaluate_sets",
     "reward_pairs",
     "score_encoded",
     "section_scores",

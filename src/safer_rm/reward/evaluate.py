@@ -110,14 +110,11 @@ class EvalSet:
     pairs: list[PreferencePair]
     style: str = "grouped"
 
-    def has_sections(self) -> bool:
-        known = {s for subsets in SECTIONS.values() for s in subsets}
-        return any(p.meta.get("subset") in known for p in self.pairs)
 
-
-def set_style(name: str, pairs: Sequence[PreferencePair]) -> str:
-    probe = EvalSet(name, list(pairs), "rewardbench")
-    return "rewardbench" if probe.has_sections() else "plain"
+def set_style(pairs: Sequence[PreferencePair]) -> str:
+    """`rewardbench` when some row's subset is a RewardBench subset, else `plain`."""
+    known = {s for subsets in SECTIONS.values() for s in subsets}
+    return "rewardbench" if any(p.meta.get("subset") in known for p in pairs) else "plain"
 
 
 def columns(es: EvalSet) -> dict[str, np.ndarray]:
@@ -205,21 +202,6 @@ def evaluate_sets(
     return metrics, margins
 
 
-def evaluate_rm(
-    model,
-    renderer: Renderer,
-    rewardbench: Sequence[PreferencePair],
-    heldout: Sequence[PreferencePair] = (),
-    batch_size: int = 32,
-    bf16: bool = False,
-    progress: bool = True,
-    prefix=None,
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """(metrics, per-pair margins) for a model on the RewardBench pairs and the held-out pairs."""
-    sets = [EvalSet("rewardbench", list(rewardbench), "rewardbench"), EvalSet("heldout", list(heldout))]
-    return evaluate_sets(model, renderer, sets, batch_size, bf16, progress, prefix)
-
-
 def write_margins(path: str | Path, pairs: Sequence[PreferencePair], margin: np.ndarray) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -234,7 +216,7 @@ def results_table(results: dict[str, dict]) -> tuple[list[str], list[list]]:
     pool, extra sets)."""
     labels: list[str] = []
     for r in results.values():
-        for label in accuracy_columns(r):
+        for label in column_entries(r):
             if label not in labels:
                 labels.append(label)
     rb = [s for s in SECTION_ORDER if s in labels]
@@ -242,26 +224,25 @@ def results_table(results: dict[str, dict]) -> tuple[list[str], list[list]]:
         rb.append("overall")
     labels = rb + [label for label in labels if label not in rb]
     header = ["variant", *labels]
-    rows = [[name, *[accuracy_columns(r).get(label) for label in labels]] for name, r in results.items()]
+    rows = []
+    for name, r in results.items():
+        cols = column_entries(r)
+        rows.append([name, *[cols[label]["accuracy"] if label in cols else None for label in labels]])
     return header, rows
 
 
-def accuracy_columns(r: dict) -> dict[str, float]:
-    """An evaluation's accuracies by column, RewardBench's overall included; evaluations written before the
-    columns existed give their RewardBench sections and held-out kinds."""
+def column_entries(r: dict) -> dict[str, dict]:
+    """An evaluation's columns as {label: {"accuracy", "n"}}, RewardBench's overall included (without n);
+    evaluations written before the columns existed give their RewardBench sections and held-out kinds."""
     if "columns" in r:
-        out = {k: v["accuracy"] for k, v in r["columns"].items()}
+        out = dict(r["columns"])
     else:
-        out = {k: v for k, v in r.get("rewardbench", {}).items() if k != "overall"}
-        out.update(
-            {
-                f"heldout {k}": r["heldout"][k]
-                for k in ("safety", "chat")
-                if r.get("heldout", {}).get(k) is not None
-            }
-        )
+        out = {k: {"accuracy": v} for k, v in r.get("rewardbench", {}).items() if k != "overall"}
+        for k in ("safety", "chat"):
+            if r.get("heldout", {}).get(k) is not None:
+                out[f"heldout {k}"] = {"accuracy": r["heldout"][k], "n": r["heldout"].get("n", {}).get(k)}
     if r.get("rewardbench", {}).get("overall") is not None:
-        out["overall"] = r["rewardbench"]["overall"]
+        out["overall"] = {"accuracy": r["rewardbench"]["overall"]}
     return out
 
 

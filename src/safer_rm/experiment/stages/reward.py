@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from ... import distributed
-from ...data import build_pairs, write_pairs
+from ...config import config_dict
+from ...data import SourceConfig, build_pairs, write_pairs
 from ...data.load import data_root, expand
 from ...data.pool import build_pool
 from ...errors import StageError
@@ -21,9 +22,10 @@ from ..graph import Key
 log = logging.getLogger(__name__)
 
 
-def source_files(ctx: RunContext) -> dict[str, str]:
-    """Local source files of the data, by source name (hub datasets have none)."""
-    paths = {src.name: expand(src.path, ctx.cfg.data.root) for src in ctx.cfg.data.sources}
+def source_files(ctx: RunContext, sources=None) -> dict[str, str]:
+    """Local files of sources (default: the data's), by source name (hub datasets have none)."""
+    sources = ctx.cfg.data.sources if sources is None else sources
+    paths = {src.name: expand(src.path, ctx.cfg.data.root) for src in sources}
     return {name: path for name, path in paths.items() if path and Path(path).is_file()}
 
 
@@ -104,28 +106,23 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
 def eval_inputs(ctx: RunContext, key: Key) -> dict:
     """Hashes of the local evaluation files (RewardBench and the extra sets): an edited file reruns evaluations."""
     ec = ctx.cfg.eval
-    paths = {"rewardbench": expand(ec.rewardbench, ctx.cfg.data.root)}
-    paths.update({src.name: expand(src.path, ctx.cfg.data.root) for src in ec.extra_sets()})
-    return {name: ctx.file_hash(Path(p)) for name, p in paths.items() if p and Path(p).is_file()}
+    files = source_files(ctx, [SourceConfig(name="rewardbench", path=ec.rewardbench), *ec.extra_sets()])
+    return {name: ctx.file_hash(Path(p)) for name, p in files.items()}
 
 
 def pool_inputs(ctx: RunContext, key: Key) -> dict:
-    files = {src.name: expand(src.path, ctx.cfg.data.root) for src in ctx.cfg.eval.pool_sources}
+    files = source_files(ctx, ctx.cfg.eval.pool_sources)
     return {
         "data": ctx.file_hash(ctx.train_path()),
-        "files": {n: ctx.file_hash(Path(p)) for n, p in files.items() if p and Path(p).is_file()},
+        "files": {n: ctx.file_hash(Path(p)) for n, p in files.items()},
     }
 
 
 def pool_settings(cfg, key: Key) -> dict:
-    ec = cfg.eval
+    d = config_dict(cfg)
     return {
-        "eval": {
-            "pool": ec.pool,
-            "pool_max_per_source": ec.pool_max_per_source,
-            "pool_sources": [s.__dict__ for s in ec.pool_sources],
-        },
-        "data": {"sources": [s.__dict__ for s in cfg.data.sources], "seed": cfg.data.seed},
+        "eval": {k: d["eval"][k] for k in ("pool", "pool_max_per_source", "pool_sources")},
+        "data": {k: d["data"][k] for k in ("sources", "seed")},
     }
 
 
@@ -135,9 +132,8 @@ def pool(ctx: RunContext, key: Key) -> dict:
     clash = sorted({s.name for s in ctx.cfg.eval.pool_sources} & set(names))
     if clash:
         raise StageError(f"eval.pool_sources: names {clash} are data sources already (they are in the pool)")
-    sources = ([] if ctx.given is not None else list(ctx.cfg.data.sources)) + list(ctx.cfg.eval.pool_sources)
     built = build_pool(
-        sources,
+        [*ctx.cfg.data.sources, *ctx.cfg.eval.pool_sources],
         ctx.cfg.data.root,
         ctx.train_pairs(),
         ctx.test_pairs(),

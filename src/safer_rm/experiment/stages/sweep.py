@@ -111,12 +111,12 @@ def audit(ctx: RunContext, key: Key) -> dict:
     sub-run (<run>/audit, the same stages); ask how well the SAFER score and the planted RM's own margin rank
     the planted flips first."""
     ac = ctx.cfg.audit
-    train = ctx.train_pairs(CLEAN)
     shared = shared_variant(ctx.cfg)
     if shared is not None:  # the run's own random poisoning at this ratio: its flips and its reward model
         ids = [r["id"] for r in read_csv(ctx.run.path("curated", shared, "edits.csv"))]
         planted_pairs, rm_from = ctx.train_pairs(shared), ctx.rm_dir(shared, ctx.seed0)
     else:
+        train = ctx.train_pairs(CLEAN)
         idx = planted_indices(len(train), ac.ratio, ac.seed)
         planted_pairs, rm_from = apply_edit(train, idx, "poison", "random").pairs, None
         ids = [train[i].id for i in idx]
