@@ -20,7 +20,7 @@ class SourceConfig:
     """Short name; pair ids are `<name>:<row>` and reports group by it."""
     path: str = ""
     """File (jsonl/json/parquet/csv, .gz ok), local dataset folder, or hub id. `${root}` is the data root."""
-    format: Literal["auto", "hh", "pku", "rewardbench", "messages", "generic"] = "auto"
+    format: Literal["auto", "hh", "pku", "rewardbench", "messages", "generic", "wildguardmix"] = "auto"
     """Row format; `auto` detects it from the first row's fields."""
     kind: Literal["safety", "chat"] = "safety"
     """Whether the source counts as safety or chat data in held-out accuracy and edit reports."""
@@ -40,6 +40,8 @@ class SourceConfig:
     """Split of the fallback hub id (default: `split`)."""
     pku_preference: Literal["safer", "better", "safe_vs_unsafe"] = "safer"
     """PKU-SafeRLHF schema only: chosen = safer response, better response, or only pairs with exactly one safe response."""
+    max_pairs_per_prompt: int | None = 3
+    """WildGuardMix schema only: at most this many pairs formed per prompt from its labelled responses (null: all)."""
 
     def check(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name or ""):
@@ -48,6 +50,8 @@ class SourceConfig:
             raise ConfigError("weight", f"must be >= 0, got {self.weight}")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise ConfigError("max_pairs", f"must be >= 1, got {self.max_pairs}")
+        if self.max_pairs_per_prompt is not None and self.max_pairs_per_prompt < 1:
+            raise ConfigError("max_pairs_per_prompt", f"must be >= 1, got {self.max_pairs_per_prompt}")
         if not self.path and not self.hub:
             raise ConfigError("path", "a source needs a path or a hub id")
 

@@ -1,5 +1,6 @@
 """Preference-data formats: detection from a row's fields, and one parser per format that turns a raw row
-into a `PreferencePair` or raises `RowProblem` with a reason and the field at fault."""
+into a `PreferencePair` or raises `RowProblem` with a reason and the field at fault. Formats whose rows are
+single responses (`wildguardmix`) have no row parser: their pairs are formed across rows (`singles.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from .records import ROLES, Message, PreferencePair, user_prompt
 
-FORMATS = ("hh", "pku", "rewardbench", "messages", "generic")
+FORMATS = ("hh", "pku", "rewardbench", "messages", "generic", "wildguardmix")
 PKU_PREFERENCES = ("safer", "better", "safe_vs_unsafe")
 
 
@@ -186,6 +187,8 @@ def detect_format(row: Any) -> str | None:
     if not isinstance(row, dict):
         return None
     keys = set(row)
+    if {"prompt", "response"} <= keys and keys & {"response_harm_label", "response_refusal_label"}:
+        return "wildguardmix"
     if {"response_0", "response_1"} <= keys:
         return "pku"
     if {"chosen", "rejected"} <= keys:
@@ -203,5 +206,6 @@ def detect_format(row: Any) -> str | None:
 def describe_formats() -> str:
     return (
         "hh (chosen/rejected transcripts), pku (response_0/1 + *_response_id), rewardbench "
-        "(prompt/chosen/rejected/subset), messages (TRL conversational lists), generic (prompt/chosen/rejected)"
+        "(prompt/chosen/rejected/subset), messages (TRL conversational lists), generic (prompt/chosen/rejected), wildguardmix (single "
+        "prompt/response rows with response_harm_label / response_refusal_label, paired within a prompt)"
     )

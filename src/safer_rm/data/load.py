@@ -1,5 +1,6 @@
 """Load one source into pairs: resolve its path (file, dataset folder, hub id, hub fallback), detect or
-apply its format, parse every row, count every row that cannot be used."""
+apply its format, parse every row (or, for single labelled responses, pair rows within a prompt: singles.py),
+count every row that cannot be used."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from .formats import FORMATS, PARSERS, RowProblem, describe_formats, detect_form
 from .quality import DropReport
 from .readers import FILE_SUFFIXES, Location, iter_file_rows, iter_hub_rows
 from .records import PreferencePair
+from .singles import SINGLE_FORMATS, load_singles
 
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -67,23 +70,31 @@ def load_source(
 ) -> list[PreferencePair]:
     """All usable pairs of `src`; degenerate rows are counted in `report` (or raise when `strict`)."""
     where, rows = iter_source_rows(src, root)
-    fmt = None if src.format == "auto" else src.format
-    parse = PARSERS[fmt] if fmt else None
+    first = next(rows, None)
+    if first is None:
+        raise DataError(where, f"source '{src.name}' has no rows")
+    rows = chain([first], rows)
+    fmt = src.format
+    if fmt == "auto":
+        row, loc = first
+        fmt = detect_format(row)
+        if fmt is None:
+            fields = ", ".join(map(str, row)) if isinstance(row, dict) else type(row).__name__
+            raise loc.error(
+                f"unknown format (fields: {fields}); expected one of: {describe_formats()}; "
+                f"or set format: to one of {', '.join(FORMATS)}"
+            )
+        log.info("source %s: detected format %s from %s", src.name, fmt, loc)
+    if fmt in SINGLE_FORMATS:
+        return load_singles(
+            src.name, src.kind, rows, report, strict, max_text_chars, src.max_pairs_per_prompt
+        )
+    parse = PARSERS[fmt]
     pairs: list[PreferencePair] = []
     n = 0
     for row, loc in rows:
         n += 1
         report.read[src.name] += 1
-        if parse is None:
-            fmt = detect_format(row)
-            if fmt is None:
-                fields = ", ".join(map(str, row)) if isinstance(row, dict) else type(row).__name__
-                raise loc.error(
-                    f"unknown format (fields: {fields}); expected one of: {describe_formats()}; "
-                    f"or set format: to one of {', '.join(FORMATS)}"
-                )
-            parse = PARSERS[fmt]
-            log.info("source %s: detected format %s from %s", src.name, fmt, loc)
         try:
             if not isinstance(row, dict):
                 raise RowProblem("wrong_type", None, f"row is a {type(row).__name__}, not an object")
@@ -101,8 +112,6 @@ def load_source(
         pair.source, pair.kind = src.name, src.kind
         pair.meta.setdefault("origin", str(loc))
         pairs.append(pair)
-    if n == 0:
-        raise DataError(where, f"source '{src.name}' has no rows")
     ids = [p.id for p in pairs]
     if len(set(ids)) != len(ids):  # ids in the data are not unique: fall back to row numbers
         for i, p in enumerate(pairs):
