@@ -26,12 +26,27 @@ class StopForward(Exception):
 
 
 def transformer_blocks(model) -> torch.nn.ModuleList:
-    """The list of transformer blocks of a Hugging Face model (the ModuleList as long as the layer count)."""
-    n = getattr(model.config, "num_hidden_layers", None)
-    for _name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
-            return module
-    raise ValueError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
+    """The list of transformer blocks of a Hugging Face model (the ModuleList as long as the layer count of
+    its text config). In a multimodal model (Gemma 3) the vision tower's list can be as long: the list
+    nearest to the input embeddings (longest common module path) is the language model's."""
+    n = getattr(model.config.get_text_config(), "num_hidden_layers", None)
+    found = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n
+    ]
+    if not found:
+        raise ValueError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
+    if len(found) > 1:
+        emb = model.get_input_embeddings()
+        at = next((name for name, module in model.named_modules() if module is emb), "").split(".")
+
+        def shared(name: str) -> int:
+            parts = name.split(".")
+            return next((i for i, (a, b) in enumerate(zip(parts, at)) if a != b), min(len(parts), len(at)))
+
+        found.sort(key=lambda item: -shared(item[0]))  # stable: ties keep the first list, as before
+    return found[0][1]
 
 
 def num_layers(model) -> int:
