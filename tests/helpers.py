@@ -124,6 +124,7 @@ def toy_config(tmp_path, model_path, **rm) -> str:
         "curation": {"poison_ratios": [10.0], "denoise_ratios": [10.0]},
         "causal": {"draws": 2},
         "audit": {"ratio": 10.0},
+        "detect": {"folds": 2, "ensemble": 2},
     }
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(cfg))

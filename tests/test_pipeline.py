@@ -49,7 +49,7 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
     # the audit plants the run's own random flips at its ratio and reuses that reward model, bit for bit
     assert summary["audit"]["shared_with"] == "poison-random-10.0"
     weights = "seed-0/model.safetensors"
-    assert (run / "audit/rm/clean" / weights).read_bytes() == (
+    assert (run / "audit/repeat-0/rm/clean" / weights).read_bytes() == (
         run / "rm/poison-random-10.0" / weights
     ).read_bytes()
     flipped = {
@@ -57,6 +57,28 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
         for r in (run / "curated/poison-random-10.0/edits.csv").read_text().splitlines()[1:]
     }
     assert summary["audit"]["planted"] == len(flipped) > 0
+    # every detector side by side, over all pairs and safety pairs, with intervals and a cost
+    detectors = summary["audit"]["detectors"]
+    assert set(detectors) == {
+        "safer",
+        "margin",
+        "oof_margin",
+        "ensemble",
+        "probe",
+        "combined",
+        "combined_probe",
+    }
+    for name, pops in detectors.items():
+        assert set(pops) == {"all", "safety"}
+        for m in ("auroc", "ap", "precision"):
+            v = pops["all"][m]
+            assert v["low"] <= v["value"] <= v["high"] and v["n"] == summary["audit"]["pairs"], (name, m)
+        assert summary["audit"]["cost_s"][name] > 0, name
+    rows = (run / "audit/detectors.csv").read_text().splitlines()
+    assert rows[0].startswith("detector,pairs,cost_s,auroc,auroc_low,auroc_high") and len(rows) == 1 + 2 * 7
+    # the sub-run's ensemble copies the sweep's second seed? (one seed here): its extra member is trained
+    assert (run / "audit/repeat-0/rm/clean/seed-1/model.safetensors").is_file()
+    assert (run / "audit/repeat-0/rm/fold-2of2/seed-0/model.safetensors").is_file()
     for path in (
         "report/index.html",
         "report/features.html",
@@ -64,9 +86,18 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
         "scores/pairs.csv",
         "sae/layers.1/sae.safetensors",
         "curated/poison-safer-10.0/edits.csv",
-        "audit/scores/pairs.csv",
+        "curated/poison-safer-10.0/train.parquet",
+        "curated/poison-safer-10.0/export.jsonl",
+        "curated/poison-safer-10.0/README.md",
+        "audit/repeat-0/scores/pairs.csv",
+        "audit/repeat-0/detect/scores.csv",
     ):
         assert (run / path).is_file(), path
+    # the export beside the normalised train.jsonl: the same pairs, with the edit marked
+    curated = run / "curated/poison-safer-10.0"
+    export = [json.loads(r) for r in (curated / "export.jsonl").read_text().splitlines()]
+    ids = [json.loads(r)["id"] for r in (curated / "train.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in export] == ids and any(r["flipped"] for r in export)
     report = (run / "report" / "index.html").read_text()
     rows = json.loads((run / "eval" / "results.json").read_text())
     assert f"{rows['clean']['rewardbench']['Safety']:.3f}" in report
@@ -118,6 +149,6 @@ def test_audit_without_sharing_trains_its_own_planted_model(tmp_path, tiny_bert)
     run = tmp_path / "run"
     audit = json.loads((run / "audit" / "results.json").read_text())
     assert audit["shared_with"] is None and audit["planted"] > 0
-    summary = json.loads((run / "audit" / "rm" / "clean" / "seed-0" / "train_summary.json").read_text())
+    summary = json.loads((run / "audit/repeat-0/rm/clean/seed-0/train_summary.json").read_text())
     assert summary["steps"] > 0 and "copied_from" not in summary
     assert not (run / "rm" / "poison-random-10.0").exists()  # only what the audit needs ran

@@ -250,7 +250,9 @@ def test_cli_clear_and_kill_points_come_from_the_registry():
     from safer_rm.cli import build_parser
 
     subcommands = build_parser()._subparsers._group_actions[0].choices
-    assert {st.name for st in STAGES if st.command} | {"run", "report", "clear"} == set(subcommands)
+    assert {st.name for st in STAGES if st.command} | {"run", "inspect", "report", "clear"} == set(
+        subcommands
+    )
     assert set(CLEARABLE) == {"cache"} | {st.folder for st in STAGES if st.folder}
     names = [st.instance(key) for st, key in instances(STAGES, Config())]
     assert len(names) == len(set(names)) and names[0] == "data"

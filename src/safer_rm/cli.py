@@ -95,6 +95,28 @@ def _stage_command(name: str):
     return action
 
 
+def cmd_inspect(cfg, args) -> int:
+    """data -> reward model (existing or trained) -> activations -> SAE -> features -> scores -> detectors ->
+    the inspection report and a cleaned set; no retraining sweep."""
+    from .experiment.runner import Runner
+
+    cfg.detect.enabled = True
+    ctx = _context(cfg, args)
+    if args.fresh:
+        ctx.run.reset()
+    runner = Runner(ctx)
+    targets = runner.planner.of_stage("inspect")
+    force = {st.instance(key) for st, key in targets}  # the report itself is cheap: always rewritten
+    if args.dry_run:
+        return _dry_run(ctx, targets, force)
+    runner.run(targets, force)
+    root = ctx.run.root
+    print(
+        f"suspects: {root}/inspect/suspects.csv, report: {root}/inspect/report.html, cleaned set: {root}/inspect/cleaned"
+    )
+    return 0
+
+
 def cmd_clear(cfg, args) -> int:
     """Delete run folders (caches) and forget the stages that wrote them; they are rebuilt when needed."""
     from .experiment.locks import holder_text, is_locked
@@ -146,13 +168,15 @@ ALL = (
     "curation",
     "causal",
     "audit",
+    "detect",
+    "inspect",
 )
 
 
 def commands() -> list[Command]:
     """`run`, one command per declared stage (with the sections it and everything it needs read), `report`,
     `clear`."""
-    from .experiment.registry import CLEARABLE, STAGES, command_sections
+    from .experiment.registry import BY_NAME, CLEARABLE, STAGES, command_sections
 
     out = [
         Command(
@@ -171,6 +195,16 @@ def commands() -> list[Command]:
         if st.command
     ]
     out += [
+        Command(
+            "inspect",
+            "Audit a preference dataset with a reward model (an existing one via --model.reward_model, or one "
+            "trained here): data -> RM -> activations -> SAE -> features -> scores -> detectors (SAFER, in-sample "
+            "and out-of-fold margin, seed ensemble, SAE probe, combinations) -> inspect/report.html, "
+            "inspect/suspects.csv and a cleaned set (inspect/cleaned: Parquet, JSONL, dataset card). No "
+            "retraining sweep.",
+            ("run", *command_sections(BY_NAME["inspect"])),
+            cmd_inspect,
+        ),
         Command(
             "report",
             "Write the results table, plots and HTML report of what the run has so far.",

@@ -11,7 +11,7 @@ from .config_flags import apply_flags
 from .curation.config import CurationConfig
 from .data.config import DataConfig
 from .errors import ConfigError
-from .experiment.config import AuditConfig, CausalConfig
+from .experiment.config import AuditConfig, CausalConfig, DetectConfig, InspectConfig
 from .features.config import FeaturesConfig
 from .features.judges.config import JudgeConfig
 from .models.config import ModelConfig
@@ -65,6 +65,8 @@ class Config:
     curation: CurationConfig = field(default_factory=CurationConfig)
     causal: CausalConfig = field(default_factory=CausalConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    inspect: InspectConfig = field(default_factory=InspectConfig)
 
 
 def _merge(base: dict, over: dict) -> dict:

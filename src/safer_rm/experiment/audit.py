@@ -1,57 +1,82 @@
 """The poisoning audit (a defence the paper lacks), as pure functions: which pairs to plant (random flips of
-q % of the clean training data), the configuration of the sub-run that analyses the planted set, and how well
-each detector ranks the planted flips first. A flipped pair should score low: its label now disagrees with the
-safety features (SAFER) or with the RM trained on it (reward margin). The stage that runs it is
-experiment/stages/sweep.py:audit."""
+q % of the clean training data, among all pairs or safety pairs alone), the plan of each repeat (its seed, its
+planting, which reward models it can reuse from the sweep), and the configuration of the sub-run that analyses
+a planted set. A flipped pair should score low on every detector. The stage that runs it is
+experiment/stages/detect.py:audit; the metrics are curation/detectors.py:detector_metrics."""
 
 from __future__ import annotations
 
 import copy
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from ..config import Config
 from ..curation.edits import edit_count, variant_name
-from ..metrics import auroc, precision_at
-from .graph import edited_variants
+from ..data.records import PreferencePair
+from .graph import edited_variants, ensemble_seeds
 
 
-def planted_indices(n_pairs: int, ratio: float, seed: int) -> list[int]:
-    """Indices of the pairs to flip: q % of them, drawn with `seed`."""
-    return sorted(random.Random(seed).sample(range(n_pairs), edit_count(n_pairs, ratio)))
+def planted_indices(
+    pairs: Sequence[PreferencePair], ratio: float, seed: int, scope: str = "all"
+) -> list[int]:
+    """Indices of the pairs to flip: q % of all pairs, drawn with `seed` among every pair or among safety
+    pairs alone (all of them when there are fewer)."""
+    candidates = [i for i, p in enumerate(pairs) if scope == "all" or p.kind == "safety"]
+    n = min(edit_count(len(pairs), ratio), len(candidates))
+    return sorted(random.Random(seed).sample(candidates, n))
 
 
 def shared_variant(cfg: Config) -> str | None:
-    """The run's random-poisoning variant the audit shares (flips and reward model), if there is one."""
+    """The run's random-poisoning variant the audit shares (flips and reward models), if there is one: same
+    ratio, same scope, no stratification."""
     name = variant_name("poison", "random", cfg.audit.ratio)
-    return name if cfg.audit.share and name in edited_variants(cfg) else None
+    same = cfg.curation.scope == cfg.audit.scope and not cfg.curation.stratify
+    return name if cfg.audit.share and same and name in edited_variants(cfg) else None
 
 
-def subrun_config(cfg: Config, root: Path) -> Config:
-    """The sub-run's config: the parent's, in <run>/audit, one seed, nothing of the sweep."""
+@dataclass(frozen=True)
+class Repeat:
+    index: int
+    seed: int
+    """Seed of the repeat's reward model and SAE."""
+    plant_seed: int
+    shared: str | None
+    """The sweep's variant whose flips (and reward models) it reuses."""
+    copied_seeds: tuple[int, ...]
+    """Seeds whose planted reward model is copied from the sweep instead of trained."""
+
+
+def repeat_plan(cfg: Config) -> list[Repeat]:
+    """Repeat i: the run's i-th seed (the first seed + i past the run's seeds), planting seed `audit.seed` + i.
+    With sharing, every repeat reuses the sweep's random flips (one planting: repeats then differ only in their
+    seeds) and each sweep model of a seed it needs."""
+    shared = shared_variant(cfg)
+    seeds = list(cfg.run.seeds)
+    out = []
+    for i in range(cfg.audit.repeats):
+        seed = seeds[i] if i < len(seeds) else seeds[0] + i
+        members = {seed, *ensemble_seeds(_one_seed(cfg, seed))}
+        copied = tuple(sorted(s for s in members if s in seeds)) if shared else ()
+        out.append(Repeat(i, seed, cfg.audit.seed + i, shared, copied))
+    return out
+
+
+def _one_seed(cfg: Config, seed: int) -> Config:
     sub = copy.deepcopy(cfg)
-    sub.run.dir = str(root)
-    sub.run.seeds = [cfg.run.seeds[0]]
-    sub.audit.enabled = sub.causal.enabled = sub.eval.pool = False
-    sub.curation.methods = []
+    sub.run.seeds = [seed]
+    sub.model.reward_model = None
     return sub
 
 
-def audit_metrics(rows: Sequence[dict], planted_ids: set[str], ratio: float) -> dict:
-    """AUROC and precision at q of each detector (low score = suspicious) on the sub-run's score rows."""
-    positive = np.array([r["id"] in planted_ids for r in rows])
-    n = len(planted_ids)
-    safer = -np.array([float(r["safer_score"]) for r in rows])
-    margin = -np.array([float(r["reward_margin"]) for r in rows])
-    return {
-        "q": ratio,
-        "planted": n,
-        "pairs": len(rows),
-        "auroc_safer": auroc(safer, positive),
-        "auroc_reward_margin": auroc(margin, positive),
-        "precision_safer": precision_at(safer, positive, n),
-        "precision_reward_margin": precision_at(margin, positive, n),
-    }
+def subrun_config(cfg: Config, root: Path, plan: Repeat) -> Config:
+    """A repeat's config: the parent's, in <run>/audit/repeat-<i>, one seed, its own reward model (never an
+    existing one: the point is a model trained on the planted set), the detectors on, nothing of the sweep."""
+    sub = _one_seed(cfg, plan.seed)
+    sub.run.dir = str(root)
+    sub.sae.seed = cfg.sae.seed + plan.index
+    sub.audit.enabled = sub.causal.enabled = sub.eval.pool = False
+    sub.detect.enabled = True
+    sub.curation.methods = []
+    return sub

@@ -14,6 +14,7 @@ import torch
 from .. import distributed
 from ..activations import ActivationCache
 from ..config import Config, config_dict
+from ..curation.detectors import parse_fold
 from ..data import read_pairs
 from ..data.load import load_source
 from ..data.quality import DropReport
@@ -25,7 +26,7 @@ from ..models import Renderer, load_reward_model, load_tokenizer
 from ..models.layers import num_layers
 from ..models.prefix_cache import PrefixCache
 from ..reward.evaluate import EvalSet, load_rewardbench, set_style
-from ..reward.train import RENDER_FILE
+from ..reward.train import EXISTING_FILE, RENDER_FILE
 from ..sae import hookpoint_for, load_sae
 from .graph import CLEAN
 from .rundir import RunDir, fingerprint
@@ -48,9 +49,9 @@ class GivenData:
     fingerprint: dict
     """What makes them what they are (e.g. the planted pair ids): part of the data stage's fingerprint."""
     info: dict
-    rm_from: Path | None = None
-    """A reward model already trained on exactly `train` with this run's settings: the sub-run copies it
-    instead of training its own."""
+    rm_from: dict[int, Path] = field(default_factory=dict)
+    """Reward models already trained on exactly `train` with this run's settings, by seed: the sub-run copies
+    them instead of training its own."""
 
 
 @dataclass
@@ -101,7 +102,13 @@ class RunContext:
     def train_path(self, variant: str = CLEAN) -> Path:
         if variant == CLEAN:
             return self.run.path("data", "train.jsonl")
+        if parse_fold(variant):
+            return self.run.path("data", "folds", variant, "train.jsonl")
         return self.run.path("curated", variant, "train.jsonl")
+
+    def heldout_fold_path(self, variant: str) -> Path:
+        """The pairs a fold's reward model never saw (it scores them)."""
+        return self.run.path("data", "folds", variant, "heldout.jsonl")
 
     def rm_dir(self, variant: str, seed: int) -> Path:
         return self.run.path("rm", variant, f"seed-{seed}")
@@ -189,15 +196,48 @@ class RunContext:
             self.prefix_caches[key] = PrefixCache(frozen, fingerprint(list(key)), root / f"frozen-{frozen}")
         return self.prefix_caches[key]
 
-    def reward_model(self, variant: str = CLEAN, seed: int | None = None) -> RMHandle:
-        """A trained reward model (model, tokenizer, renderer, render settings, its prefix cache)."""
+    def model_source(self, variant: str = CLEAN, seed: int | None = None) -> str:
+        """Where a reward model's weights and tokenizer are read from: its run folder, or the existing reward
+        model that run folder points to (`model.reward_model`)."""
         seed = self.seed0 if seed is None else seed
         path = self.rm_dir(variant, seed)
+        if (path / EXISTING_FILE).is_file():
+            return read_json(path / EXISTING_FILE)["source"]
         if not (path / "config.json").is_file():
             raise StageError(f"{path}: reward model '{variant}' (seed {seed}) has not been trained")
-        tok = load_tokenizer(str(path))
+        return str(path)
+
+    def tokenizer(self, variant: str = CLEAN, seed: int | None = None):
+        """The tokenizer of a trained (or existing) reward model."""
+        seed = self.seed0 if seed is None else seed
+        source = self.model_source(variant, seed)
+        if (self.rm_dir(variant, seed) / EXISTING_FILE).is_file():
+            mc = self.cfg.model
+            return load_tokenizer(source, mc.revision, mc.trust_remote_code)
+        return load_tokenizer(source)
+
+    def reward_model(self, variant: str = CLEAN, seed: int | None = None) -> RMHandle:
+        """A trained (or existing) reward model: model, tokenizer, renderer, render settings, its prefix cache."""
+        seed = self.seed0 if seed is None else seed
+        path = self.rm_dir(variant, seed)
+        source = self.model_source(variant, seed)
         settings = read_json(path / RENDER_FILE)
-        model = load_reward_model(str(path), tok, allow_pickle=False).to(self.device).eval()
+        tok = self.tokenizer(variant, seed)
+        if (path / EXISTING_FILE).is_file():
+            mc = self.cfg.model
+            model = load_reward_model(
+                source,
+                tok,
+                mc.revision,
+                mc.trust_remote_code,
+                mc.allow_pickle,
+                dtype=mc.dtype,
+                existing=True,
+                device=self.device,
+            )
+        else:
+            model = load_reward_model(source, tok, allow_pickle=False)
+        model = model.to(self.device).eval()
         return RMHandle(
             model,
             tok,
@@ -213,7 +253,11 @@ class RunContext:
         if model is None:
             from transformers import AutoConfig
 
-            n = AutoConfig.from_pretrained(str(self.rm_dir(CLEAN, self.seed0))).num_hidden_layers
+            n = (
+                AutoConfig.from_pretrained(str(self.rm_dir(CLEAN, self.seed0)))
+                .get_text_config()
+                .num_hidden_layers
+            )
         else:
             n = num_layers(model)
         return max(1, round(0.75 * n))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config, config_dict
+from ..curation.detectors import fold_variant
 from ..curation.edits import variant_name
 
 CLEAN = "clean"
@@ -113,6 +114,34 @@ def per_model(cfg: Config) -> list[Key]:
     return [Key(v, s) for v in variants(cfg) for s in cfg.run.seeds]
 
 
+def ensemble_seeds(cfg: Config) -> list[int]:
+    """Seeds of the detectors' ensemble of clean reward models: the run's seeds, then the next ones, up to
+    `detect.ensemble`; none with an existing reward model (it is one model, whatever the seed)."""
+    n = cfg.detect.ensemble
+    if n < 2 or cfg.model.reward_model:
+        return []
+    seeds = list(dict.fromkeys(cfg.run.seeds))
+    while len(seeds) < n:
+        seeds.append(max(seeds) + 1)
+    return seeds[:n]
+
+
+def fold_variants(cfg: Config) -> list[str]:
+    """The out-of-fold detector's training-set variants (`fold-1of5`, ...), none when it is off."""
+    k = cfg.detect.folds
+    return [fold_variant(i, k) for i in range(k)] if k >= 2 else []
+
+
+def trained_models(cfg: Config) -> list[Key]:
+    """Every reward model a run trains: the sweep's (variant, seed) and, with the detectors on, the ensemble's
+    extra clean seeds and one model per fold (first seed)."""
+    keys = per_model(cfg)
+    if cfg.detect.enabled:
+        keys += [Key(CLEAN, s) for s in ensemble_seeds(cfg) if Key(CLEAN, s) not in keys]
+        keys += [Key(v, cfg.run.seeds[0]) for v in fold_variants(cfg)]
+    return keys
+
+
 # ---- what a stage needs ----------------------------------------------------------------------------
 def need(*names: str) -> Callable[[Config, Key], list[tuple[str, Key]]]:
     """Needs of a stage that runs once (a per-(variant, seed) stage is taken at its first instance: see
@@ -128,7 +157,8 @@ def same_key(*names: str) -> Callable[[Config, Key], list[tuple[str, Key]]]:
 def resolve(needed: Stage, key: Key, cfg: Config) -> Key:
     """The instance a need names: a stage that runs once asks a per-(variant, seed) stage for the clean
     model of the first seed."""
-    return Key(CLEAN, cfg.run.seeds[0]) if needed.over is per_model and key == Key() else key
+    per_seed = needed.over in (per_model, trained_models)
+    return Key(CLEAN, cfg.run.seeds[0]) if per_seed and key == Key() else key
 
 
 # ---- fingerprints ------------------------------------------------------------------------------------

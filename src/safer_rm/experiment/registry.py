@@ -6,14 +6,17 @@ under experiment/stages/ (the README's development section has a worked example)
 from __future__ import annotations
 
 from ..config import config_dict
+from ..curation.detectors import parse_fold
 from ..features.judges import judge_fingerprint
-from .audit import shared_variant
-from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve
-from .stages import analysis, reward, sweep
+from .audit import repeat_plan
+from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve, trained_models
+from .stages import analysis, detect, reward, sweep
 
 
 def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
-    return [("data", Key())] + ([] if key.variant == CLEAN else [("curate", Key(key.variant))])
+    if key.variant == CLEAN:
+        return [("data", Key())]
+    return [("data", Key()), ("folds" if parse_fold(key.variant) else "curate", Key(key.variant))]
 
 
 def _evaluate_needs(cfg, key: Key) -> list[tuple[str, Key]]:
@@ -21,10 +24,13 @@ def _evaluate_needs(cfg, key: Key) -> list[tuple[str, Key]]:
 
 
 def _audit_needs(cfg, key: Key) -> list[tuple[str, Key]]:
-    shared = shared_variant(cfg)
-    if shared is None:
-        return [("data", Key())]
-    return [("data", Key()), ("curate", Key(shared)), ("train-rm", Key(shared, cfg.run.seeds[0]))]
+    out = [("data", Key())]
+    for plan in repeat_plan(cfg):
+        if plan.shared is not None:
+            out += [("curate", Key(plan.shared))] + [
+                ("train-rm", Key(plan.shared, s)) for s in plan.copied_seeds
+            ]
+    return list(dict.fromkeys(out))
 
 
 def _causal_values(cfg, key: Key) -> dict:
@@ -85,7 +91,7 @@ STAGES: list[Stage] = [
         reward.train_rm,
         needs=_train_needs,
         sections=("model", "rm"),
-        over=per_model,
+        over=trained_models,
         values=lambda cfg, key: {"rm": {**config_dict(cfg)["rm"], "seed": key.seed}},
         inputs=reward.train_inputs,
         writes=("rm/{variant}/seed-{seed}/config.json",),
@@ -198,6 +204,41 @@ STAGES: list[Stage] = [
         ),
     ),
     Stage(
+        "folds",
+        detect.folds,
+        needs=need("data"),
+        values=detect.fold_settings,
+        rank0=True,
+        enabled=lambda cfg: cfg.detect.enabled and cfg.detect.folds >= 2,
+        writes=("data/folds/assignment.csv",),
+    ),
+    Stage(
+        "detect",
+        detect.detect,
+        needs=detect.detect_needs,
+        sections=("detect",),
+        enabled=lambda cfg: cfg.detect.enabled,
+        writes=("detect/scores.csv", "detect/summary.json"),
+        folder="detect",
+        summary=dict,
+        command=Command(
+            "Every detector of mislabelled pairs side by side: SAFER score, in-sample and out-of-fold margin, "
+            "seed ensemble, SAE probe, combinations (detect.enabled=true).",
+            "detectors: {run}/detect/scores.csv",
+        ),
+    ),
+    Stage(
+        "inspect",
+        detect.inspect,
+        needs=need("detect"),
+        sections=("inspect",),
+        rank0=True,
+        enabled=lambda cfg: cfg.detect.enabled,
+        writes=("inspect/suspects.csv", "inspect/report.html"),
+        folder="inspect",
+        summary=dict,
+    ),
+    Stage(
         "causal",
         sweep.causal,
         needs=need("features"),
@@ -214,15 +255,15 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "audit",
-        sweep.audit,
+        detect.audit,
         needs=_audit_needs,
-        sections=("model", "rm", "activations", "sae", "features", "judge", "audit"),
+        sections=("model", "rm", "activations", "sae", "features", "judge", "detect", "audit"),
         enabled=lambda cfg: cfg.audit.enabled,
         writes=("audit/results.json",),
         folder="audit",
         summary=dict,
         command=Command(
-            "Poisoning audit: plant random flips and measure how well SAFER and the reward margin find them.",
+            "Poisoning audit: plant random flips and measure how well every detector finds them.",
             "audit: {run}/audit/results.json",
         ),
     ),

@@ -23,6 +23,15 @@ class ModelConfig:
     """`chat`: the tokenizer's chat template; `plain`: "User: ...\\nAssistant: ..." text; `auto`: chat if the tokenizer has one."""
     system_prompt: str | None = None
     """System message for chat templates (None: the template's own default)."""
+    reward_model: str | None = None
+    """An existing reward model (hub id or local folder; any `AutoModelForSequenceClassification` with one
+    output) used as the clean RM: loaded as is and never trained; activations, SAE, features, scores, the causal
+    test and the detectors read it. Its tokenizer's chat template is used (`template: auto`); `max_length`,
+    `template` and `system_prompt` still apply. `name` stays the backbone that edited sets and the detectors'
+    reward models are trained from."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Weights' dtype of an existing reward model: auto keeps the saved dtype on CUDA and uses float32 on the
+    CPU; float32 or bfloat16 force it."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) for a hub id."""
     trust_remote_code: bool = False

@@ -27,6 +27,8 @@ from .config import RMConfig
 
 log = logging.getLogger(__name__)
 RENDER_FILE = "safer_render.json"
+EXISTING_FILE = "safer_existing.json"
+"""In a run's rm/ folder: the existing reward model (`model.reward_model`) that folder stands for."""
 
 
 def cpu_has_bf16() -> bool:

@@ -13,11 +13,13 @@ is first moved aside, and moved back if the rename fails), so a reader never see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,24 +77,16 @@ def _fsync_tree(folder: Path) -> None:
             os.fsync(fh.fileno())
 
 
-def save_sae(sae: TopKSAE, root: str | os.PathLike, hookpoint: str, meta: SAEMeta | None = None) -> Path:
-    """Write `sae` to `<root>/<hookpoint>/` (replacing what was there) and return that folder."""
-    _check_hookpoint(hookpoint)
-    target = Path(root) / hookpoint
+@contextlib.contextmanager
+def replacing_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside `target` to fill; on success its files are fsynced and it is renamed
+    to `target` (an existing folder is first moved aside, and moved back if the rename fails)."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     old = target.with_name(f".{target.name}.{os.getpid()}.old")
     try:
-        sae.coder.save_to_disk(tmp)
-        info = {
-            "format": FORMAT,
-            "d_in": sae.d_in,
-            "num_latents": sae.num_latents,
-            "k": sae.k,
-            "hookpoint": hookpoint,
-            **asdict(meta or SAEMeta()),
-        }
-        write_json(tmp / META_FILE, info)
+        yield tmp
         _fsync_tree(tmp)
         if target.exists():
             os.replace(target, old)
@@ -107,6 +101,23 @@ def save_sae(sae: TopKSAE, root: str | os.PathLike, hookpoint: str, meta: SAEMet
             shutil.rmtree(tmp)
     if old.exists():
         shutil.rmtree(old)
+
+
+def save_sae(sae: TopKSAE, root: str | os.PathLike, hookpoint: str, meta: SAEMeta | None = None) -> Path:
+    """Write `sae` to `<root>/<hookpoint>/` (replacing what was there) and return that folder."""
+    _check_hookpoint(hookpoint)
+    target = Path(root) / hookpoint
+    with replacing_folder(target) as tmp:
+        sae.coder.save_to_disk(tmp)
+        info = {
+            "format": FORMAT,
+            "d_in": sae.d_in,
+            "num_latents": sae.num_latents,
+            "k": sae.k,
+            "hookpoint": hookpoint,
+            **asdict(meta or SAEMeta()),
+        }
+        write_json(tmp / META_FILE, info)
     return target
 
 

@@ -19,11 +19,11 @@ from ...features.judges.probe import build_probe, evaluate_probe
 from ...features.salience import compute_salience
 from ...features.selection import select_features
 from ...io import read_json, save_tensors, write_csv, write_json
-from ...models import load_tokenizer
 from ...report import write_dashboard
 from ...reward.scoring import reward_pairs
 from ...reward.train import use_bf16
 from ...sae import SAEMeta, evaluate_sae, hookpoint_for, save_sae, train_two_stage
+from ...sae.lens import save_sae_lens
 from ...splice import reward_fidelity
 from ..context import RunContext
 from ..graph import CLEAN, Key
@@ -125,17 +125,15 @@ def fit_sae(ctx: RunContext, key: Key) -> dict:
         "training": result.summary() if result else {"loaded_from": sc.path},
     }
     if ctx.main:
-        save_sae(
-            sae,
-            ctx.sae_dir(),
-            hookpoint_for(layer),
-            SAEMeta(
-                layer=layer,
-                position_policy=ctx.cfg.activations.positions,
-                standardised=ctx.cfg.activations.standardize,
-                training=metrics["training"],
-            ),
+        meta = SAEMeta(
+            layer=layer,
+            position_policy=ctx.cfg.activations.positions,
+            standardised=ctx.cfg.activations.standardize,
+            training=metrics["training"],
         )
+        save_sae(sae, ctx.sae_dir(), hookpoint_for(layer), meta)
+        # the same SAE in SAE Lens's layout (`sae_lens.SAE.load_from_disk`), beside sparsify's
+        save_sae_lens(sae, ctx.sae_dir() / "sae-lens", meta, model_name=ctx.model_source(CLEAN, ctx.seed0))
         write_json(ctx.sae_dir() / "metrics.json", metrics)
     return {k: v for k, v in metrics.items() if k != "training"}
 
@@ -160,7 +158,7 @@ def features(ctx: RunContext, key: Key) -> dict:
     sal = compute_salience(cache, encode, sae.num_latents, fc.normalize, fc.batch_size)
     examined = [int(i) for i in sal.ranking()[: fc.examine]]
     values, meta, counts = top_activations(cache, encode, examined, fc.top_m, fc.batch_size)
-    tok = load_tokenizer(str(ctx.rm_dir(CLEAN, ctx.seed0)))
+    tok = ctx.tokenizer(CLEAN, ctx.seed0)
     items, uninterpretable = build_contexts(cache, tok, examined, values, meta, counts, fc, sal.salience)
     judge = make_judge(jc, cache_dir=ctx.features_dir() / "judgements")
     to_judge = [it for it in items if it.latent not in uninterpretable]

@@ -14,10 +14,11 @@ from ...data.pool import build_pool
 from ...errors import StageError
 from ...io import read_json, write_json
 from ...models import Renderer, load_reward_model, load_tokenizer
+from ...models.registry import resolve
 from ...reward.evaluate import evaluate_sets, write_margins
-from ...reward.train import train_reward_model, use_bf16
+from ...reward.train import EXISTING_FILE, RENDER_FILE, train_reward_model, use_bf16
 from ..context import RunContext
-from ..graph import Key
+from ..graph import CLEAN, Key
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +64,40 @@ def data(ctx: RunContext, key: Key) -> dict:
     }
 
 
+def _given_rm(ctx: RunContext, key: Key) -> Path | None:
+    """The reward model a sub-run was given for this (clean) model, if any."""
+    if ctx.given is None or key.variant != CLEAN:
+        return None
+    return ctx.given.rm_from.get(key.seed)
+
+
+def _existing(ctx: RunContext, key: Key) -> str | None:
+    return ctx.cfg.model.reward_model if key.variant == CLEAN else None
+
+
 def train_inputs(ctx: RunContext, key: Key) -> dict:
     out = {"train": ctx.file_hash(ctx.train_path(key.variant))}
-    if ctx.given is not None and ctx.given.rm_from is not None:
-        src = ctx.given.rm_from
+    src = _given_rm(ctx, key)
+    if src is not None:
         files = sorted([*src.glob("*.safetensors"), *src.glob("*.bin"), src / "config.json"])
         out["copied"] = {f.name: ctx.file_hash(f) for f in files}
+    existing = _existing(ctx, key)
+    if existing and Path(existing).is_dir():
+        files = sorted([*Path(existing).glob("*.safetensors"), Path(existing) / "config.json"])
+        out["existing"] = {f.name: ctx.file_hash(f) for f in files}
     return out
 
 
 def train_rm(ctx: RunContext, key: Key) -> dict:
-    """A Bradley-Terry reward model on one variant's training set, one seed."""
+    """A Bradley-Terry reward model on one variant's training set, one seed (or, for the clean model, the
+    existing reward model of `model.reward_model`, or the one a sub-run was given)."""
     from transformers import set_seed
 
     mc, rc = ctx.cfg.model, ctx.cfg.rm
     out = ctx.rm_dir(key.variant, key.seed)
-    if ctx.given is not None and ctx.given.rm_from is not None:
-        info = copy_rm(ctx.given.rm_from, out) if ctx.main else {}
+    src = _given_rm(ctx, key)
+    if src is not None or _existing(ctx, key):
+        info = (copy_rm(src, out) if src is not None else use_existing(ctx, out)) if ctx.main else {}
         distributed.barrier()
         return info
     set_seed(key.seed)
@@ -150,6 +168,46 @@ def pool(ctx: RunContext, key: Key) -> dict:
     )
     write_pairs(ctx.pool_path(), built.pairs)
     return info
+
+
+def use_existing(ctx: RunContext, out: Path) -> dict:
+    """Stand an existing reward model in for the clean one: no training, no copy of its weights. The run
+    folder holds its config, the render settings inferred from its tokenizer (chat template when it has one),
+    and where it lives."""
+    from transformers import AutoConfig
+
+    mc = ctx.cfg.model
+    source = resolve(mc.reward_model)
+    tok = load_tokenizer(source, mc.revision, mc.trust_remote_code)
+    model = load_reward_model(
+        source, tok, mc.revision, mc.trust_remote_code, mc.allow_pickle, dtype=mc.dtype, existing=True
+    )
+    renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt, mc.min_prompt_tokens)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    AutoConfig.from_pretrained(
+        source, revision=mc.revision, trust_remote_code=mc.trust_remote_code
+    ).save_pretrained(out)
+    write_json(out / RENDER_FILE, {**renderer.settings(), "frozen_layers": 0})
+    info = {
+        "source": source,
+        "revision": mc.revision,
+        "architecture": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "template": renderer.mode,
+        "pad_token": tok.pad_token,
+    }
+    write_json(out / EXISTING_FILE, info)
+    log.info(
+        "reward model: the existing %s (%s, %s parameters, %s rendering) stands in for the clean one",
+        source,
+        info["architecture"],
+        f"{info['parameters']:,}",
+        renderer.mode,
+    )
+    return {"existing": info}
 
 
 def copy_rm(source: Path, out: Path) -> dict:

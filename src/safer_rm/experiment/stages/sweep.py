@@ -1,17 +1,17 @@
-"""Sweep stages: the edited training sets, the causal test and the poisoning audit."""
+"""Sweep stages: the edited training sets and the causal test."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ...curation.edits import apply_edit, edit_count, rank_for_edit
+from ...curation.export import Card, export_pairs
 from ...data import write_pairs
-from ...io import read_csv, write_csv, write_json
+from ...io import write_csv, write_json
 from ...reward.evaluate import SECTIONS
 from ...reward.train import use_bf16
 from ...splice import causal_test
-from ..audit import audit_metrics, planted_indices, shared_variant, subrun_config
-from ..context import GivenData, RunContext
+from ..context import RunContext
 from ..graph import CLEAN, Key
 
 
@@ -45,6 +45,14 @@ def curate(ctx: RunContext, key: Key) -> dict:
     folder = ctx.run.path("curated", key.variant)
     write_pairs(folder / "train.jsonl", edit.pairs)
     write_csv(folder / "edits.csv", edit.records)
+    card: Card = {
+        "title": f"{ctx.cfg.run.name}: {key.variant}",
+        "summary": f"The training set of safer-rm run `{ctx.cfg.run.name}`, variant `{key.variant}`.",
+        "sources": {src.name: src.hub or src.path for src in ctx.cfg.data.sources},
+        "ratio": ratio,
+        "settings": s,
+    }
+    export_pairs(edit.pairs, folder, records=edit.records, card=card)  # train.parquet, export.jsonl, card
     info = {
         "variant": key.variant,
         "mode": mode,
@@ -104,40 +112,3 @@ def causal_groups(ctx: RunContext, max_pairs: int | None, seed: int) -> dict[str
         for k, v in groups.items()
         if v
     }
-
-
-def audit(ctx: RunContext, key: Key) -> dict:
-    """Plant random flips in the clean training data; fit RM, SAE and features on the planted set in a
-    sub-run (<run>/audit, the same stages); ask how well the SAFER score and the planted RM's own margin rank
-    the planted flips first."""
-    ac = ctx.cfg.audit
-    shared = shared_variant(ctx.cfg)
-    if shared is not None:  # the run's own random poisoning at this ratio: its flips and its reward model
-        ids = [r["id"] for r in read_csv(ctx.run.path("curated", shared, "edits.csv"))]
-        planted_pairs, rm_from = ctx.train_pairs(shared), ctx.rm_dir(shared, ctx.seed0)
-    else:
-        train = ctx.train_pairs(CLEAN)
-        idx = planted_indices(len(train), ac.ratio, ac.seed)
-        planted_pairs, rm_from = apply_edit(train, idx, "poison", "random").pairs, None
-        ids = [train[i].id for i in idx]
-    given = GivenData(
-        planted_pairs,
-        ctx.test_pairs(),
-        {"planted": ids, "shared": shared},
-        {"train": len(planted_pairs), "planted": len(ids), "shared_with": shared},
-        rm_from=rm_from,
-    )
-    sub = type(ctx).create(
-        subrun_config(ctx.cfg, ctx.run.path("audit")),
-        resume=ctx.resume,
-        given=given,
-        cache_root=ctx.cache_root or ctx.run.path("cache"),
-        prefix_caches=ctx.prefix_caches,
-    )
-    ctx.subrun(sub, ["score"])
-    result = audit_metrics(read_csv(sub.scores_path()), set(ids), ac.ratio)
-    result["selected_features"] = len(sub.selection().latents)
-    result["shared_with"] = shared
-    if ctx.main:
-        write_json(ctx.run.path("audit", "results.json"), result)
-    return result

@@ -1,0 +1,177 @@
+"""Detectors of mislabelled or planted pairs beyond the SAFER score, as pure functions: the fold assignment of
+the out-of-fold margin, the SAE probe fitted out of fold, the rank combination, and how well each detector
+ranks known flips first. Every detector's value is "higher = the label looks right", like the SAFER score and
+the reward margin, so the most suspect pairs are the lowest.
+
+- out-of-fold margin (confident learning's self-confidence, cleanlab): r(chosen) - r(rejected) from a reward
+  model that never saw the pair (K-fold; pairs sharing a prompt share a fold, so a repeated prompt cannot leak);
+- ensemble: the mean margin of reward models trained with different seeds (its sd is the spread);
+- probe: a Bradley-Terry logistic model P(chosen > rejected) = sigmoid(w . (f(chosen) - f(rejected))) on the
+  per-response mean activations f of the examined SAE latents, fitted on K-1 folds and scoring the held-out
+  one; SAFER's features, weighted by the data instead of by a judge and a hard top-32;
+- combined: the mean of the percentile ranks of the SAFER-based and the out-of-fold detectors. Ranks, because
+  the scores live on unrelated scales; equal weights, because no planted labels may be used to fit them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..data.records import PreferencePair
+from ..metrics import auroc, precision_at
+from ..stats import Interval
+
+
+def fold_variant(i: int, k: int) -> str:
+    """`fold-1of5`: the training-set variant of fold i (0-based) of k, trained on the other k-1 folds."""
+    return f"fold-{i + 1}of{k}"
+
+
+def parse_fold(variant: str) -> tuple[int, int] | None:
+    """(i, k) of a fold variant, else None."""
+    if not variant.startswith("fold-") or "of" not in variant:
+        return None
+    a, b = variant[5:].split("of", 1)
+    return (int(a) - 1, int(b)) if a.isdigit() and b.isdigit() else None
+
+
+def assign_folds(pairs: Sequence[PreferencePair], k: int, seed: int = 0) -> np.ndarray:
+    """Fold (0..k-1) of every pair: prompt groups in a seeded order, each to the fold with the fewest pairs so
+    far (largest groups first), so folds are disjoint, cover every pair and differ in size by at most one group."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(pairs):
+        groups.setdefault(p.prompt_key(), []).append(i)
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    keys.sort(key=lambda g: -len(groups[g]))  # stable: the shuffled order breaks ties
+    fold = np.full(len(pairs), -1, dtype=np.int64)
+    sizes = np.zeros(k, dtype=np.int64)
+    for g in keys:
+        f = int(np.argmin(sizes))
+        fold[groups[g]] = f
+        sizes[f] += len(groups[g])
+    return fold
+
+
+def percentile_ranks(x: np.ndarray) -> np.ndarray:
+    """Mid-rank of every value scaled to (0, 1]; ties share their mean rank."""
+    x = np.asarray(x, dtype=float)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    mid = np.cumsum(counts) - (counts - 1) / 2.0
+    return mid[inverse] / len(x)
+
+
+def combine_ranks(*scores: np.ndarray) -> np.ndarray:
+    """Mean percentile rank over detectors (each: higher = the label looks right)."""
+    return np.mean([percentile_ranks(s) for s in scores], axis=0)
+
+
+def fit_probe(x: np.ndarray, l2: float = 1e-3, steps: int = 200) -> np.ndarray:
+    """Weights w of P(chosen > rejected) = sigmoid(x . w), x = f(chosen) - f(rejected) per pair, every label
+    "chosen": no intercept, so swapping a pair's sides flips its probability. Mean logistic loss + l2 |w|^2,
+    L-BFGS (float64, deterministic)."""
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    w = torch.zeros(xt.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.softplus(-(xt @ w)).mean() + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy()
+
+
+def probe_oof(x: np.ndarray, fold: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+    """Out-of-fold probe margin x . w of every pair, w fitted on the other folds (features scaled by the
+    training folds' root mean square, not centred: centring would break the side symmetry)."""
+    out = np.zeros(len(x), dtype=np.float64)
+    for f in np.unique(fold):
+        train, held = fold != f, fold == f
+        scale = np.sqrt((x[train] ** 2).mean(axis=0)) + 1e-8
+        w = fit_probe(x[train] / scale, l2)
+        out[held] = (x[held] / scale) @ w
+    return out
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Average precision of ranking positives first by descending score (ties in input order); NaN without
+    positives."""
+    pos = np.asarray(positive, dtype=bool)
+    if not pos.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    hits = pos[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision[hits].mean())
+
+
+RANKING_METRICS = ("auroc", "ap", "precision")
+
+
+def ranking_metrics(suspicion: np.ndarray, positive: np.ndarray) -> dict[str, float]:
+    """AUROC, average precision and precision at the number of positives of a suspicion score (high = suspect)."""
+    n = int(np.asarray(positive).sum())
+    return {
+        "auroc": auroc(suspicion, positive),
+        "ap": average_precision(suspicion, positive),
+        "precision": precision_at(suspicion, positive, n),
+    }
+
+
+def detector_metrics(
+    values: dict[str, np.ndarray],
+    planted: Sequence[np.ndarray],
+    safety: Sequence[np.ndarray],
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, dict]:
+    """Each detector's AUROC, AP and precision at q on planted flips, over all pairs and over safety pairs
+    alone, pooled over audit repeats (the mean of the repeats' values), with percentile bootstrap intervals
+    (pairs resampled within each repeat). `values[name]` is a list of per-repeat arrays (higher = looks right);
+    `planted` and `safety` are per-repeat masks."""
+    rng = np.random.default_rng(seed)
+    repeats = len(planted)
+    draws = [[rng.integers(0, len(m), len(m)) for _ in range(n_boot)] for m in planted]
+    out: dict[str, dict] = {}
+    for name, per_repeat in values.items():
+        out[name] = {}
+        for pop in ("all", "safety"):
+            masks = [
+                np.ones(len(m), dtype=bool) if pop == "all" else np.asarray(s, dtype=bool)
+                for m, s in zip(planted, safety)
+            ]
+            point = [
+                ranking_metrics(-np.asarray(v)[mk], np.asarray(pl)[mk])
+                for v, pl, mk in zip(per_repeat, planted, masks)
+            ]
+            boot = {m: np.zeros(n_boot) for m in RANKING_METRICS}
+            for b in range(n_boot):
+                rows = []
+                for r in range(repeats):
+                    idx = draws[r][b]
+                    mk = masks[r][idx]
+                    rows.append(ranking_metrics(-np.asarray(per_repeat[r])[idx][mk], planted[r][idx][mk]))
+                for m in RANKING_METRICS:
+                    got = [row[m] for row in rows if not np.isnan(row[m])]  # NaN: no positive drawn
+                    boot[m][b] = np.mean(got) if got else np.nan
+            alpha = (1 - confidence) / 2
+            out[name][pop] = {
+                m: Interval(
+                    float(np.nanmean([p[m] for p in point])),
+                    float(np.nanquantile(boot[m], alpha)),
+                    float(np.nanquantile(boot[m], 1 - alpha)),
+                    int(masks[0].sum()),
+                    repeats,
+                ).to_json()
+                | {"positives": int(sum(np.asarray(pl)[mk].sum() for pl, mk in zip(planted, masks)))}
+                for m in RANKING_METRICS
+            }
+    return out

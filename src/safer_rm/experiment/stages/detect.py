@@ -1,0 +1,384 @@
+"""Detector stages: the folds of the out-of-fold margin, every detector's value per pair, the inspection
+(suspects, a cleaned set) and the poisoning audit that measures the detectors on planted flips."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from ...activations import ActivationCache
+from ...curation.detectors import (
+    assign_folds,
+    combine_ranks,
+    detector_metrics,
+    percentile_ranks,
+    probe_oof,
+)
+from ...curation.edits import apply_edit, edit_count
+from ...curation.export import export_pairs
+from ...curation.score import safer_scores
+from ...data import read_pairs, write_pairs
+from ...errors import StageError
+from ...io import read_csv, read_json, write_csv, write_json
+from ...report.suspects import write_suspects_page
+from ...reward.scoring import reward_pairs
+from ...reward.train import use_bf16
+from ..audit import planted_indices, repeat_plan, subrun_config
+from ..context import GivenData, RunContext
+from ..graph import CLEAN, Key, ensemble_seeds, fold_variants
+from .analysis import encoder
+
+log = logging.getLogger(__name__)
+
+DETECTORS = ("safer", "margin", "oof_margin", "ensemble", "probe", "combined", "combined_probe")
+"""Every detector, in report order (higher value = the label looks right; the lowest are the suspects)."""
+DEFINITIONS = {
+    "safer": "SAFER score a(chosen) - a(rejected) of the selected features",
+    "margin": "the clean reward model's own margin on pairs it was trained on (in-sample)",
+    "oof_margin": "margin of a reward model that never saw the pair (K-fold, prompt groups kept together)",
+    "ensemble": "mean margin of clean reward models of several seeds (in-sample)",
+    "probe": "Bradley-Terry probe on per-response mean activations of the examined SAE latents, out of fold",
+    "combined": "mean percentile rank of safer and oof_margin (no labels fitted)",
+    "combined_probe": "mean percentile rank of probe and oof_margin (no labels fitted)",
+}
+
+
+def fold_settings(cfg, key: Key) -> dict:
+    return {"detect": {"folds": cfg.detect.folds, "seed": cfg.detect.seed}}
+
+
+def folds(ctx: RunContext, key: Key) -> dict:
+    """Split the clean training pairs into K folds (pairs sharing a prompt stay together): fold i's reward
+    model trains on the others and scores fold i."""
+    train = ctx.train_pairs(CLEAN)
+    fold = assign_folds(train, ctx.cfg.detect.folds, ctx.cfg.detect.seed)
+    for i, variant in enumerate(fold_variants(ctx.cfg)):
+        write_pairs(ctx.train_path(variant), [p for p, f in zip(train, fold) if f != i])
+        write_pairs(ctx.heldout_fold_path(variant), [p for p, f in zip(train, fold) if f == i])
+    write_csv(
+        ctx.run.path("data", "folds", "assignment.csv"),
+        [{"id": p.id, "fold": int(f)} for p, f in zip(train, fold)],
+    )
+    return {"folds": ctx.cfg.detect.folds, "sizes": np.bincount(fold).tolist()}
+
+
+def detect_needs(cfg, key: Key) -> list[tuple[str, Key]]:
+    s0 = cfg.run.seeds[0]
+    return (
+        [("score", Key())]
+        + [("train-rm", Key(v, s0)) for v in fold_variants(cfg)]
+        + [("train-rm", Key(CLEAN, s)) for s in ensemble_seeds(cfg)]
+    )
+
+
+def _train_seconds(ctx: RunContext, variant: str, seed: int) -> float:
+    path = ctx.rm_dir(variant, seed) / "train_summary.json"
+    return float(read_json(path).get("train_seconds", 0.0)) if path.is_file() else 0.0
+
+
+def _margins(ctx: RunContext, variant: str, seed: int, pairs, desc: str) -> np.ndarray:
+    rm = ctx.reward_model(variant, seed)
+    return reward_pairs(
+        rm.model,
+        rm.renderer,
+        pairs,
+        ctx.cfg.rm.eval_batch_size,
+        use_bf16(ctx.cfg.rm.bf16),
+        desc,
+        prefix=rm.prefix,
+    ).margin
+
+
+def detect(ctx: RunContext, key: Key) -> dict:
+    """Every detector's value for every training pair (detect/scores.csv) and each one's cost in seconds."""
+    dc, s0 = ctx.cfg.detect, ctx.seed0
+    train = ctx.train_pairs(CLEAN)
+    rows = read_csv(ctx.scores_path())
+    if [r["id"] for r in rows] != [p.id for p in train]:
+        raise StageError(f"{ctx.scores_path()}: scores and training pairs disagree; rerun `safer score`")
+    values = {
+        "safer": np.array([float(r["safer_score"]) for r in rows]),
+        "margin": np.array([float(r["reward_margin"]) for r in rows]),
+    }
+    seconds = ctx.run.stage_seconds()
+    safer_cost = sum(seconds.get(s, 0.0) for s in ("extract", "train-sae", "features", "score"))
+    cost = {"safer": safer_cost, "margin": _train_seconds(ctx, CLEAN, s0) + seconds.get("score", 0.0)}
+    extra: dict[str, np.ndarray] = {}
+    fold = None
+    variants = fold_variants(ctx.cfg)
+    if variants:
+        fold = np.full(len(train), -1)
+        oof = np.zeros(len(train))
+        by_id = {p.id: i for i, p in enumerate(train)}
+        started = time.time()
+        for i, variant in enumerate(variants):
+            held = read_pairs(ctx.heldout_fold_path(variant))
+            idx = np.array([by_id[p.id] for p in held], dtype=np.int64)
+            fold[idx] = i
+            oof[idx] = _margins(ctx, variant, s0, held, f"out-of-fold margins {i + 1}/{len(variants)}")
+        values["oof_margin"] = oof
+        cost["oof_margin"] = time.time() - started + sum(_train_seconds(ctx, v, s0) for v in variants)
+    seeds = ensemble_seeds(ctx.cfg)
+    if seeds:
+        started = time.time()
+        margins = [values["margin"]] + [
+            _margins(ctx, CLEAN, s, train, f"ensemble margins (seed {s})") for s in seeds if s != s0
+        ]
+        values["ensemble"] = np.mean(margins, axis=0)
+        extra["ensemble_sd"] = np.std(margins, axis=0, ddof=1)
+        cost["ensemble"] = time.time() - started + sum(_train_seconds(ctx, CLEAN, s) for s in seeds)
+    if dc.probe:
+        started = time.time()
+        values["probe"] = probe_oof(
+            probe_features(ctx), fold if fold is not None else assign_folds(train, 5, dc.seed), dc.probe_l2
+        )
+        cost["probe"] = time.time() - started + safer_cost
+    second = "oof_margin" if "oof_margin" in values else "margin"
+    values["combined"] = combine_ranks(values["safer"], values[second])
+    cost["combined"] = cost["safer"] + cost[second]
+    if "probe" in values:
+        values["combined_probe"] = combine_ranks(values["probe"], values[second])
+        cost["combined_probe"] = cost["probe"] + cost[second]
+    if not ctx.main:
+        return None
+    out = []
+    for i, p in enumerate(train):
+        row = {"id": p.id, "source": p.source, "kind": p.kind}
+        row.update({name: float(v[i]) for name, v in values.items()})
+        row.update({name: float(v[i]) for name, v in extra.items()})
+        if fold is not None:
+            row["fold"] = int(fold[i])
+        out.append(row)
+    write_csv(ctx.run.path("detect", "scores.csv"), out)
+    names = [d for d in DETECTORS if d in values]
+    info = {
+        "detectors": names,
+        "definitions": {d: DEFINITIONS[d] for d in names},
+        "combined_with": second,
+        "cost_s": {d: round(cost[d], 1) for d in names},
+        "folds": len(variants),
+        "ensemble_seeds": seeds,
+        "spearman": spearman_matrix({d: values[d] for d in names}),
+    }
+    write_json(ctx.run.path("detect", "summary.json"), info)
+    return info
+
+
+def probe_features(ctx: RunContext) -> np.ndarray:
+    """Per pair: mean activation over the chosen response's kept positions minus the rejected one's, for the
+    examined latents (the top `features.examine` by salience)."""
+    sae, _layer = ctx.load_sae()
+    ranked = read_csv(ctx.features_dir() / "salience.csv")
+    latents = [int(r["latent"]) for r in ranked[: ctx.cfg.features.examine]]
+    scores = safer_scores(
+        ActivationCache(ctx.activations_dir("pairs")), encoder(sae), latents, [], ctx.cfg.features.batch_size
+    )
+    return scores.contributions.astype(np.float64)
+
+
+def spearman_matrix(values: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Rank correlation between every two detectors: how much they agree on which pairs look wrong."""
+    from scipy.stats import spearmanr
+
+    names = list(values)
+    return {a: {b: round(float(spearmanr(values[a], values[b]).statistic), 3) for b in names} for a in names}
+
+
+# ---- the poisoning audit ------------------------------------------------------------------------------
+def audit(ctx: RunContext, key: Key) -> dict:
+    """Plant random flips in the clean training data; fit RM, SAE, features and every detector on the planted
+    set in a sub-run per repeat (<run>/audit/repeat-<i>, the same stages); measure how well each detector ranks
+    the planted flips first, over all pairs and over safety pairs alone."""
+    ac = ctx.cfg.audit
+    train = ctx.train_pairs(CLEAN)
+    per_repeat: dict[str, list[np.ndarray]] = {}
+    planted_masks, safety_masks, repeats = [], [], []
+    for plan in repeat_plan(ctx.cfg):
+        if plan.shared is not None:  # the run's own random poisoning at this ratio: its flips and its models
+            ids = [r["id"] for r in read_csv(ctx.run.path("curated", plan.shared, "edits.csv"))]
+            planted_pairs = ctx.train_pairs(plan.shared)
+            rm_from = {s: ctx.rm_dir(plan.shared, s) for s in plan.copied_seeds}
+        else:
+            idx = planted_indices(train, ac.ratio, plan.plant_seed, ac.scope)
+            planted_pairs, rm_from = apply_edit(train, idx, "poison", "random").pairs, {}
+            ids = [train[i].id for i in idx]
+        given = GivenData(
+            planted_pairs,
+            ctx.test_pairs(),
+            {"planted": ids, "shared": plan.shared, "copied": sorted(rm_from)},
+            {"train": len(planted_pairs), "planted": len(ids), "shared_with": plan.shared},
+            rm_from=rm_from,
+        )
+        sub = type(ctx).create(
+            subrun_config(ctx.cfg, ctx.run.path("audit", f"repeat-{plan.index}"), plan),
+            resume=ctx.resume,
+            given=given,
+            cache_root=ctx.cache_root or ctx.run.path("cache"),
+            prefix_caches=ctx.prefix_caches,
+        )
+        ctx.subrun(sub, ["detect"])
+        rows = read_csv(sub.run.path("detect", "scores.csv"))
+        planted = set(ids)
+        planted_masks.append(np.array([r["id"] in planted for r in rows]))
+        safety_masks.append(np.array([r["kind"] == "safety" for r in rows]))
+        names = [c for c in DETECTORS if c in rows[0]]
+        for name in names:
+            per_repeat.setdefault(name, []).append(np.array([float(r[name]) for r in rows]))
+        info = read_json(sub.run.path("detect", "summary.json"))
+        repeats.append(
+            {
+                "repeat": plan.index,
+                "seed": plan.seed,
+                "planted": len(ids),
+                "planted_safety": int((planted_masks[-1] & safety_masks[-1]).sum()),
+                "pairs": len(rows),
+                "shared_with": plan.shared,
+                "selected_features": len(sub.selection().latents),
+                "cost_s": info["cost_s"],
+            }
+        )
+    metrics = detector_metrics(per_repeat, planted_masks, safety_masks, ctx.cfg.eval.bootstrap, seed=ac.seed)
+    result = {
+        "q": ac.ratio,
+        "scope": ac.scope,
+        "repeats": len(repeats),
+        "planted": repeats[0]["planted"],
+        "pairs": repeats[0]["pairs"],
+        "shared_with": repeats[0]["shared_with"],
+        "selected_features": repeats[0]["selected_features"],
+        "detectors": metrics,
+        "cost_s": {
+            d: round(float(np.mean([r["cost_s"].get(d, np.nan) for r in repeats])), 1) for d in metrics
+        },
+        "per_repeat": repeats,
+        "definitions": {d: DEFINITIONS[d] for d in metrics},
+    }
+    for name in ("safer", "margin"):  # the headline numbers of earlier versions, kept for comparisons
+        legacy = "reward_margin" if name == "margin" else name
+        result[f"auroc_{legacy}"] = metrics[name]["all"]["auroc"]["value"]
+        result[f"precision_{legacy}"] = metrics[name]["all"]["precision"]["value"]
+    if ctx.main:
+        write_json(ctx.run.path("audit", "results.json"), result)
+        write_csv(ctx.run.path("audit", "detectors.csv"), audit_rows(result))
+    return result
+
+
+def audit_rows(result: dict) -> list[dict]:
+    """One row per (detector, population): every metric with its interval, and the detector's cost."""
+    rows = []
+    for name, pops in result["detectors"].items():
+        for pop, metrics in pops.items():
+            row = {"detector": name, "pairs": pop, "cost_s": result["cost_s"].get(name)}
+            for m, v in metrics.items():
+                row.update({m: v["value"], f"{m}_low": v["low"], f"{m}_high": v["high"]})
+            row["n"] = metrics["auroc"]["n"]
+            row["positives"] = metrics["auroc"]["positives"]
+            row["repeats"] = metrics["auroc"]["seeds"]
+            rows.append(row)
+    return rows
+
+
+# ---- the inspection ------------------------------------------------------------------------------------
+def pick_detector(wanted: str, available: Sequence[str]) -> str:
+    """The configured detector when present, else the first available of the strongest-first order."""
+    if wanted in available:
+        return wanted
+    fallback = next(d for d in reversed(DETECTORS) if d in available)
+    log.warning("inspect: detector %r not available; ranking by %s", wanted, fallback)
+    return fallback
+
+
+def inspect(ctx: RunContext, key: Key) -> dict:
+    """Suspect pairs ranked by one detector (all detectors beside it), their top SAFER features, and the
+    cleaned training set without the most suspect ones (inspect/cleaned: Parquet, JSONL, a dataset card)."""
+    ic = ctx.cfg.inspect
+    train = ctx.train_pairs(CLEAN)
+    rows = read_csv(ctx.run.path("detect", "scores.csv"))
+    info = read_json(ctx.run.path("detect", "summary.json"))
+    names = info["detectors"]
+    detector = pick_detector(ic.detector, names)
+    values = {d: np.array([float(r[d]) for r in rows]) for d in names}
+    pct = {d: percentile_ranks(v) for d, v in values.items()}
+    order = np.argsort(values[detector], kind="stable")
+    if ic.threshold is not None:
+        removed = {int(i) for i in order if values[detector][i] < ic.threshold}
+        rule = f"{detector} < {ic.threshold:g}"
+    else:
+        removed = {int(i) for i in order[: edit_count(len(train), ic.remove)]}
+        rule = f"the {ic.remove:g} % lowest by {detector}"
+    top = {r["id"]: r.get("top_features", "") for r in read_csv(ctx.scores_path())}
+    suspects = []
+    for rank, i in enumerate(order, 1):
+        p = train[i]
+        row = {"rank": rank, "id": p.id, "source": p.source, "kind": p.kind, "removed": int(i in removed)}
+        for d in names:
+            row[d], row[f"{d}_pct"] = float(values[d][i]), float(pct[d][i])
+        row.update(
+            {
+                "top_features": top.get(p.id, ""),
+                "prompt": p.prompt_text(),
+                "chosen": p.chosen,
+                "rejected": p.rejected,
+            }
+        )
+        suspects.append(row)
+    write_csv(ctx.run.path("inspect", "suspects.csv"), suspects)
+    kept = [p for i, p in enumerate(train) if i not in removed]
+    ranked = sorted(removed, key=lambda i: (values[detector][i], i))
+    records = [
+        {
+            "id": train[i].id,
+            "source": train[i].source,
+            "kind": train[i].kind,
+            "action": "remove",
+            "rank": r + 1,
+            "method": detector,
+            "value": float(values[detector][i]),
+        }
+        for r, i in enumerate(ranked)
+    ]
+    card = {
+        "title": "Preference pairs cleaned by safer inspect",
+        "summary": f"The training pairs of {ctx.run.root.name} without the pairs whose {detector} detector value "
+        f"says the label is most likely wrong ({rule}); {DEFINITIONS[detector]}.",
+        "settings": {
+            "detector": detector,
+            "rule": rule,
+            "reward_model": ctx.cfg.model.reward_model or "trained",
+        },
+    }
+    if ic.threshold is None:
+        card["ratio"] = ic.remove
+    out = export_pairs(kept, ctx.run.path("inspect", "cleaned"), records=records, card=card)
+    exported = {"paths": {k: str(v) for k, v in out.paths.items()}, "rows": out.rows, "counts": out.counts}
+    features = read_json(ctx.features_dir() / "features.json")
+    labels = {
+        str(f.get("latent")): (f.get("judge") or {}).get("explanation", "")
+        for f in features.get("latents", [])
+    }
+    summary = {
+        "detector": detector,
+        "rule": rule,
+        "pairs": len(train),
+        "removed": len(removed),
+        "removed_by_source": dict(Counter(train[i].source for i in removed)),
+        "reward_model": ctx.cfg.model.reward_model or f"trained here ({ctx.cfg.model.name})",
+        "definitions": info["definitions"],
+        "cost_s": info["cost_s"],
+        "spearman": info["spearman"],
+    }
+    write_suspects_page(ctx.run.path("inspect", "report.html"), suspects[: ic.show], names, summary, labels)
+    write_json(ctx.run.path("inspect", "summary.json"), {**summary, "exported": exported})
+    log.info(
+        "inspect: %d of %d pairs flagged by %s (%s); report %s",
+        len(removed),
+        len(train),
+        detector,
+        rule,
+        ctx.run.path("inspect", "report.html"),
+    )
+    return {k: summary[k] for k in ("detector", "rule", "pairs", "removed", "removed_by_source")}

@@ -1,0 +1,107 @@
+"""`safer inspect` end to end: existing reward models in hub layout (no training of the clean RM), the
+detectors beside each other, the suspects, the report and a cleaned set that `datasets` loads; the scores
+equal a full run's for the same RM and SAE; the out-of-fold detector finds planted flips."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+from safer_rm.cli import main
+
+from helpers import separable_rows, toy_config, write_jsonl
+from tiny_models import build_decoder_rm, build_distilbert
+
+
+def _inspect_config(tmp_path, backbone, **model) -> str:
+    path = toy_config(tmp_path, backbone)
+    cfg = yaml.safe_load(open(path))
+    cfg["model"].update(model)
+    cfg["detect"] = {"folds": 2, "ensemble": 2}
+    cfg["inspect"] = {"remove": 10.0, "show": 5}
+    open(path, "w").write(yaml.safe_dump(cfg))
+    return path
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("kind", ["llama-no-pad", "bert", "distilbert"])
+def test_inspect_with_an_existing_reward_model(tmp_path, tiny_llama, tiny_bert, kind):
+    from datasets import load_dataset
+
+    existing = {
+        "llama-no-pad": lambda p: build_decoder_rm(p, arch="llama", style="llama3"),
+        "bert": lambda p: tiny_bert,
+        "distilbert": build_distilbert,
+    }[kind](tmp_path / "existing")
+    backbone = tiny_llama if kind.startswith("llama") else tiny_bert
+    cfg = _inspect_config(tmp_path, backbone, reward_model=str(existing))
+    assert main(["inspect", cfg, "-q"]) == 0
+    run = tmp_path / "run"
+    clean = run / "rm" / "clean" / "seed-0"
+    info = json.loads((clean / "safer_existing.json").read_text())
+    assert info["source"] == str(existing) and not list(clean.glob("*.safetensors"))  # loaded, not trained
+    assert info["pad_token"] is not None
+    train = (run / "data" / "train.jsonl").read_text().splitlines()
+    suspects = _rows(run / "inspect" / "suspects.csv")
+    assert len(suspects) == len(train) and [int(r["rank"]) for r in suspects] == list(
+        range(1, len(train) + 1)
+    )
+    detectors = json.loads((run / "detect" / "summary.json").read_text())["detectors"]
+    # an existing RM is one model: no seed ensemble; the folds train from the backbone
+    assert detectors == ["safer", "margin", "oof_margin", "probe", "combined", "combined_probe"]
+    assert (run / "rm" / "fold-1of2" / "seed-0" / "model.safetensors").is_file()
+    values = [float(r["combined"]) for r in suspects]
+    assert values == sorted(values)  # most suspect (lowest) first
+    removed = [r["id"] for r in suspects if r["removed"] == "1"]
+    assert len(removed) == round(len(train) * 0.10) > 0
+    report = (run / "inspect" / "report.html").read_text()
+    assert "Suspect pairs" in report and suspects[0]["id"] in report and "features.html#latent-" in report
+    cleaned = run / "inspect" / "cleaned"
+    ds = load_dataset("parquet", data_files=str(cleaned / "train.parquet"), split="train")
+    assert len(ds) == len(train) - len(removed) and not set(removed) & set(ds["id"])
+    assert set(ds.column_names) >= {"id", "prompt", "chosen", "rejected", "source", "kind"}
+    assert len(load_dataset(str(cleaned), split="train")) == len(ds)
+    assert "combined" in (cleaned / "README.md").read_text()
+
+
+def test_inspect_scores_equal_the_full_runs_for_the_same_rm_and_sae(tmp_path, tiny_bert):
+    full = tmp_path / "full"
+    full.mkdir()
+    cfg = toy_config(full, tiny_bert)
+    sets = ["--set", "causal.enabled=false", "--set", "audit.enabled=false", "--set", "curation.methods=[]"]
+    assert main(["run", cfg, "-q", *sets]) == 0
+    again = tmp_path / "inspect"
+    again.mkdir()
+    cfg2 = _inspect_config(again, tiny_bert, reward_model=str(full / "run" / "rm" / "clean" / "seed-0"))
+    assert main(["inspect", cfg2, "-q", "--set", f"sae.path={full / 'run' / 'sae'}"]) == 0
+    a = {r["id"]: r for r in _rows(full / "run" / "scores" / "pairs.csv")}
+    b = {r["id"]: r for r in _rows(again / "run" / "scores" / "pairs.csv")}
+    assert a.keys() == b.keys()
+    for k in a:
+        assert float(a[k]["safer_score"]) == pytest.approx(float(b[k]["safer_score"]), abs=1e-6)
+        assert float(a[k]["reward_margin"]) == pytest.approx(float(b[k]["reward_margin"]), abs=1e-5)
+
+
+def test_out_of_fold_margin_finds_planted_flips_on_separable_pairs(tmp_path, tiny_bert):
+    path = toy_config(tmp_path, tiny_bert)
+    cfg = yaml.safe_load(open(path))
+    write_jsonl(tmp_path / "safety.jsonl", separable_rows(160, seed=5))
+    cfg["data"]["test_fraction"] = 0.1
+    cfg["audit"] = {"ratio": 10.0, "share": False}
+    cfg["detect"] = {"folds": 3, "ensemble": 0, "probe": False}
+    cfg["causal"] = {"enabled": False}
+    cfg["curation"] = {"methods": []}
+    open(path, "w").write(yaml.safe_dump(cfg))
+    assert main(["run", path, "-q", "--stages", "audit"]) == 0
+    audit = json.loads((tmp_path / "run" / "audit" / "results.json").read_text())
+    oof = audit["detectors"]["oof_margin"]["all"]
+    assert audit["planted"] >= 10
+    assert oof["auroc"]["value"] > 0.9 and oof["auroc"]["low"] > 0.7  # chance is 0.5
+    assert oof["precision"]["value"] > 0.5  # chance is 0.1
