@@ -184,6 +184,15 @@ FRESH = [  # (case id, setup, expected words in the one-line error)
     ("extra-sets-same-name", _set("eval.extra", ["a/x.jsonl", "b/X.jsonl"]), ["'eval.extra'", "unique"]),
     ("extra-set-file-missing", _set("eval.extra", ["/nonexistent/mine.jsonl"]), ["/nonexistent/mine.jsonl"]),
     ("bootstrap-too-small", _set("eval.bootstrap", 5), ["'eval.bootstrap'"]),
+    ("one-fold", _set("detect.folds", 1), ["'detect.folds'", ">= 2"]),
+    ("unknown-detector", _set("inspect.detector", "vibes"), ["'inspect.detector'", "oof_margin"]),
+    ("remove-everything", _set("inspect.remove", 100.0), ["'inspect.remove'"]),
+    ("audit-repeats-zero", _set("audit.repeats", 0), ["'audit.repeats'"]),
+    (
+        "existing-rm-missing",
+        _set("model.reward_model", "/nonexistent/rm"),
+        ["/nonexistent/rm", "not found"],
+    ),
 ]
 
 

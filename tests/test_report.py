@@ -359,3 +359,33 @@ def test_render_in_headless_chromium(run_dir, features):
     index_dom = _chromium((report / "index.html").resolve().as_uri(), "--dump-dom").stdout
     assert "poison_safety.png" in index_dom and "<script" not in index_dom
     assert time.monotonic() - started < 60
+
+
+def test_audit_table_and_plot_show_every_detector_with_intervals(tmp_path, rows):
+    import numpy as np
+
+    from safer_rm.curation.detectors import detector_metrics
+
+    rng = np.random.default_rng(1)
+    planted = [rng.random(200) < 0.05]
+    safety = [rng.random(200) < 0.6]
+    values = {
+        "safer": [np.where(planted[0], -1.0, 1.0) + rng.normal(0, 1, 200)],
+        f"probe{SCRIPT}": [rng.normal(size=200)],
+    }
+    audit = {
+        "q": 5.0,
+        "scope": "all",
+        "repeats": 1,
+        "planted": int(planted[0].sum()),
+        "pairs": 200,
+        "detectors": detector_metrics(values, planted, safety, n_boot=50),
+        "cost_s": {"safer": 12.5},
+        "definitions": {"safer": "SAFER score"},
+    }
+    index = write_report(tmp_path, rows, {"run": "r", "audit": audit})
+    page = index.read_text(encoding="utf-8")
+    assert "Poisoning audit" in page and "AUROC (safety)" in page and SCRIPT not in page
+    v = audit["detectors"]["safer"]["all"]["auroc"]
+    assert f"{v['value']:.3f}" in page and f"[{v['low']:.3f}, {v['high']:.3f}]" in page
+    assert _is_png(tmp_path / "report" / "audit.png")

@@ -25,6 +25,9 @@ from ..data.records import PreferencePair
 from ..metrics import auroc, precision_at
 from ..stats import Interval
 
+DETECTORS = ("safer", "margin", "oof_margin", "ensemble", "probe", "combined", "combined_probe")
+"""Every detector, in report order (higher value = the label looks right; the lowest are the suspects)."""
+
 
 def fold_variant(i: int, k: int) -> str:
     """`fold-1of5`: the training-set variant of fold i (0-based) of k, trained on the other k-1 folds."""

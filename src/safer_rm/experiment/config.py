@@ -72,8 +72,9 @@ class InspectConfig:
     """`safer inspect`: rank suspect pairs and write a cleaned dataset, without the retraining sweep."""
 
     detector: str = "combined"
-    """Detector that ranks suspects and decides removals: safer, margin, oof_margin, ensemble, probe,
-    combined (or any column of detect/scores.csv); falls back to the best available one, in that order reversed."""
+    """Detector that ranks suspects and decides removals: safer, margin, oof_margin, ensemble, probe, combined
+    (safer + oof_margin) or combined_probe (probe + oof_margin). One that is off (e.g. oof_margin with
+    `detect.folds: 0`) falls back to the last available in that list."""
     remove: float = 5.0
     """Percent of pairs removed from the cleaned set, most suspect first (ignored when `threshold` is set)."""
     threshold: float | None = None
@@ -82,6 +83,12 @@ class InspectConfig:
     """Suspect pairs shown in the inspection report (all of them are in inspect/suspects.csv)."""
 
     def check(self) -> None:
+        from ..curation.detectors import DETECTORS
+
+        if self.detector not in DETECTORS:
+            raise ConfigError(
+                "detector", f"unknown detector {self.detector!r}; expected {', '.join(DETECTORS)}"
+            )
         if not 0 <= self.remove < 100:
             raise ConfigError("remove", f"must be a percent in [0, 100), got {self.remove}")
         if self.show < 1:

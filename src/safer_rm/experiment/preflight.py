@@ -14,6 +14,8 @@ def preflight(cfg: Config) -> None:
     mc = cfg.model
     if mc.name.lower() not in EMBEDDED:
         check_local(mc.name, mc.allow_pickle)
+    if mc.reward_model and mc.reward_model.lower() not in EMBEDDED:
+        check_local(mc.reward_model, mc.allow_pickle)
     sets = [("source", s) for s in cfg.data.sources] + [
         ("eval.pool_sources", s) for s in cfg.eval.pool_sources
     ]

@@ -217,3 +217,40 @@ def plot_salience(features: Mapping[str, Any], out_path: Path) -> Path | None:
     ax.legend(handles, ["selected safe (S+)", "selected unsafe (S-)", "not selected"], fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, Path(out_path))
+
+
+def plot_audit(audit: Mapping[str, Any], out_path: Path) -> Path | None:
+    """The poisoning audit: each detector's AUROC on the planted flips, over all pairs and over safety pairs
+    alone, with 95 % bootstrap intervals; chance (0.5) dashed. None when the audit has no detectors."""
+    detectors = audit.get("detectors") or {}
+    if not detectors:
+        return None
+    names = list(detectors)
+    xs = list(range(len(names)))
+    fig = Figure(figsize=(max(5.5, 1.1 * len(names) + 2), 3.8))
+    ax = fig.subplots()
+    for j, (pop, label) in enumerate((("all", "all pairs"), ("safety", "safety pairs"))):
+        vals, low, high = [], [], []
+        for d in names:
+            v = (detectors[d].get(pop) or {}).get("auroc") or {}
+            x = as_float(v.get("value"))
+            vals.append(x if x is not None else float("nan"))
+            low.append(x - as_float(v["low"]) if x is not None and as_float(v.get("low")) is not None else 0)
+            high.append(
+                as_float(v["high"]) - x if x is not None and as_float(v.get("high")) is not None else 0
+            )
+        ax.bar([x + (j - 0.5) * 0.38 for x in xs], vals, width=0.38, yerr=[low, high], capsize=3, label=label)
+    ax.axhline(0.5, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, rotation=20, fontsize=8)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_ylabel("AUROC on planted flips")
+    repeats = audit.get("repeats", 1)
+    ax.set_title(
+        f"Poisoning audit: {audit.get('q')} % flips planted among {audit.get('scope', 'all')} pairs, "
+        f"{repeats} repeat{'s' if repeats != 1 else ''}",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, Path(out_path))

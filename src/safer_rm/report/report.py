@@ -11,18 +11,19 @@ from typing import Any
 
 from ..io import write_text
 from .dashboard import write_dashboard
-from .page import esc, kv_table, page
-from .plots import METRIC_LABELS, MODE_TITLES, SWEEP_METRICS, plot_salience, plot_sweep
+from .page import DASH, as_float, esc, fmt3, html_table, kv_table, page
+from .plots import METRIC_LABELS, MODE_TITLES, SWEEP_METRICS, plot_audit, plot_salience, plot_sweep
 from .tables import diff_html, sizes_text, source_mix_html, to_csv, to_html
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 INDEX, CSV, DASHBOARD, SALIENCE_PNG = "index.html", "results.csv", "features.html", "salience.png"
-SUMMARY_SECTIONS = ("sae", "features", "audit", "causal", "timing")
+SUMMARY_SECTIONS = ("sae", "features", "causal", "timing")
+AUDIT_PNG = "audit.png"
 """Summary sub-dicts shown first, in this order; other dict-valued entries follow (except `variants`, which
 repeats the results)."""
-SKIP_SUMMARY = ("variants",)
+SKIP_SUMMARY = ("variants", "audit")
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -66,6 +67,51 @@ def _summary_sections(summary: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _interval(v: Mapping[str, Any] | None) -> str:
+    if not v or as_float(v.get("value")) is None:
+        return DASH
+    return (
+        f"{fmt3(v['value'])} <span class='muted small'>[{fmt3(v.get('low'))}, {fmt3(v.get('high'))}]</span>"
+    )
+
+
+def _audit_section(audit: Mapping[str, Any], has_plot: bool) -> str:
+    """Each detector's AUROC, average precision and precision at q on the planted flips, over all pairs and
+    over safety pairs alone, with 95 % intervals, and its cost."""
+    detectors = audit.get("detectors") or {}
+    if not detectors:
+        return kv_table(audit)
+    head = [
+        "detector",
+        *[f"{m} ({pop})" for pop in ("all", "safety") for m in ("AUROC", "AP", "precision")],
+        "s",
+    ]
+    rows = [
+        [
+            f"<span title='{esc((audit.get('definitions') or {}).get(d, ''))}'>{esc(d)}</span>",
+            *[
+                _interval((detectors[d].get(pop) or {}).get(m))
+                for pop in ("all", "safety")
+                for m in ("auroc", "ap", "precision")
+            ],
+            esc((audit.get("cost_s") or {}).get(d, DASH)),
+        ]
+        for d in detectors
+    ]
+    first = next(iter(detectors.values()))
+    n_all, n_safe = first["all"]["auroc"], first["safety"]["auroc"]
+    note = (
+        f"{audit.get('planted')} of {audit.get('pairs')} training pairs flipped at random among "
+        f"{esc(audit.get('scope', 'all'))} pairs, {audit.get('repeats', 1)} repeat(s), each with its own reward "
+        f"model, SAE and detectors; mean over repeats with a 95 % bootstrap interval (pairs resampled). "
+        f"Safety pairs: {n_safe['n']} per repeat, {n_safe['positives']} planted in all "
+        f"(all pairs: {n_all['positives']}). Chance: AUROC 0.5, AP and precision = the planted share. "
+        "Seconds: what each detector cost to compute, its reward models' training included."
+    )
+    plot = f'<div class="plots">{_img(AUDIT_PNG, "AUROC per detector")}</div>' if has_plot else ""
+    return f'<p class="muted small">{note}</p>' + html_table(head, rows, numeric=range(1, 8)) + plot
+
+
 def _features_section(features: Mapping[str, Any], has_salience: bool) -> str:
     selection = features.get("selection") if isinstance(features.get("selection"), Mapping) else {}
     safe, unsafe = list(selection.get("safe") or []), list(selection.get("unsafe") or [])
@@ -95,12 +141,13 @@ def render_report(
     title: str,
     features: Mapping[str, Any] | None = None,
     has_salience: bool = False,
+    has_audit_plot: bool = False,
 ) -> str:
     """The report page as a string; `plots` are PNG files in the report directory (linked by name)."""
     parts = [
         f"<h1>{esc(title)}</h1>",
         '<nav class="toc"><a href="#results">results</a><a href="#differences">differences</a><a href="#edits">edited sets</a>'
-        '<a href="#plots">plots</a><a href="#features">features</a><a href="#summary">summary</a>'
+        '<a href="#plots">plots</a><a href="#features">features</a><a href="#audit">audit</a><a href="#summary">summary</a>'
         f'<a href="{CSV}">results.csv</a>'
         + (f'<a href="{DASHBOARD}">feature dashboard</a>' if features else "")
         + "</nav>",
@@ -140,6 +187,9 @@ def render_report(
         if features
         else '<p class="muted">no feature selection in this run</p>'
     )
+    if isinstance(summary.get("audit"), Mapping):
+        parts.append('<h2 id="audit">Poisoning audit: detectors of planted flips</h2>')
+        parts.append(_audit_section(summary["audit"], has_audit_plot))
     parts.append('<h2 id="summary">Summary</h2>')
     parts.append(_summary_sections(summary) if summary else '<p class="muted">no summary</p>')
     return page(title, "\n".join(parts))
@@ -162,12 +212,23 @@ def write_report(
     plots = plot_sweep(rows, out)
     _remove_stale_plots(out, plots)
     has_salience = False
+    audit = summary.get("audit")
+    has_audit_plot = isinstance(audit, Mapping) and plot_audit(audit, out / AUDIT_PNG) is not None
     if features:
         write_dashboard(features, out / DASHBOARD, title=f"Features: {summary.get('run') or run_dir.name}")
         has_salience = plot_salience(features, out / SALIENCE_PNG) is not None
     index = out / INDEX
     write_text(
-        index, render_report(rows, summary, plots, title, features=features, has_salience=has_salience)
+        index,
+        render_report(
+            rows,
+            summary,
+            plots,
+            title,
+            features=features,
+            has_salience=has_salience,
+            has_audit_plot=has_audit_plot,
+        ),
     )
     log.info("wrote the report (%d result rows, %d plots) to %s", len(rows), len(plots), index)
     return index

@@ -12,6 +12,7 @@ import numpy as np
 
 from ...activations import ActivationCache
 from ...curation.detectors import (
+    DETECTORS,
     assign_folds,
     combine_ranks,
     detector_metrics,
@@ -34,8 +35,6 @@ from .analysis import encoder
 
 log = logging.getLogger(__name__)
 
-DETECTORS = ("safer", "margin", "oof_margin", "ensemble", "probe", "combined", "combined_probe")
-"""Every detector, in report order (higher value = the label looks right; the lowest are the suspects)."""
 DEFINITIONS = {
     "safer": "SAFER score a(chosen) - a(rejected) of the selected features",
     "margin": "the clean reward model's own margin on pairs it was trained on (in-sample)",
