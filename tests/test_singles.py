@@ -162,7 +162,6 @@ def test_prompts_are_grouped_after_normalising(tmp_path):
 @pytest.mark.parametrize(
     "row,field,reason",
     [
-        (wg(HARMFUL_PROMPT, None, "harmful", "refusal", "unharmful"), "response", "no_response"),
         (wg(HARMFUL_PROMPT, "x", "harmful", None, "unharmful"), "response_refusal_label", "missing_label"),
         (wg(HARMFUL_PROMPT, "x", "bad", "refusal", "unharmful"), "prompt_harm_label", "bad_label"),
         (wg(HARMFUL_PROMPT, 5, "harmful", "refusal", "unharmful"), "response", "wrong_type"),
@@ -177,6 +176,12 @@ def test_strict_names_file_line_and_field(tmp_path, row, field, reason):
     assert f"s.jsonl:2 field '{field}': {reason}" in str(err.value)
     _, report = load(path)
     assert report.dropped["wg"][reason] == 1
+
+
+def test_strict_counts_prompt_only_rows_instead_of_stopping(tmp_path):
+    row = wg(HARMFUL_PROMPT, None, "harmful", "refusal", "unharmful")
+    pairs, report = load(write_jsonl(tmp_path / "s.jsonl", [ROWS[0], row, ROWS[1]]), strict=True)
+    assert len(pairs) == 1 and report.dropped["wg"]["no_response"] == 1
 
 
 def test_parquet_with_null_responses(tmp_path):

@@ -25,8 +25,9 @@ Ids are `<source>:<chosen>+<rejected>`, each side the row's `id` field when ever
 one, else its row number (0-based, as for the other formats).
 
 Counted, never silent (reason in the drop report, one per row not used in any pair):
-  - row-level (the row is unusable; raised with file, line and field under `data.strict`): `no_response`
-    (null, absent or blank response: the prompt-only rows of WildGuardMix), `missing_label` (a label null or
+  - row-level (the row is unusable; raised with file, line and field under `data.strict`, except the
+    `EXPECTED` ones that the format itself holds): `no_response` (null, absent or blank response: the
+    prompt-only rows of WildGuardMix, counted even under `strict`), `missing_label` (a label null or
     absent), `bad_label` (a label outside its two values), `missing_field` (no or empty prompt),
     `wrong_type`, `too_long`, `duplicate_response` (the same response text as an earlier row of its prompt);
   - group-level (the row is fine but not in a pair): `lone_response` (the only usable response to its
@@ -53,6 +54,10 @@ LABELS = {
     "response_refusal_label": ("refusal", "compliance"),
 }
 DEFAULT_MAX_PAIRS_PER_PROMPT = 3
+
+
+EXPECTED = ("no_response",)
+"""Row problems the format holds by design (WildGuardMix has prompt-only rows): counted, never raised."""
 
 
 @dataclass
@@ -210,7 +215,7 @@ def load_singles(
             if (single.key, single.text) in seen:
                 raise RowProblem("duplicate_response", "response", "same response as an earlier row")
         except RowProblem as problem:
-            if strict:
+            if strict and problem.reason not in EXPECTED:
                 raise loc.error(f"{problem.reason}: {problem.detail}", field=problem.field) from None
             report.drop(name, problem.reason, str(loc))
             continue
