@@ -57,6 +57,9 @@ def test_inspect_with_an_existing_reward_model(tmp_path, tiny_llama, tiny_bert, 
     # an existing RM is one model: no seed ensemble; the folds train from the backbone
     assert detectors == ["safer", "margin", "oof_margin", "probe", "combined", "combined_probe"]
     assert (run / "rm" / "fold-1of2" / "seed-0" / "model.safetensors").is_file()
+    manifest = json.loads((run / "manifest.json").read_text())["stages"]
+    assert "folds" in manifest and not [k for k in manifest if k.startswith("folds/")]  # one folds stage
+    assert not [k for k in manifest if k.startswith(("curate", "evaluate", "audit", "causal"))]  # no sweep
     values = [float(r["combined"]) for r in suspects]
     assert values == sorted(values)  # most suspect (lowest) first
     removed = [r["id"] for r in suspects if r["removed"] == "1"]

@@ -16,7 +16,9 @@ from .stages import analysis, detect, reward, sweep
 def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
     if key.variant == CLEAN:
         return [("data", Key())]
-    return [("data", Key()), ("folds" if parse_fold(key.variant) else "curate", Key(key.variant))]
+    if parse_fold(key.variant):
+        return [("data", Key()), ("folds", Key())]  # one stage writes every fold
+    return [("data", Key()), ("curate", Key(key.variant))]
 
 
 def _evaluate_needs(cfg, key: Key) -> list[tuple[str, Key]]:
