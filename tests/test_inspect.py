@@ -108,3 +108,32 @@ def test_out_of_fold_margin_finds_planted_flips_on_separable_pairs(tmp_path, tin
     assert audit["planted"] >= 10
     assert oof["auroc"]["value"] > 0.9 and oof["auroc"]["low"] > 0.7  # chance is 0.5
     assert oof["precision"]["value"] > 0.5  # chance is 0.1
+
+
+def test_inspect_with_an_existing_reward_model_by_hub_id(tmp_path, tiny_bert):
+    """The hub path, offline: the model sits in a Hugging Face cache in the hub's own layout
+    (models--org--name/refs/main -> snapshots/<commit>/...), read by its hub id with HF_HUB_OFFLINE=1."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--acme--tiny-rm"
+    shutil.copytree(tiny_bert, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    cfg = _inspect_config(tmp_path, tiny_bert, reward_model="acme/tiny-rm")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "safer_rm.cli", "inspect", cfg, "-q"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads((tmp_path / "run" / "rm" / "clean" / "seed-0" / "safer_existing.json").read_text())
+    assert info["source"] == "acme/tiny-rm"
+    assert (tmp_path / "run" / "inspect" / "cleaned" / "train.parquet").is_file()
