@@ -188,6 +188,7 @@ FRESH = [  # (case id, setup, expected words in the one-line error)
     ("unknown-detector", _set("inspect.detector", "vibes"), ["'inspect.detector'", "oof_margin"]),
     ("remove-everything", _set("inspect.remove", 100.0), ["'inspect.remove'"]),
     ("audit-repeats-zero", _set("audit.repeats", 0), ["'audit.repeats'"]),
+    ("duplicate-seeds", _set("run.seeds", [1, 1]), ["'run.seeds'", "differ"]),
     (
         "existing-rm-missing",
         _set("model.reward_model", "/nonexistent/rm"),

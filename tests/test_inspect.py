@@ -137,3 +137,23 @@ def test_inspect_with_an_existing_reward_model_by_hub_id(tmp_path, tiny_bert):
     info = json.loads((tmp_path / "run" / "rm" / "clean" / "seed-0" / "safer_existing.json").read_text())
     assert info["source"] == "acme/tiny-rm"
     assert (tmp_path / "run" / "inspect" / "cleaned" / "train.parquet").is_file()
+
+
+def test_an_existing_rm_never_replaces_a_trained_one_and_a_trained_one_replaces_an_existing_pointer(
+    tmp_path, tiny_bert, capsys
+):
+    cfg = _inspect_config(tmp_path, tiny_bert)
+    clean = tmp_path / "run" / "rm" / "clean" / "seed-0"
+    assert main(["run", cfg, "-q", "--stages", "train-rm/clean/seed-0"]) == 0
+    rc = main(["inspect", cfg, "-q", "--set", f"model.reward_model={tiny_bert}"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "holds a reward model trained here" in err, err
+    assert list(clean.glob("*.safetensors"))  # nothing lost
+    other = tmp_path / "other"
+    other.mkdir()
+    cfg2 = _inspect_config(other, tiny_bert)
+    assert main(["inspect", cfg2, "-q", "--set", f"model.reward_model={tiny_bert}"]) == 0
+    pointer = other / "run" / "rm" / "clean" / "seed-0" / "safer_existing.json"
+    assert pointer.is_file()
+    assert main(["run", cfg2, "-q", "--resume", "--stages", "train-rm/clean/seed-0"]) == 0
+    assert not pointer.exists() and list(pointer.parent.glob("*.safetensors"))  # now trained here

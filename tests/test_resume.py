@@ -54,3 +54,24 @@ def test_run_killed_during_a_stage_resumes_and_reuses_finished_artifacts(tmp_pat
     assert all(s["status"] == "done" for s in after.values())
     assert (run / "rm" / "clean" / "seed-0" / "model.safetensors").stat().st_mtime_ns == rm_mtime
     assert "audit" in json.loads((run / "summary.json").read_text())
+
+
+def test_checkpoints_of_other_training_data_are_discarded_not_resumed(tmp_path, tiny_bert):
+    """A reward model retrained because its data changed must not resume from the old data's last
+    checkpoint (which would save the old weights after zero steps: a fold RM would then have seen its fold)."""
+    from safer_rm.cli import main
+
+    from helpers import separable_rows, write_jsonl
+
+    cfg = toy_config(tmp_path, tiny_bert, save_checkpoints=True)
+    args = ["--stages", "train-rm/clean/seed-0", "-q"]
+    assert main(["run", cfg, *args]) == 0
+    out = tmp_path / "run" / "rm" / "clean" / "seed-0"
+    first = json.loads((out / "train_summary.json").read_text())
+    weights = (out / "model.safetensors").read_bytes()
+    assert list((out / "checkpoints").glob("checkpoint-*"))
+    write_jsonl(tmp_path / "safety.jsonl", separable_rows(32, seed=9))  # other training data
+    assert main(["run", cfg, "--resume", *args]) == 0
+    again = json.loads((out / "train_summary.json").read_text())
+    assert again["steps"] == first["steps"] > 0
+    assert (out / "model.safetensors").read_bytes() != weights  # trained anew, not the old last checkpoint

@@ -43,6 +43,8 @@ class RunConfig:
             raise ConfigError("name", f"must be a plain name, got {self.name!r}")
         if not self.seeds:
             raise ConfigError("seeds", "needs at least one seed")
+        if len(set(self.seeds)) < len(self.seeds):
+            raise ConfigError("seeds", f"seeds must differ, got {self.seeds}")
 
     @property
     def path(self) -> Path:

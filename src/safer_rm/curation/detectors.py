@@ -27,6 +27,17 @@ from ..stats import Interval
 
 DETECTORS = ("safer", "margin", "oof_margin", "ensemble", "probe", "combined", "combined_probe")
 """Every detector, in report order (higher value = the label looks right; the lowest are the suspects)."""
+DEFINITIONS = {
+    "safer": "SAFER score a(chosen) - a(rejected) of the selected features",
+    "margin": "the reward model's own margin r(chosen) - r(rejected) on the pairs it was trained on (in-sample)",
+    "oof_margin": "margin of a reward model that never saw the pair (K-fold, prompt groups kept together)",
+    "ensemble": "mean margin of reward models of several seeds trained on the pairs (in-sample)",
+    "probe": "Bradley-Terry probe on per-response mean activations of the examined SAE latents, its weights "
+    "fitted out of fold (the latents and the SAE come from all pairs)",
+    "combined": "mean percentile rank of safer and oof_margin (no labels fitted)",
+    "combined_probe": "mean percentile rank of probe and oof_margin (no labels fitted)",
+}
+"""What each detector is (reports, dataset cards); the stage adjusts `margin` and the combinations to a run."""
 
 
 def fold_variant(i: int, k: int) -> str:
@@ -140,9 +151,11 @@ def detector_metrics(
     alone, pooled over audit repeats (the mean of the repeats' values), with percentile bootstrap intervals
     (pairs resampled within each repeat). `values[name]` is a list of per-repeat arrays (higher = looks right);
     `planted` and `safety` are per-repeat masks."""
-    rng = np.random.default_rng(seed)
     repeats = len(planted)
-    draws = [[rng.integers(0, len(m), len(m)) for _ in range(n_boot)] for m in planted]
+
+    def draw(r: int, b: int) -> np.ndarray:  # the same resample of repeat r for every detector (paired)
+        return np.random.default_rng([seed, r, b]).integers(0, len(planted[r]), len(planted[r]))
+
     out: dict[str, dict] = {}
     for name, per_repeat in values.items():
         out[name] = {}
@@ -159,7 +172,7 @@ def detector_metrics(
             for b in range(n_boot):
                 rows = []
                 for r in range(repeats):
-                    idx = draws[r][b]
+                    idx = draw(r, b)
                     mk = masks[r][idx]
                     rows.append(ranking_metrics(-np.asarray(per_repeat[r])[idx][mk], planted[r][idx][mk]))
                 for m in RANKING_METRICS:

@@ -38,6 +38,7 @@ import yaml
 from .. import __version__
 from ..data.records import PreferencePair
 from ..io import atomic_path, write_jsonl, write_text
+from .detectors import DEFINITIONS
 
 PARQUET_FILE = "train.parquet"
 JSONL_FILE = "export.jsonl"
@@ -60,11 +61,7 @@ METHODS = {
     "safer": "the SAFER pair score (the reward model's safety features, read through a sparse autoencoder)",
     "random": "a seeded random choice",
     "reward_margin": "the clean reward model's own margin r(chosen) - r(rejected)",
-    "margin": "the reward model's margin r(chosen) - r(rejected)",
-    "oof_margin": "the out-of-fold margin, from a reward model that never saw the pair",
-    "ensemble": "the mean margin of reward models trained with different seeds",
-    "probe": "a logistic probe on the SAE latents, fitted out of fold",
-    "combined": "the mean percentile rank of the SAFER-based and out-of-fold detectors",
+    **{name: text for name, text in DEFINITIONS.items() if name != "safer"},
 }
 """What each selection method (`curation.edits`) or detector (`curation.detectors`) is, for the card; other
 names are shown as they are."""

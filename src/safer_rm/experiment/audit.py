@@ -49,14 +49,17 @@ class Repeat:
 
 
 def repeat_plan(cfg: Config) -> list[Repeat]:
-    """Repeat i: the run's i-th seed (the first seed + i past the run's seeds), planting seed `audit.seed` + i.
+    """Repeat i: the run's i-th seed (past the run's seeds, the next unused ones), planting seed `audit.seed` + i.
     With sharing, every repeat reuses the sweep's random flips (one planting: repeats then differ only in their
     seeds) and each sweep model of a seed it needs."""
     shared = shared_variant(cfg)
     seeds = list(cfg.run.seeds)
+    own = list(seeds)
+    while len(own) < cfg.audit.repeats:  # past the run's seeds: the next unused ones
+        own.append(max(own) + 1)
     out = []
     for i in range(cfg.audit.repeats):
-        seed = seeds[i] if i < len(seeds) else seeds[0] + i
+        seed = own[i]
         members = {seed, *ensemble_seeds(_one_seed(cfg, seed))}
         copied = tuple(sorted(s for s in members if s in seeds)) if shared else ()
         out.append(Repeat(i, seed, cfg.audit.seed + i, shared, copied))

@@ -213,7 +213,7 @@ class RunContext:
         source = self.model_source(variant, seed)
         if (self.rm_dir(variant, seed) / EXISTING_FILE).is_file():
             mc = self.cfg.model
-            return load_tokenizer(source, mc.revision, mc.trust_remote_code)
+            return load_tokenizer(source, mc.reward_model_revision, mc.trust_remote_code)
         return load_tokenizer(source)
 
     def reward_model(self, variant: str = CLEAN, seed: int | None = None) -> RMHandle:
@@ -228,7 +228,7 @@ class RunContext:
             model = load_reward_model(
                 source,
                 tok,
-                mc.revision,
+                mc.reward_model_revision,
                 mc.trust_remote_code,
                 mc.allow_pickle,
                 dtype=mc.dtype,

@@ -35,6 +35,40 @@ def _audit_needs(cfg, key: Key) -> list[tuple[str, Key]]:
     return list(dict.fromkeys(out))
 
 
+EXISTING_KEYS = ("model.reward_model", "model.reward_model_revision", "model.dtype")
+"""Model keys that only an existing reward model reads."""
+
+
+def _train_values(cfg, key: Key) -> dict:
+    """A trained RM's settings (without the keys only an existing RM reads, so setting one does not retrain
+    the sweep); for an existing RM standing in for the clean one, only what loading and rendering it read."""
+    d = config_dict(cfg)
+    model = dict(d["model"])
+    if key.variant == CLEAN and cfg.model.reward_model:
+        keep = (
+            "max_length",
+            "min_prompt_tokens",
+            "template",
+            "system_prompt",
+            "trust_remote_code",
+            "allow_pickle",
+        )
+        return {
+            "model": {k: model[k] for k in keep}
+            | {k.split(".")[1]: model[k.split(".")[1]] for k in EXISTING_KEYS},
+            "rm": {},
+        }
+    for k in EXISTING_KEYS:
+        model.pop(k.split(".")[1])
+    return {"model": model, "rm": {**d["rm"], "seed": key.seed}}
+
+
+def _audit_values(cfg, key: Key) -> dict:
+    """Beside its sections: each repeat's seeds (from run.seeds) and the bootstrap size of its intervals."""
+    plans = [[p.seed, p.plant_seed, list(p.copied_seeds)] for p in repeat_plan(cfg)]
+    return {"audit_plan": plans, "bootstrap": cfg.eval.bootstrap}
+
+
 def _causal_values(cfg, key: Key) -> dict:
     """The causal test reads RewardBench (and the held-out split), not the pool or the extra sets."""
     keys = ("rewardbench", "rewardbench_hub", "rewardbench_split", "max_rewardbench_pairs")
@@ -94,7 +128,7 @@ STAGES: list[Stage] = [
         needs=_train_needs,
         sections=("model", "rm"),
         over=trained_models,
-        values=lambda cfg, key: {"rm": {**config_dict(cfg)["rm"], "seed": key.seed}},
+        values=_train_values,
         inputs=reward.train_inputs,
         writes=("rm/{variant}/seed-{seed}/config.json",),
         folder="rm",
@@ -259,6 +293,7 @@ STAGES: list[Stage] = [
         "audit",
         detect.audit,
         needs=_audit_needs,
+        values=_audit_values,
         sections=("model", "rm", "activations", "sae", "features", "judge", "detect", "audit"),
         enabled=lambda cfg: cfg.audit.enabled,
         writes=("audit/results.json",),

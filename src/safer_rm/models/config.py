@@ -29,6 +29,8 @@ class ModelConfig:
     test and the detectors read it. Its tokenizer's chat template is used (`template: auto`); `max_length`,
     `template` and `system_prompt` still apply. `name` stays the backbone that edited sets and the detectors'
     reward models are trained from."""
+    reward_model_revision: str | None = None
+    """Hub revision (branch, tag or commit) of `reward_model`; `revision` is the backbone's."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Weights' dtype of an existing reward model: auto keeps the saved dtype on CUDA and uses float32 on the
     CPU; float32 or bfloat16 force it."""

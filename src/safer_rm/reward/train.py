@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..data.records import PreferencePair
-from ..io import quiet, write_json
+from ..io import quiet, write_json, write_text
 from ..models.batching import pad_batch
 from ..models.layers import Resume, transformer_blocks
 from ..models.prefix_cache import PrefixCache
@@ -173,10 +174,12 @@ def train_reward_model(
     out_dir: str | os.PathLike,
     eval_pairs: Sequence[PreferencePair] = (),
     resume: bool = False,
+    inputs_key: str | None = None,
     prefix: PrefixCache | None = None,
 ) -> dict:
     """Train `model` on pairs and save it (safetensors) with its tokenizer and render settings to `out_dir`.
-    Returns a summary: steps, loss history, truncation counts, trainable parameters."""
+    Returns a summary: steps, loss history, truncation counts, trainable parameters. With `inputs_key` (what the
+    training data and settings are), checkpoints left by a training with another key are discarded, not resumed."""
     out_dir = Path(out_dir)
     chosen, rejected = renderer.encode_pairs(train_pairs)
     trunc = truncation_counts(chosen, rejected)
@@ -248,6 +251,15 @@ def train_reward_model(
     if args.disable_tqdm:
         trainer.remove_callback(PrinterCallback)  # quiet: the loss goes to the log only
     checkpoint = None
+    marker = out_dir / "checkpoints" / "inputs.txt"
+    if inputs_key is not None and (out_dir / "checkpoints").is_dir():
+        if not marker.is_file() or marker.read_text() != inputs_key:  # made on other data or settings
+            log.info(
+                "reward model: discarding checkpoints made with other inputs in %s", out_dir / "checkpoints"
+            )
+            shutil.rmtree(out_dir / "checkpoints")
+    if inputs_key is not None and trainer.is_world_process_zero():
+        write_text(marker, inputs_key)
     if resume and (out_dir / "checkpoints").is_dir():
         from transformers.trainer_utils import get_last_checkpoint
 

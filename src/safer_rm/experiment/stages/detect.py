@@ -12,6 +12,7 @@ import numpy as np
 
 from ...activations import ActivationCache
 from ...curation.detectors import (
+    DEFINITIONS,
     DETECTORS,
     assign_folds,
     combine_ranks,
@@ -35,16 +36,6 @@ from .analysis import encoder
 
 log = logging.getLogger(__name__)
 
-DEFINITIONS = {
-    "safer": "SAFER score a(chosen) - a(rejected) of the selected features",
-    "margin": "the clean reward model's own margin on pairs it was trained on (in-sample)",
-    "oof_margin": "margin of a reward model that never saw the pair (K-fold, prompt groups kept together)",
-    "ensemble": "mean margin of clean reward models of several seeds (in-sample)",
-    "probe": "Bradley-Terry probe on per-response mean activations of the examined SAE latents, out of fold",
-    "combined": "mean percentile rank of safer and oof_margin (no labels fitted)",
-    "combined_probe": "mean percentile rank of probe and oof_margin (no labels fitted)",
-}
-
 
 def fold_settings(cfg, key: Key) -> dict:
     return {"detect": {"folds": cfg.detect.folds, "seed": cfg.detect.seed}}
@@ -54,6 +45,11 @@ def folds(ctx: RunContext, key: Key) -> dict:
     """Split the clean training pairs into K folds (pairs sharing a prompt stay together): fold i's reward
     model trains on the others and scores fold i."""
     train = ctx.train_pairs(CLEAN)
+    groups = len({p.prompt_key() for p in train})
+    if groups < ctx.cfg.detect.folds:
+        raise StageError(
+            f"detect.folds={ctx.cfg.detect.folds} but the training pairs have only {groups} prompts"
+        )
     fold = assign_folds(train, ctx.cfg.detect.folds, ctx.cfg.detect.seed)
     for i, variant in enumerate(fold_variants(ctx.cfg)):
         write_pairs(ctx.train_path(variant), [p for p, f in zip(train, fold) if f != i])
@@ -154,9 +150,15 @@ def detect(ctx: RunContext, key: Key) -> dict:
         out.append(row)
     write_csv(ctx.run.path("detect", "scores.csv"), out)
     names = [d for d in DETECTORS if d in values]
+    definitions = {d: DEFINITIONS[d] for d in names}
+    if ctx.cfg.model.reward_model:
+        definitions["margin"] = f"the existing reward model's margin ({ctx.cfg.model.reward_model})"
+    for d in ("combined", "combined_probe"):
+        if d in definitions:
+            definitions[d] = definitions[d].replace("oof_margin", second)
     info = {
         "detectors": names,
-        "definitions": {d: DEFINITIONS[d] for d in names},
+        "definitions": definitions,
         "combined_with": second,
         "cost_s": {d: round(cost[d], 1) for d in names},
         "folds": len(variants),
@@ -181,10 +183,9 @@ def probe_features(ctx: RunContext) -> np.ndarray:
 
 def spearman_matrix(values: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Rank correlation between every two detectors: how much they agree on which pairs look wrong."""
-    from scipy.stats import spearmanr
-
     names = list(values)
-    return {a: {b: round(float(spearmanr(values[a], values[b]).statistic), 3) for b in names} for a in names}
+    corr = np.corrcoef([percentile_ranks(values[d]) for d in names])
+    return {a: {b: round(float(corr[i, j]), 3) for j, b in enumerate(names)} for i, a in enumerate(names)}
 
 
 # ---- the poisoning audit ------------------------------------------------------------------------------
@@ -208,7 +209,13 @@ def audit(ctx: RunContext, key: Key) -> dict:
         given = GivenData(
             planted_pairs,
             ctx.test_pairs(),
-            {"planted": ids, "shared": plan.shared, "copied": sorted(rm_from)},
+            {
+                "planted": ids,
+                "shared": plan.shared,
+                "copied": sorted(rm_from),
+                "train": ctx.file_hash(ctx.train_path(plan.shared or CLEAN)),
+                "test": ctx.file_hash(ctx.run.path("data", "test.jsonl")),
+            },
             {"train": len(planted_pairs), "planted": len(ids), "shared_with": plan.shared},
             rm_from=rm_from,
         )
@@ -254,7 +261,7 @@ def audit(ctx: RunContext, key: Key) -> dict:
             d: round(float(np.mean([r["cost_s"].get(d, np.nan) for r in repeats])), 1) for d in metrics
         },
         "per_repeat": repeats,
-        "definitions": {d: DEFINITIONS[d] for d in metrics},
+        "definitions": info["definitions"],
     }
     for name in ("safer", "margin"):  # the headline numbers of earlier versions, kept for comparisons
         legacy = "reward_margin" if name == "margin" else name
@@ -343,7 +350,8 @@ def inspect(ctx: RunContext, key: Key) -> dict:
     card = {
         "title": "Preference pairs cleaned by safer inspect",
         "summary": f"The training pairs of {ctx.run.root.name} without the pairs whose {detector} detector value "
-        f"says the label is most likely wrong ({rule}); {DEFINITIONS[detector]}.",
+        f"says the label is most likely wrong ({rule}); {info['definitions'][detector]}. It holds the run's "
+        f"training split: the {len(ctx.test_pairs())} held-out pairs (data.test_fraction) were not audited.",
         "settings": {
             "detector": detector,
             "rule": rule,

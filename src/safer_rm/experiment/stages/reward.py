@@ -19,6 +19,7 @@ from ...reward.evaluate import evaluate_sets, write_margins
 from ...reward.train import EXISTING_FILE, RENDER_FILE, train_reward_model, use_bf16
 from ..context import RunContext
 from ..graph import CLEAN, Key
+from ..rundir import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
         info = (copy_rm(src, out) if src is not None else use_existing(ctx, out)) if ctx.main else {}
         distributed.barrier()
         return info
+    (out / EXISTING_FILE).unlink(missing_ok=True)  # an existing RM stood here before: this one is trained
     set_seed(key.seed)
     tok = load_tokenizer(mc.name, mc.revision, mc.trust_remote_code)
     model = load_reward_model(mc.name, tok, mc.revision, mc.trust_remote_code, mc.allow_pickle)
@@ -115,6 +117,7 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
         eval_pairs=ctx.test_pairs(),
         resume=ctx.resume,
         prefix=ctx.prefix_cache(),
+        inputs_key=fingerprint([train_inputs(ctx, key), config_dict(ctx.cfg)["model"], rcfg.__dict__]),
     )
     if ctx.main:
         write_json(out / "train_summary.json", info)
@@ -178,21 +181,29 @@ def use_existing(ctx: RunContext, out: Path) -> dict:
 
     mc = ctx.cfg.model
     source = resolve(mc.reward_model)
-    tok = load_tokenizer(source, mc.revision, mc.trust_remote_code)
+    if Path(source).is_dir():
+        source = str(Path(source).resolve())  # the run may be read from another working directory
+    if list(out.glob("*.safetensors")):
+        raise StageError(
+            f"{out} holds a reward model trained here; an existing one (model.reward_model) would replace it: "
+            "use another run.dir (or --fresh)"
+        )
+    revision = mc.reward_model_revision
+    tok = load_tokenizer(source, revision, mc.trust_remote_code)
     model = load_reward_model(
-        source, tok, mc.revision, mc.trust_remote_code, mc.allow_pickle, dtype=mc.dtype, existing=True
+        source, tok, revision, mc.trust_remote_code, mc.allow_pickle, dtype=mc.dtype, existing=True
     )
     renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt, mc.min_prompt_tokens)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     AutoConfig.from_pretrained(
-        source, revision=mc.revision, trust_remote_code=mc.trust_remote_code
+        source, revision=revision, trust_remote_code=mc.trust_remote_code
     ).save_pretrained(out)
     write_json(out / RENDER_FILE, {**renderer.settings(), "frozen_layers": 0})
     info = {
         "source": source,
-        "revision": mc.revision,
+        "revision": revision,
         "architecture": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
