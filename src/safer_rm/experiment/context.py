@@ -78,7 +78,8 @@ class RunContext:
     """Runs stages of another context (set by the runner; the audit's sub-run uses it)."""
     started: float = field(default_factory=time.time)
     prefix_caches: dict = field(default_factory=dict)
-    """Open frozen-block caches by (model, revision, frozen blocks); a sub-run shares its parent's."""
+    """Open frozen-block caches by fingerprint (model or existing RM, frozen blocks); a sub-run shares its
+    parent's."""
     _rewardbench: list | None = None
     _extra: dict = field(default_factory=dict)
     _hashes: dict = field(default_factory=dict)
@@ -185,16 +186,23 @@ class RunContext:
         return self._hashes[stamp]
 
     # ---- models --------------------------------------------------------------------------------------
-    def prefix_cache(self, frozen: int | None = None) -> PrefixCache | None:
-        """The shared cache of frozen lower-block states (None when nothing is frozen or caching is off)."""
+    def prefix_cache(self, frozen: int | None = None, owner: dict | None = None) -> PrefixCache | None:
+        """The shared cache of frozen lower-block states (None when nothing is frozen or caching is off): the
+        backbone's, or, with `owner` (an existing reward model's source and weight hashes), that model's own."""
         frozen = self.cfg.rm.freeze_layers if frozen is None else frozen
         if frozen <= 0 or not self.cfg.rm.cache_frozen:
             return None
-        key = (self.cfg.model.name, self.cfg.model.revision, frozen)
-        if key not in self.prefix_caches:
+        key = (
+            (self.cfg.model.name, self.cfg.model.revision, frozen)
+            if owner is None
+            else ("existing", owner, frozen)
+        )
+        fp = fingerprint(list(key))
+        if fp not in self.prefix_caches:
             root = self.cache_root or self.run.path("cache")
-            self.prefix_caches[key] = PrefixCache(frozen, fingerprint(list(key)), root / f"frozen-{frozen}")
-        return self.prefix_caches[key]
+            folder = root / (f"frozen-{frozen}" if owner is None else f"frozen-{frozen}-{fp[:10]}")
+            self.prefix_caches[fp] = PrefixCache(frozen, fp, folder)
+        return self.prefix_caches[fp]
 
     def model_source(self, variant: str = CLEAN, seed: int | None = None) -> str:
         """Where a reward model's weights and tokenizer are read from: its run folder, or the existing reward
@@ -243,7 +251,7 @@ class RunContext:
             tok,
             Renderer.from_settings(tok, settings),
             settings,
-            self.prefix_cache(settings.get("frozen_layers", 0)),
+            self.prefix_cache(settings.get("frozen_layers", 0), settings.get("owner")),
         )
 
     def layer(self, model=None) -> int:

@@ -252,12 +252,11 @@ def train_reward_model(
         trainer.remove_callback(PrinterCallback)  # quiet: the loss goes to the log only
     checkpoint = None
     marker = out_dir / "checkpoints" / "inputs.txt"
-    if inputs_key is not None and (out_dir / "checkpoints").is_dir():
-        if not marker.is_file() or marker.read_text() != inputs_key:  # made on other data or settings
-            log.info(
-                "reward model: discarding checkpoints made with other inputs in %s", out_dir / "checkpoints"
-            )
-            shutil.rmtree(out_dir / "checkpoints")
+    made = list((out_dir / "checkpoints").glob("checkpoint-*"))
+    if inputs_key is not None and made and (not marker.is_file() or marker.read_text() != inputs_key):
+        log.info("reward model: discarding checkpoints made with other inputs in %s", out_dir / "checkpoints")
+        for ck in made:  # made on other data or settings: resuming them would keep the old weights
+            shutil.rmtree(ck)
     if inputs_key is not None and trainer.is_world_process_zero():
         write_text(marker, inputs_key)
     if resume and (out_dir / "checkpoints").is_dir():

@@ -85,6 +85,7 @@ def train_inputs(ctx: RunContext, key: Key) -> dict:
     existing = _existing(ctx, key)
     if existing and Path(existing).is_dir():
         files = sorted([*Path(existing).glob("*.safetensors"), Path(existing) / "config.json"])
+        files += [Path(existing) / RENDER_FILE] if (Path(existing) / RENDER_FILE).is_file() else []
         out["existing"] = {f.name: ctx.file_hash(f) for f in files}
     return out
 
@@ -175,8 +176,10 @@ def pool(ctx: RunContext, key: Key) -> dict:
 
 def use_existing(ctx: RunContext, out: Path) -> dict:
     """Stand an existing reward model in for the clean one: no training, no copy of its weights. The run
-    folder holds its config, the render settings inferred from its tokenizer (chat template when it has one),
-    and where it lives."""
+    folder holds its config, its render settings and where it lives. The settings are inferred from its
+    tokenizer (chat template when it has one) and `model.*`; a reward model trained by safer-rm brings its own
+    (safer_render.json), frozen blocks included, whose states are cached in bf16 as they were in its training,
+    so it scores exactly as in the run that trained it."""
     from transformers import AutoConfig
 
     mc = ctx.cfg.model
@@ -193,14 +196,23 @@ def use_existing(ctx: RunContext, out: Path) -> dict:
     model = load_reward_model(
         source, tok, revision, mc.trust_remote_code, mc.allow_pickle, dtype=mc.dtype, existing=True
     )
-    renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt, mc.min_prompt_tokens)
+    saved = Path(source) / RENDER_FILE
+    if saved.is_file():  # trained by safer-rm: render it and run its frozen blocks as it was trained
+        settings = read_json(saved)
+        renderer = Renderer.from_settings(tok, settings)
+        frozen = int(settings.get("frozen_layers", 0))
+    else:
+        renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt, mc.min_prompt_tokens)
+        frozen = 0
+    weights = {f.name: ctx.file_hash(f) for f in sorted(Path(source).glob("*.safetensors"))}
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     AutoConfig.from_pretrained(
         source, revision=revision, trust_remote_code=mc.trust_remote_code
     ).save_pretrained(out)
-    write_json(out / RENDER_FILE, {**renderer.settings(), "frozen_layers": 0})
+    owner = {"source": source, "revision": revision, "weights": weights}
+    write_json(out / RENDER_FILE, {**renderer.settings(), "frozen_layers": frozen, "owner": owner})
     info = {
         "source": source,
         "revision": revision,
@@ -208,6 +220,9 @@ def use_existing(ctx: RunContext, out: Path) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "template": renderer.mode,
+        "max_length": renderer.max_length,
+        "render_settings": "its own (safer_render.json)" if saved.is_file() else "model.*",
+        "frozen_layers_cached": frozen,
         "pad_token": tok.pad_token,
     }
     write_json(out / EXISTING_FILE, info)
