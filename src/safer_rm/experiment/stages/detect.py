@@ -357,6 +357,7 @@ def inspect(ctx: RunContext, key: Key) -> dict:
             "rule": rule,
             "reward_model": ctx.cfg.model.reward_model or "trained",
         },
+        "sources": {src.name: src.hub or src.path for src in ctx.cfg.data.sources},
     }
     if ic.threshold is None:
         card["ratio"] = ic.remove
