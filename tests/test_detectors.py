@@ -115,3 +115,22 @@ def test_planting_among_safety_pairs_only():
     assert len(idx) == 10 and all(pairs[i].kind == "safety" for i in idx)
     assert len(planted_indices(pairs, 10.0, seed=1)) == 10
     assert planted_indices(pairs, 10.0, seed=1, scope="safety") == idx
+
+
+def test_paired_auroc_differences_against_a_reference_detector():
+    from safer_rm.curation.detectors import auroc_differences
+    from safer_rm.metrics import auroc
+
+    rng = np.random.default_rng(2)
+    planted = [rng.random(300) < 0.08 for _ in range(2)]
+    safety = [rng.random(300) < 0.5 for _ in range(2)]
+    good = [np.where(p, -1.0, 1.0) + rng.normal(0, 0.7, 300) for p in planted]
+    noise = [rng.normal(size=300) for _ in planted]
+    out = auroc_differences(
+        {"good": good, "noise": noise, "same": noise}, planted, safety, "noise", n_boot=200
+    )
+    assert set(out) == {"good", "same"} and set(out["good"]) == {"all", "safety"}
+    want = np.mean([auroc(-g, p) - auroc(-n, p) for g, n, p in zip(good, noise, planted)])
+    d = out["good"]["all"]
+    assert d["diff"] == pytest.approx(want, abs=1e-6) and 0 < d["low"] <= d["diff"] <= d["high"]
+    assert out["same"]["safety"] == {"diff": 0.0, "low": 0.0, "high": 0.0}  # paired: identical detectors

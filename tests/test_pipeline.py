@@ -74,6 +74,10 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
             v = pops["all"][m]
             assert v["low"] <= v["value"] <= v["high"] and v["n"] == summary["audit"]["pairs"], (name, m)
         assert summary["audit"]["cost_s"][name] > 0, name
+    versus = summary["audit"]["auroc_versus"]
+    assert versus["reference"] == "oof_margin" and set(versus["differences"]) == set(detectors) - {
+        "oof_margin"
+    }
     rows = (run / "audit/detectors.csv").read_text().splitlines()
     assert rows[0].startswith("detector,pairs,cost_s,auroc,auroc_low,auroc_high") and len(rows) == 1 + 2 * 7
     # the sub-run's ensemble copies the sweep's second seed? (one seed here): its extra member is trained

@@ -191,3 +191,74 @@ def detector_metrics(
                 for m in RANKING_METRICS
             }
     return out
+
+
+def _auroc_delta(
+    a: np.ndarray, b: np.ndarray, y: np.ndarray, mask: np.ndarray, idx: np.ndarray | None
+) -> float:
+    """AUROC of suspicion -a minus that of -b on the pairs `idx` (all when None) within `mask`."""
+    pick = np.arange(len(y)) if idx is None else idx
+    mk = mask[pick]
+    yy = y[pick][mk]
+    return auroc(-a[pick][mk], yy) - auroc(-b[pick][mk], yy)
+
+
+def _mean(values: Sequence[float]) -> float:
+    """Mean of the finite values; NaN when there are none (a resample drew no planted pair)."""
+    got = [v for v in values if not np.isnan(v)]
+    return float(np.mean(got)) if got else float("nan")
+
+
+def auroc_differences(
+    values: dict[str, list[np.ndarray]],
+    planted: Sequence[np.ndarray],
+    safety: Sequence[np.ndarray],
+    reference: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, dict]:
+    """Each detector's AUROC minus the `reference` detector's, over all pairs and over safety pairs, mean over
+    repeats, with a paired percentile bootstrap interval (both detectors on the same resamples)."""
+    alpha = (1 - confidence) / 2
+    repeats = range(len(planted))
+    out: dict[str, dict] = {}
+    for name in values:
+        if name == reference:
+            continue
+        out[name] = {}
+        for pop in ("all", "safety"):
+            args = [
+                (
+                    np.asarray(values[name][r], dtype=float),
+                    np.asarray(values[reference][r], dtype=float),
+                    np.asarray(planted[r], dtype=bool),
+                    np.ones(len(planted[r]), dtype=bool)
+                    if pop == "all"
+                    else np.asarray(safety[r], dtype=bool),
+                )
+                for r in repeats
+            ]
+            point = _mean([_auroc_delta(*args[r], None) for r in repeats])
+            boot = np.array(
+                [
+                    _mean(
+                        [
+                            _auroc_delta(
+                                *args[r],
+                                np.random.default_rng([seed, r, b]).integers(
+                                    0, len(planted[r]), len(planted[r])
+                                ),
+                            )
+                            for r in repeats
+                        ]
+                    )
+                    for b in range(n_boot)
+                ]
+            )
+            out[name][pop] = {
+                "diff": round(point, 6),
+                "low": round(float(np.nanquantile(boot, alpha)), 6),
+                "high": round(float(np.nanquantile(boot, 1 - alpha)), 6),
+            }
+    return out

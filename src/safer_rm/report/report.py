@@ -75,15 +75,25 @@ def _interval(v: Mapping[str, Any] | None) -> str:
     )
 
 
+def _difference(v: Mapping[str, Any] | None) -> str:
+    if not v or as_float(v.get("diff")) is None:
+        return DASH
+    text = f"{v['diff']:+.3f} <span class='muted small'>[{v['low']:+.3f}, {v['high']:+.3f}]</span>"
+    return f"<b>{text}</b>" if v["low"] > 0 or v["high"] < 0 else text
+
+
 def _audit_section(audit: Mapping[str, Any], has_plot: bool) -> str:
     """Each detector's AUROC, average precision and precision at q on the planted flips, over all pairs and
     over safety pairs alone, with 95 % intervals, and its cost."""
     detectors = audit.get("detectors") or {}
     if not detectors:
         return kv_table(audit)
+    versus = audit.get("auroc_versus") or {}
+    ref, diffs = versus.get("reference"), versus.get("differences") or {}
     head = [
         "detector",
         *[f"{m} ({pop})" for pop in ("all", "safety") for m in ("AUROC", "AP", "precision")],
+        f"AUROC − {esc(ref)} (safety)" if ref else "",
         "s",
     ]
     rows = [
@@ -94,6 +104,7 @@ def _audit_section(audit: Mapping[str, Any], has_plot: bool) -> str:
                 for pop in ("all", "safety")
                 for m in ("auroc", "ap", "precision")
             ],
+            _difference((diffs.get(d) or {}).get("safety")) if ref else "",
             esc((audit.get("cost_s") or {}).get(d, DASH)),
         ]
         for d in detectors
@@ -109,7 +120,7 @@ def _audit_section(audit: Mapping[str, Any], has_plot: bool) -> str:
         "Seconds: what each detector cost to compute, its reward models' training included."
     )
     plot = f'<div class="plots">{_img(AUDIT_PNG, "AUROC per detector")}</div>' if has_plot else ""
-    return f'<p class="muted small">{note}</p>' + html_table(head, rows, numeric=range(1, 8)) + plot
+    return f'<p class="muted small">{note}</p>' + html_table(head, rows, numeric=range(1, 9)) + plot
 
 
 def _features_section(features: Mapping[str, Any], has_salience: bool) -> str:

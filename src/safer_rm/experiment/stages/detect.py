@@ -15,6 +15,7 @@ from ...curation.detectors import (
     DEFINITIONS,
     DETECTORS,
     assign_folds,
+    auroc_differences,
     combine_ranks,
     detector_metrics,
     percentile_ranks,
@@ -248,6 +249,10 @@ def audit(ctx: RunContext, key: Key) -> dict:
             }
         )
     metrics = detector_metrics(per_repeat, planted_masks, safety_masks, ctx.cfg.eval.bootstrap, seed=ac.seed)
+    reference = "oof_margin" if "oof_margin" in per_repeat else "margin"
+    versus = auroc_differences(
+        per_repeat, planted_masks, safety_masks, reference, ctx.cfg.eval.bootstrap, seed=ac.seed
+    )
     result = {
         "q": ac.ratio,
         "scope": ac.scope,
@@ -257,6 +262,7 @@ def audit(ctx: RunContext, key: Key) -> dict:
         "shared_with": repeats[0]["shared_with"],
         "selected_features": repeats[0]["selected_features"],
         "detectors": metrics,
+        "auroc_versus": {"reference": reference, "differences": versus},
         "cost_s": {
             d: round(float(np.mean([r["cost_s"].get(d, np.nan) for r in repeats])), 1) for d in metrics
         },
