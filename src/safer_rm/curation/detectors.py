@@ -152,18 +152,11 @@ def detector_metrics(
     (pairs resampled within each repeat). `values[name]` is a list of per-repeat arrays (higher = looks right);
     `planted` and `safety` are per-repeat masks."""
     repeats = len(planted)
-
-    def draw(r: int, b: int) -> np.ndarray:  # the same resample of repeat r for every detector (paired)
-        return np.random.default_rng([seed, r, b]).integers(0, len(planted[r]), len(planted[r]))
-
     out: dict[str, dict] = {}
     for name, per_repeat in values.items():
         out[name] = {}
         for pop in ("all", "safety"):
-            masks = [
-                np.ones(len(m), dtype=bool) if pop == "all" else np.asarray(s, dtype=bool)
-                for m, s in zip(planted, safety)
-            ]
+            masks = _masks(planted, safety, pop)
             point = [
                 ranking_metrics(-np.asarray(v)[mk], np.asarray(pl)[mk])
                 for v, pl, mk in zip(per_repeat, planted, masks)
@@ -172,12 +165,11 @@ def detector_metrics(
             for b in range(n_boot):
                 rows = []
                 for r in range(repeats):
-                    idx = draw(r, b)
+                    idx = _resample(len(planted[r]), seed, r, b)
                     mk = masks[r][idx]
                     rows.append(ranking_metrics(-np.asarray(per_repeat[r])[idx][mk], planted[r][idx][mk]))
                 for m in RANKING_METRICS:
-                    got = [row[m] for row in rows if not np.isnan(row[m])]  # NaN: no positive drawn
-                    boot[m][b] = np.mean(got) if got else np.nan
+                    boot[m][b] = _mean([row[m] for row in rows])
             alpha = (1 - confidence) / 2
             out[name][pop] = {
                 m: Interval(
@@ -191,6 +183,19 @@ def detector_metrics(
                 for m in RANKING_METRICS
             }
     return out
+
+
+def _resample(n: int, seed: int, repeat: int, b: int) -> np.ndarray:
+    """Bootstrap resample b of a repeat's n pairs: the same for every detector and every statistic (paired)."""
+    return np.random.default_rng([seed, repeat, b]).integers(0, n, n)
+
+
+def _masks(planted: Sequence[np.ndarray], safety: Sequence[np.ndarray], pop: str) -> list[np.ndarray]:
+    """Per repeat, the pairs of a population: "all", or "safety" pairs alone."""
+    return [
+        np.ones(len(p), dtype=bool) if pop == "all" else np.asarray(s, dtype=bool)
+        for p, s in zip(planted, safety)
+    ]
 
 
 def _auroc_delta(
@@ -228,14 +233,13 @@ def auroc_differences(
             continue
         out[name] = {}
         for pop in ("all", "safety"):
+            masks = _masks(planted, safety, pop)
             args = [
                 (
                     np.asarray(values[name][r], dtype=float),
                     np.asarray(values[reference][r], dtype=float),
                     np.asarray(planted[r], dtype=bool),
-                    np.ones(len(planted[r]), dtype=bool)
-                    if pop == "all"
-                    else np.asarray(safety[r], dtype=bool),
+                    masks[r],
                 )
                 for r in repeats
             ]
@@ -246,9 +250,7 @@ def auroc_differences(
                         [
                             _auroc_delta(
                                 *args[r],
-                                np.random.default_rng([seed, r, b]).integers(
-                                    0, len(planted[r]), len(planted[r])
-                                ),
+                                _resample(len(planted[r]), seed, r, b),
                             )
                             for r in repeats
                         ]

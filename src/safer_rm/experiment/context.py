@@ -26,7 +26,8 @@ from ..models import Renderer, load_reward_model, load_tokenizer
 from ..models.layers import num_layers
 from ..models.prefix_cache import PrefixCache
 from ..reward.evaluate import EvalSet, load_rewardbench, set_style
-from ..reward.train import EXISTING_FILE, RENDER_FILE
+from ..reward.scoring import reward_pairs
+from ..reward.train import EXISTING_FILE, RENDER_FILE, use_bf16
 from ..sae import hookpoint_for, load_sae
 from .graph import CLEAN
 from .rundir import RunDir, fingerprint
@@ -138,6 +139,10 @@ class RunContext:
 
     def test_pairs(self) -> list[PreferencePair]:
         return read_pairs(self.run.path("data", "test.jsonl"))
+
+    def source_origins(self) -> dict[str, str]:
+        """Where each data source was read from (hub id, else the path as configured), for dataset cards."""
+        return {src.name: src.hub or src.path for src in self.cfg.data.sources}
 
     def rewardbench(self) -> list[PreferencePair]:
         if self._rewardbench is None:
@@ -253,6 +258,19 @@ class RunContext:
             settings,
             self.prefix_cache(settings.get("frozen_layers", 0), settings.get("owner")),
         )
+
+    def margins(self, variant: str, seed: int, pairs: list[PreferencePair], desc: str) -> np.ndarray:
+        """r(chosen) - r(rejected) of a trained (or existing) reward model on `pairs`."""
+        rm = self.reward_model(variant, seed)
+        return reward_pairs(
+            rm.model,
+            rm.renderer,
+            pairs,
+            self.cfg.rm.eval_batch_size,
+            use_bf16(self.cfg.rm.bf16),
+            desc,
+            prefix=rm.prefix,
+        ).margin
 
     def layer(self, model=None) -> int:
         """The configured layer, or 3/4 of the depth (rounded) when unset."""

@@ -35,31 +35,26 @@ def _audit_needs(cfg, key: Key) -> list[tuple[str, Key]]:
     return list(dict.fromkeys(out))
 
 
-EXISTING_KEYS = ("model.reward_model", "model.reward_model_revision", "model.dtype")
-"""Model keys that only an existing reward model reads."""
+EXISTING_KEYS = ("reward_model", "reward_model_revision", "dtype")
+"""Keys of `model` that only an existing reward model reads."""
+RENDER_KEYS = (
+    "max_length",
+    "min_prompt_tokens",
+    "template",
+    "system_prompt",
+    "trust_remote_code",
+    "allow_pickle",
+)
+"""Keys of `model` that loading and rendering an existing reward model read beside those."""
 
 
 def _train_values(cfg, key: Key) -> dict:
     """A trained RM's settings (without the keys only an existing RM reads, so setting one does not retrain
     the sweep); for an existing RM standing in for the clean one, only what loading and rendering it read."""
     d = config_dict(cfg)
-    model = dict(d["model"])
     if key.variant == CLEAN and cfg.model.reward_model:
-        keep = (
-            "max_length",
-            "min_prompt_tokens",
-            "template",
-            "system_prompt",
-            "trust_remote_code",
-            "allow_pickle",
-        )
-        return {
-            "model": {k: model[k] for k in keep}
-            | {k.split(".")[1]: model[k.split(".")[1]] for k in EXISTING_KEYS},
-            "rm": {},
-        }
-    for k in EXISTING_KEYS:
-        model.pop(k.split(".")[1])
+        return {"model": {k: d["model"][k] for k in (*RENDER_KEYS, *EXISTING_KEYS)}, "rm": {}}
+    model = {k: v for k, v in d["model"].items() if k not in EXISTING_KEYS}
     return {"model": model, "rm": {**d["rm"], "seed": key.seed}}
 
 

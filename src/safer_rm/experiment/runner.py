@@ -72,7 +72,8 @@ class Runner:
     def execute(self, d: Decision) -> None:
         run, started = self.ctx.run, time.time()
         crash_hook(d.name)
-        run.record(d.name, {"status": "running", "started": started})
+        # the fingerprint is known while it runs: a stage may key what it resumes from on it (checkpoints)
+        run.record(d.name, {"status": "running", "started": started, "fingerprint": d.fingerprint})
         run.save()
         start_log.info("stage %s%s: started (%s)", self.label, d.name, d.reason)
         try:

@@ -20,7 +20,6 @@ from ...features.salience import compute_salience
 from ...features.selection import select_features
 from ...io import read_json, save_tensors, write_csv, write_json
 from ...report import write_dashboard
-from ...reward.scoring import reward_pairs
 from ...reward.train import use_bf16
 from ...sae import SAEMeta, evaluate_sae, hookpoint_for, save_sae, train_two_stage
 from ...sae.lens import save_sae_lens
@@ -213,17 +212,8 @@ def judge_probe(ctx: RunContext, judge) -> dict | None:
 def score(ctx: RunContext, key: Key) -> dict | None:
     """SAFER score of every training pair (with per-feature contributions) and the clean RM's margin."""
     train = ctx.train_pairs(CLEAN)
-    rm = ctx.reward_model(CLEAN, ctx.seed0)
     # reward margins: sharded over the ranks and gathered; the SAE scores and the files: rank 0 alone
-    margin = reward_pairs(
-        rm.model,
-        rm.renderer,
-        train,
-        ctx.cfg.rm.eval_batch_size,
-        use_bf16(ctx.cfg.rm.bf16),
-        "reward margins",
-        prefix=rm.prefix,
-    ).margin
+    margin = ctx.margins(CLEAN, ctx.seed0, train, "reward margins")
     if not ctx.main:
         return None
     sae, _layer = ctx.load_sae()

@@ -28,8 +28,6 @@ from ...data import read_pairs, write_pairs
 from ...errors import StageError
 from ...io import read_csv, read_json, write_csv, write_json
 from ...report.suspects import write_suspects_page
-from ...reward.scoring import reward_pairs
-from ...reward.train import use_bf16
 from ..audit import planted_indices, repeat_plan, subrun_config
 from ..context import GivenData, RunContext
 from ..graph import CLEAN, Key, ensemble_seeds, fold_variants
@@ -76,19 +74,6 @@ def _train_seconds(ctx: RunContext, variant: str, seed: int) -> float:
     return float(read_json(path).get("train_seconds", 0.0)) if path.is_file() else 0.0
 
 
-def _margins(ctx: RunContext, variant: str, seed: int, pairs, desc: str) -> np.ndarray:
-    rm = ctx.reward_model(variant, seed)
-    return reward_pairs(
-        rm.model,
-        rm.renderer,
-        pairs,
-        ctx.cfg.rm.eval_batch_size,
-        use_bf16(ctx.cfg.rm.bf16),
-        desc,
-        prefix=rm.prefix,
-    ).margin
-
-
 def detect(ctx: RunContext, key: Key) -> dict:
     """Every detector's value for every training pair (detect/scores.csv) and each one's cost in seconds."""
     dc, s0 = ctx.cfg.detect, ctx.seed0
@@ -115,14 +100,14 @@ def detect(ctx: RunContext, key: Key) -> dict:
             held = read_pairs(ctx.heldout_fold_path(variant))
             idx = np.array([by_id[p.id] for p in held], dtype=np.int64)
             fold[idx] = i
-            oof[idx] = _margins(ctx, variant, s0, held, f"out-of-fold margins {i + 1}/{len(variants)}")
+            oof[idx] = ctx.margins(variant, s0, held, f"out-of-fold margins {i + 1}/{len(variants)}")
         values["oof_margin"] = oof
         cost["oof_margin"] = time.time() - started + sum(_train_seconds(ctx, v, s0) for v in variants)
     seeds = ensemble_seeds(ctx.cfg)
     if seeds:
         started = time.time()
         margins = [values["margin"]] + [
-            _margins(ctx, CLEAN, s, train, f"ensemble margins (seed {s})") for s in seeds if s != s0
+            ctx.margins(CLEAN, s, train, f"ensemble margins (seed {s})") for s in seeds if s != s0
         ]
         values["ensemble"] = np.mean(margins, axis=0)
         extra["ensemble_sd"] = np.std(margins, axis=0, ddof=1)
@@ -363,7 +348,7 @@ def inspect(ctx: RunContext, key: Key) -> dict:
             "rule": rule,
             "reward_model": ctx.cfg.model.reward_model or "trained",
         },
-        "sources": {src.name: src.hub or src.path for src in ctx.cfg.data.sources},
+        "sources": ctx.source_origins(),
     }
     if ic.threshold is None:
         card["ratio"] = ic.remove

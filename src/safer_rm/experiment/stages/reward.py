@@ -18,8 +18,7 @@ from ...models.registry import resolve
 from ...reward.evaluate import evaluate_sets, write_margins
 from ...reward.train import EXISTING_FILE, RENDER_FILE, train_reward_model, use_bf16
 from ..context import RunContext
-from ..graph import CLEAN, Key
-from ..rundir import fingerprint
+from ..graph import CLEAN, Key, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
         eval_pairs=ctx.test_pairs(),
         resume=ctx.resume,
         prefix=ctx.prefix_cache(),
-        inputs_key=fingerprint([train_inputs(ctx, key), config_dict(ctx.cfg)["model"], rcfg.__dict__]),
+        inputs_key=ctx.run.status(instance_name("train-rm", key)).get("fingerprint"),
     )
     if ctx.main:
         write_json(out / "train_summary.json", info)

@@ -48,7 +48,7 @@ def curate(ctx: RunContext, key: Key) -> dict:
     card: Card = {
         "title": f"{ctx.cfg.run.name}: {key.variant}",
         "summary": f"The training set of safer-rm run `{ctx.cfg.run.name}`, variant `{key.variant}`.",
-        "sources": {src.name: src.hub or src.path for src in ctx.cfg.data.sources},
+        "sources": ctx.source_origins(),
         "ratio": ratio,
         "settings": s,
     }
