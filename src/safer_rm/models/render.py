@@ -1,6 +1,9 @@
 """Prompt + response -> token ids, through the tokenizer's chat template where it has one, plain text
-otherwise. Truncation always keeps the end of the response: the prompt is cut from the left first,
-then the response from its left. Every cut is reported, never hidden."""
+otherwise. The whole rendered text is tokenised at once, as the model's own template would be, and split
+where the response's first character is (a fast tokenizer's offsets), so a merge across the boundary (a
+byte-level BPE joins the generation prompt's newline with a response's leading space into one token) gives
+the ids that the model sees anywhere else. Truncation always keeps the end of the response: the prompt is cut
+from the left first, then the response from its left. Every cut is reported, never hidden."""
 
 from __future__ import annotations
 
@@ -100,9 +103,7 @@ class Renderer:
 
     def encode_many(self, items: Sequence[tuple[Sequence[Message], str]]) -> list[Encoded]:
         texts = [self._texts(p, r) for p, r in items]
-        kw = {"add_special_tokens": False, "verbose": False}  # no "longer than the model max" warning: we cut
-        prefixes = self.tok([t[0] for t in texts], **kw)["input_ids"] if texts else []
-        suffixes = self.tok([t[1] for t in texts], **kw)["input_ids"] if texts else []
+        prefixes, suffixes = self._split_ids(texts)
         out = []
         for pre, suf in zip(prefixes, suffixes):
             if self.chat:
@@ -119,6 +120,27 @@ class Renderer:
             ids = [*lead, *pre, *suf, *trail]
             out.append(Encoded(ids, len(lead) + len(pre), prompt_cut, response_cut))
         return out
+
+    def _split_ids(self, texts: Sequence[tuple[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
+        """(prefix ids, response ids) of every (prefix, suffix) text. A token that spans the boundary belongs
+        to the response (it holds response characters); without offsets (a slow tokenizer) the two parts are
+        tokenised separately."""
+        if not texts:
+            return [], []
+        kw = {"add_special_tokens": False, "verbose": False}  # no "longer than the model max" warning: we cut
+        if not getattr(self.tok, "is_fast", False):
+            return (
+                self.tok([t[0] for t in texts], **kw)["input_ids"],
+                self.tok([t[1] for t in texts], **kw)["input_ids"],
+            )
+        enc = self.tok([a + b for a, b in texts], return_offsets_mapping=True, **kw)
+        prefixes, suffixes = [], []
+        for (prefix, _), ids, offsets in zip(texts, enc["input_ids"], enc["offset_mapping"]):
+            cut = len(prefix)
+            at = next((i for i, (_, end) in enumerate(offsets) if end > cut), len(ids))
+            prefixes.append(ids[:at])
+            suffixes.append(ids[at:])
+        return prefixes, suffixes
 
     def encode(self, prompt: Sequence[Message], response: str) -> Encoded:
         return self.encode_many([(prompt, response)])[0]
