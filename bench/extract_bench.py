@@ -1,20 +1,23 @@
 """Activation extraction against a bare forward pass of the same model up to the same layer, on the same
-batches, in one run. Ours is measured end to end (rendering, position policy, standardisation, shard
-writes) with the paper's `sentence_end` policy and with `all` (every token's vector written); the bare pass
-gets pre-tokenised, pre-padded batches and does nothing but the forward. Also: the
-achieved fraction of this machine's measured matmul peak (FLOPs = 2 x parameters up to the layer x tokens)."""
+batches, in one run, for an embedded model (MiniLM; SmolLM2 rendered through its chat template). Ours is
+measured end to end (rendering, position policy, standardisation, shard writes) with the paper's
+`sentence_end` policy and with `all` (every token's vector written); the bare pass gets pre-tokenised,
+pre-padded batches and does nothing but the forward of the base model (no reward head, no key/value cache)
+cut to the layer's blocks. Also: the achieved fraction of this machine's measured matmul peak (FLOPs = 2 x
+parameters up to the layer x tokens)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import tempfile
 import time
 
 import torch
 
-from bench.common import bench_pairs, interleaved, timed
+from bench.common import bench_pairs, bench_renderer, interleaved, timed
 from safer_rm.activations import extract_pairs
-from safer_rm.models import Renderer, load_reward_model, load_tokenizer
+from safer_rm.models import load_reward_model
 from safer_rm.models.batching import length_batches, pad_batch
 from safer_rm.models.layers import transformer_blocks
 from safer_rm.reward.train import use_bf16
@@ -37,12 +40,28 @@ def params_up_to(model, layer: int) -> int:
     return sum(p.numel() for b in list(blocks)[:layer] for p in b.parameters())
 
 
+def blocks_owner(model) -> tuple[torch.nn.Module, str]:
+    """(module, attribute) holding the model's blocks (`bert.encoder.layer`, Llama's `model.layers`)."""
+    blocks = transformer_blocks(model)
+    for module in model.modules():
+        for attr, child in module.named_children():
+            if child is blocks:
+                return module, attr
+    raise ValueError(f"cannot find the module holding the blocks of {type(model).__name__}")
+
+
 def run(
-    n_pairs: int = 256, layer: int = 4, max_length: int = 128, batch_size: int = 32, rounds: int = 5
+    n_pairs: int = 256,
+    layer: int = 4,
+    max_length: int = 128,
+    batch_size: int = 32,
+    rounds: int = 5,
+    *,
+    model: str = "minilm",
 ) -> dict:
-    tok = load_tokenizer("minilm")
-    model = load_reward_model("minilm", tok).eval()
-    renderer = Renderer(tok, max_length)
+    """`model`: an embedded model of `bench.common.MODELS` (minilm, or smollm2 through its chat template)."""
+    label, tok, renderer = bench_renderer(model, max_length)
+    rm = load_reward_model(model, tok).eval()
     pairs, source = bench_pairs(n_pairs)
     bf16 = use_bf16("auto")
     encoded = [e for c, r in zip(*renderer.encode_pairs(pairs)) for e in (c, r)]
@@ -51,25 +70,32 @@ def run(
         for idx in length_batches([len(e.input_ids) for e in encoded], batch_size)
     ]
     tokens = sum(int(m.sum()) for _, m in batches)
-    full_blocks = transformer_blocks(model)
+    padded = sum(m.numel() for _, m in batches)
+    full_blocks = transformer_blocks(rm)
     kept = torch.nn.ModuleList(list(full_blocks)[:layer])
+    owner, attr = blocks_owner(rm)
+    base = rm.base_model  # the encoder / decoder without the reward head (BertModel, LlamaModel)
+    # the least a forward needs: no key/value cache (a decoder builds one by default; extraction needs none)
+    no_cache = {"use_cache": False} if "use_cache" in inspect.signature(base.forward).parameters else {}
 
     @torch.inference_mode()
     def bare():
-        model.bert.encoder.layer = kept  # the model cut to `layer` blocks, no hooks
+        setattr(owner, attr, kept)  # the model cut to `layer` blocks, no hooks
         try:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 for ids, mask in batches:
-                    model.bert(input_ids=ids, attention_mask=mask)
+                    base(input_ids=ids, attention_mask=mask, **no_cache)
         finally:
-            model.bert.encoder.layer = full_blocks
+            setattr(owner, attr, full_blocks)
 
     def ours(policy: str):
         with tempfile.TemporaryDirectory() as tmp:
             extract_pairs(
-                model, renderer, pairs, layer, policy, tmp, batch_size=batch_size, bf16=bf16, progress=False
+                rm, renderer, pairs, layer, policy, tmp, batch_size=batch_size, bf16=bf16, progress=False
             )
 
+    # untimed: the process's one-off costs (kernel set-up, each batch shape's first pass) are no variant's
+    bare()
     # sentence_end is the paper's policy (the demo keeps ~1 vector in 15); `all` writes every token's vector
     secs = interleaved(
         {
@@ -80,13 +106,18 @@ def run(
         rounds,
     )
     peak = matmul_peak(bf16)
-    flops = 2 * params_up_to(model, layer) * tokens
+    flops = 2 * params_up_to(rm, layer) * tokens
     return {
-        "model": "all-MiniLM-L6-v2",
+        "model": label,
         "layer": layer,
+        "blocks": len(full_blocks),
         "pairs": len(pairs),
         "data": source,
+        "template": renderer.mode,
+        "max_length": max_length,
+        "batch_size": batch_size,
         "tokens": tokens,
+        "padding_fraction": 1 - tokens / padded,
         "bf16": bf16,
         "rounds": rounds,
         "bare_tokens_per_s": tokens / secs["bare"],
