@@ -94,6 +94,25 @@ def test_trl_conversational_implicit_and_explicit_prompt(tmp_path):
     assert detect_format(implicit) == detect_format(explicit) == "messages"
 
 
+def test_ultrafeedback_binarized_sides_that_repeat_the_prompt(tmp_path):
+    """HuggingFaceH4/ultrafeedback_binarized: a prompt string and chosen/rejected message lists that repeat the
+    user turn (every row was dropped as no_shared_prefix before). A side that does not start with the prompt
+    keeps all its turns, as before."""
+    user = {"role": "user", "content": "How do I stay safe?"}
+    row = {
+        "prompt": "How do I stay safe?",
+        "prompt_id": "abc",
+        "chosen": [user, {"role": "assistant", "content": "Lock your doors."}],
+        "rejected": [user, {"role": "assistant", "content": "No idea."}],
+        "score_chosen": 8.0,
+        "score_rejected": 2.0,
+    }
+    pairs, report = load(write_jsonl(tmp_path / "uf.jsonl", [row]))
+    assert report.total_dropped() == 0
+    (pair,) = pairs
+    assert pair.prompt == [user] and (pair.chosen, pair.rejected) == ("Lock your doors.", "No idea.")
+
+
 def test_generic_from_json_csv_parquet_and_gzip(tmp_path):
     rows = [{"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(5)]
     (tmp_path / "a.json").write_text(json.dumps(rows))

@@ -75,3 +75,43 @@ def test_checkpoints_of_other_training_data_are_discarded_not_resumed(tmp_path, 
     again = json.loads((out / "train_summary.json").read_text())
     assert again["steps"] == first["steps"] > 0
     assert (out / "model.safetensors").read_bytes() != weights  # trained anew, not the old last checkpoint
+
+
+def test_an_edited_file_in_a_dataset_folder_reruns_the_evaluations(tmp_path, tiny_bert):
+    """RewardBench as a dataset folder in the hub's layout (data/<split>-00000-of-00001.parquet): its files are
+    hashed into the evaluations' inputs, so a resumed run reuses them while the folder is unchanged and
+    evaluates again once a file in it changes (hidden files, e.g. a datasets cache, do not count)."""
+    import yaml
+    from datasets import Dataset
+
+    from safer_rm.cli import main
+
+    cfg_path = toy_config(tmp_path, tiny_bert)
+    cfg = yaml.safe_load(open(cfg_path))
+    rows = [json.loads(line) for line in (tmp_path / "rb.jsonl").read_text().splitlines()]
+    folder = tmp_path / "reward-bench"
+    (folder / "data").mkdir(parents=True)
+    parquet = folder / "data" / "filtered-00000-of-00001.parquet"
+    Dataset.from_list(rows).to_parquet(str(parquet))
+    cfg["eval"]["rewardbench"] = str(folder)
+    cfg["curation"] = {"methods": ["random"], "poison_ratios": [], "denoise_ratios": []}
+    with open(cfg_path, "w") as fh:
+        yaml.safe_dump(cfg, fh)
+    run = ["run", cfg_path, "-q", "--stages", "evaluate/clean/*"]
+    manifest = tmp_path / "run" / "manifest.json"
+
+    def evaluated() -> float:
+        """When the clean RM's evaluation last ran."""
+        return json.loads(manifest.read_text())["stages"]["evaluate/clean/seed-0"]["started"]
+
+    assert main(run) == 0
+    first = evaluated()
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "lock").write_text("x")
+    assert main([*run, "--resume"]) == 0 and evaluated() == first  # unchanged (a hidden file aside): reused
+    Dataset.from_list(rows[:-2]).to_parquet(str(parquet))
+    assert (
+        main([*run, "--resume"]) == 0 and evaluated() > first
+    )  # a file in the folder changed: evaluated again
+    result = json.loads((tmp_path / "run" / "eval" / "clean" / "seed-0.json").read_text())
+    assert result["sizes"]["rewardbench"] == len(rows) - 2

@@ -154,11 +154,14 @@ def parse_messages(row: dict, **_: Any) -> PreferencePair:
     explicit = "prompt" in row or "messages" in row
     prompt = _prompt(row, "prompt" if "prompt" in row else "messages") if explicit else []
     if isinstance(chosen, list) and isinstance(rejected, list):
+        n = 0
+        while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
+            n += 1
         if not explicit:
+            prompt = chosen[:n]
+        elif chosen[:n] != prompt:  # sides that repeat the explicit prompt (UltraFeedback binarized) drop it
             n = 0
-            while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
-                n += 1
-            prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+        chosen, rejected = chosen[n:], rejected[n:]
         for name, side in (("chosen", chosen), ("rejected", rejected)):
             if not side or side[-1]["role"] != "assistant":
                 raise RowProblem("missing_field", name, "no final assistant message")

@@ -3,6 +3,7 @@ and cached handles to what several stages load (the prefix cache, the evaluation
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,7 +182,18 @@ class RunContext:
         return sets + self.extra_sets()
 
     def file_hash(self, path: Path) -> str | None:
-        """sha256 of a file, memoised per (path, inode, mtime, size); None when it does not exist."""
+        """sha256 of a file, memoised per (path, inode, mtime, size); of a dataset folder (hub layout), the sha256
+        of its files' relative paths and hashes (hidden files and folders aside); None when it does not exist."""
+        if path.is_dir():
+            files = sorted(
+                f
+                for f in path.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
+            )
+            digest = hashlib.sha256()
+            for f in files:
+                digest.update(f"{f.relative_to(path).as_posix()}\0{self.file_hash(f)}\n".encode())
+            return digest.hexdigest()
         if not path.is_file():
             return None
         st = path.stat()

@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def source_files(ctx: RunContext, sources=None) -> dict[str, str]:
-    """Local files of sources (default: the data's), by source name (hub datasets have none)."""
+    """Local files or dataset folders of sources (default: the data's), by source name (hub datasets have none)."""
     sources = ctx.cfg.data.sources if sources is None else sources
     paths = {src.name: expand(src.path, ctx.cfg.data.root) for src in sources}
-    return {name: path for name, path in paths.items() if path and Path(path).is_file()}
+    return {name: path for name, path in paths.items() if path and Path(path).exists()}
 
 
 def data_inputs(ctx: RunContext, key: Key) -> dict:
