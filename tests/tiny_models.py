@@ -23,7 +23,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_llama(path: Path, hidden: int = 32, layers: int = 2, vocab: int = 400, chat: bool = True) -> Path:
+def build_llama(
+    path: Path,
+    hidden: int = 32,
+    layers: int = 2,
+    vocab: int = 400,
+    chat: bool = True,
+    max_positions: int = 512,
+) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
@@ -52,7 +59,7 @@ def build_llama(path: Path, hidden: int = 32, layers: int = 2, vocab: int = 400,
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         pad_token_id=fast.pad_token_id,
         num_labels=1,
         bos_token_id=fast.bos_token_id,
