@@ -24,13 +24,13 @@ BENCHES = {
     "rm_training": rm_bench.run,
     "rm_batch": rm_batch_bench.run,
     "padding": padding_bench.run,
-    # SmolLM2 as configs/smol.yaml runs it: activations after block 28 of 30, blocks 1-26 frozen and cached,
+    # SmolLM2 as configs/smol.yaml runs it: activations after block 29 of 30, blocks 1-28 frozen and cached,
     # 128 tokens, batches of 8 pairs; fewer pairs and rounds than MiniLM (6x the parameters per token)
     "extraction_smollm2": partial(
-        extract_bench.run, n_pairs=48, layer=28, max_length=128, batch_size=32, rounds=3, model="smollm2"
+        extract_bench.run, n_pairs=48, layer=29, max_length=128, batch_size=32, rounds=3, model="smollm2"
     ),
     "rm_training_smollm2": partial(
-        rm_bench.run, n_pairs=24, batch_size=8, max_length=128, rounds=2, model="smollm2", freeze_layers=26
+        rm_bench.run, n_pairs=24, batch_size=8, max_length=128, rounds=2, model="smollm2", freeze_layers=28
     ),
     "padding_smollm2": partial(padding_bench.run, max_length=128, model="smollm2"),
 }
