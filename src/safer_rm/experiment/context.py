@@ -3,7 +3,6 @@ and cached handles to what several stages load (the prefix cache, the evaluation
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from ..data.quality import DropReport
 from ..data.records import PreferencePair
 from ..errors import StageError
 from ..features.selection import Selection
-from ..io import read_csv, read_json, sha256_file
+from ..io import read_csv, read_json, sha256_file, sha256_text
 from ..models import Renderer, load_reward_model, load_tokenizer
 from ..models.layers import num_layers
 from ..models.prefix_cache import PrefixCache
@@ -190,10 +189,9 @@ class RunContext:
                 for f in path.rglob("*")
                 if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
             )
-            digest = hashlib.sha256()
-            for f in files:
-                digest.update(f"{f.relative_to(path).as_posix()}\0{self.file_hash(f)}\n".encode())
-            return digest.hexdigest()
+            return sha256_text(
+                "".join(f"{f.relative_to(path).as_posix()}\0{self.file_hash(f)}\n" for f in files)
+            )
         if not path.is_file():
             return None
         st = path.stat()
