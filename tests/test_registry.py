@@ -21,6 +21,7 @@ from safer_rm.experiment.locks import StageLock
 from safer_rm.experiment.plan import Planner, plan_text
 from safer_rm.experiment.registry import CLEARABLE, STAGES
 from safer_rm.experiment.runner import Runner
+from safer_rm.io import write_text
 
 RAN: list[str] = []
 
@@ -75,6 +76,42 @@ STUBS = [
 ]
 
 
+def _edit(ctx: RunContext, key: Key) -> dict:
+    """Like curate: writes atomically, and the bytes depend on curation.seed alone (not on what it needs)."""
+    write_text(ctx.run.path(f"e-{key.variant}.txt"), f"seed {ctx.cfg.curation.seed}")
+    RAN.append(f"e/{key.variant}")
+    return {}
+
+
+def _edited_file(ctx: RunContext, key: Key) -> dict:
+    return {"set": ctx.file_hash(ctx.run.path(f"e-{key.variant}.txt"))}
+
+
+# a -> b -> e/<variant> (its file depends on curation.seed alone) -> t/<variant> (reads it by content); a -> t
+BY_CONTENT = [
+    stub("a", sections=("data",)),
+    stub("b", ("a",), ("sae",)),
+    Stage(
+        "e",
+        _edit,
+        needs=need("b"),
+        sections=("curation",),
+        over=per_edit,
+        writes=("e-{variant}.txt",),
+    ),
+    Stage(
+        "t",
+        lambda ctx, key: _work(ctx, key, "t"),
+        needs=lambda cfg, key: [("a", Key()), ("e", key)],
+        sections=("rm",),
+        over=per_edit,
+        inputs=_edited_file,
+        by_content=("e",),
+        writes=("t-{variant}.txt",),
+    ),
+]
+
+
 def _ctx(tmp_path, **sets) -> RunContext:
     cfg = Config()
     cfg.run.dir = str(tmp_path / "run")
@@ -86,10 +123,10 @@ def _ctx(tmp_path, **sets) -> RunContext:
     return RunContext.create(cfg)
 
 
-def _run(tmp_path, **sets) -> list[str]:
+def _run(tmp_path, stages=STUBS, **sets) -> list[str]:
     RAN.clear()
     ctx = _ctx(tmp_path, **sets)
-    runner = Runner(ctx, STUBS)
+    runner = Runner(ctx, stages)
     runner.run_all()
     return list(RAN)
 
@@ -152,6 +189,61 @@ def test_a_stage_that_reran_elsewhere_makes_its_readers_rerun(tmp_path):
     }
     assert decisions["c"].reason == "upstream b reran since"
     assert sorted(_run(tmp_path)) == ["c", "e/denoise-random-4.0", "e/poison-random-5.0"]
+
+
+def test_a_need_read_by_content_reruns_its_reader_only_when_the_content_changes(tmp_path):
+    edits = ["e/denoise-random-4.0", "e/poison-random-5.0"]
+    readers = ["t/denoise-random-4.0", "t/poison-random-5.0"]
+    assert sorted(_run(tmp_path, BY_CONTENT)) == sorted(["a", "b", *edits, *readers])
+    assert sorted(_run(tmp_path, BY_CONTENT, sae__k=7)) == ["b", *edits]  # the same bytes: t reused
+    assert _run(tmp_path, BY_CONTENT, sae__k=7) == []
+    ran = _run(tmp_path, BY_CONTENT, sae__k=7, curation__seed=5)  # other bytes (of the same size)
+    assert sorted(ran) == [*edits, *readers]
+    RAN.clear()
+    Runner(_ctx(tmp_path, sae__k=7, curation__seed=5), BY_CONTENT).run(
+        [(BY_CONTENT[2], Key("poison-random-5.0"))], force={"e/poison-random-5.0"}
+    )  # `safer curate --variant ...`: the same bytes again
+    assert RAN == ["e/poison-random-5.0"]
+    assert _run(tmp_path, BY_CONTENT, sae__k=7, curation__seed=5) == []  # not "upstream e reran since"
+    ran = _run(tmp_path, BY_CONTENT, sae__k=7, curation__seed=5, data__seed=3)
+    assert sorted(ran) == ["a", "b", *edits, *readers]  # a, which t needs by its settings, still reruns it
+
+
+def test_dry_run_lists_a_by_content_reader_as_run_and_the_run_decides_by_its_bytes(tmp_path):
+    _run(tmp_path, BY_CONTENT)
+    reused_if = "upstream e/poison-random-5.0 reruns (reused if its input files come out the same)"
+    for sets, retrained in (({"sae__k": 7}, False), ({"sae__k": 7, "curation__seed": 5}, True)):
+        RAN.clear()
+        runner = Runner(_ctx(tmp_path, **sets), BY_CONTENT)
+        planned = {d.name: d for d in runner.planner.plan(runner.planner.leaves())}  # hashes today's files
+        assert planned["t/poison-random-5.0"].run and planned["t/poison-random-5.0"].reason == reused_if
+        assert planned["a"].run is False
+        done = {d.name: d for d in runner.run_all()}  # the same context: rewritten files are hashed anew
+        assert done["t/poison-random-5.0"].run is retrained and ("t/poison-random-5.0" in RAN) is retrained
+        assert done["t/poison-random-5.0"].reason.startswith("input.set " if retrained else "done")
+    ctx = _ctx(tmp_path, sae__k=8, curation__seed=5, rm__lr=0.5)  # its own setting changed too: no "if"
+    planned = {d.name: d for d in Planner(ctx, BY_CONTENT).plan(Planner(ctx, BY_CONTENT).leaves())}
+    assert planned["t/poison-random-5.0"].reason.startswith("rm.lr ") and planned["e/poison-random-5.0"].run
+
+
+def test_stages_without_by_content_needs_fingerprint_as_before(tmp_path):
+    """Their fingerprint is the formula it always was (its values and every need's fingerprint), so upgrading
+    keeps their records current; train-rm of an edited set leaves curate's out and hashes the set instead."""
+    from safer_rm.experiment.rundir import fingerprint
+
+    planner = Planner(_ctx(tmp_path))
+    assert {st.name: st.by_content for st in STAGES if st.by_content} == {"train-rm": ("curate",)}
+    checked = 0
+    for st, key in planner.all:
+        fp, values = planner.fingerprint(st, key)
+        needs = {n.instance(k): planner.fingerprint_of(n, k) for n, k in planner.needs(st, key)}
+        if any(n.name in st.by_content for n, _ in planner.needs(st, key)):
+            assert set(needs) == {"data", f"curate/{key.variant}"} and "input.train" in values
+            needs.pop(f"curate/{key.variant}")
+        else:
+            checked += 1
+        assert fp == fingerprint({"values": values, "needs": needs}), st.instance(key)
+    assert checked > 10 and "train-rm/clean/seed-0" in {st.instance(k) for st, k in planner.all}
 
 
 # ---- locks ---------------------------------------------------------------------------------------------

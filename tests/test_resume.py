@@ -115,3 +115,108 @@ def test_an_edited_file_in_a_dataset_folder_reruns_the_evaluations(tmp_path, tin
     )  # a file in the folder changed: evaluated again
     result = json.loads((tmp_path / "run" / "eval" / "clean" / "seed-0.json").read_text())
     assert result["sizes"]["rewardbench"] == len(rows) - 2
+
+
+# ---- a reward model is reused while its training set's bytes are unchanged -------------------------------
+SWEEP = ("poison-safer-10.0", "poison-random-10.0", "poison-reward_margin-10.0")
+REUSED_IF = "reruns (reused if its input files come out the same)"
+
+
+def _sweep(tmp_path, tiny_bert) -> list[str]:
+    """Run the tiny sweep (three poisoned sets, two seeds) up to its evaluations; the command line, to resume."""
+    import yaml
+
+    from safer_rm.cli import main
+
+    cfg_path = toy_config(tmp_path, tiny_bert)
+    cfg = yaml.safe_load(open(cfg_path))
+    cfg["run"]["seeds"] = [0, 1]
+    cfg["curation"] = {
+        "methods": ["safer", "random", "reward_margin"],
+        "poison_ratios": [10.0],
+        "denoise_ratios": [],
+    }
+    with open(cfg_path, "w") as fh:
+        yaml.safe_dump(cfg, fh)
+    args = ["run", cfg_path, "-q", "--stages", "evaluate/*"]
+    assert main(args) == 0
+    return args
+
+
+def _started(run) -> dict[str, float]:
+    return {n: s["started"] for n, s in _manifest(run)["stages"].items()}
+
+
+def _sets(run) -> dict[str, str]:
+    """sha256 of every edited training set."""
+    import hashlib
+
+    return {v: hashlib.sha256((run / "curated" / v / "train.jsonl").read_bytes()).hexdigest() for v in SWEEP}
+
+
+def _models(variant: str) -> set[str]:
+    """The reward models of a variant and their evaluations."""
+    return {f"{stage}/{variant}/seed-{s}" for stage in ("train-rm", "evaluate") for s in (0, 1)}
+
+
+def test_a_features_change_retrains_only_the_edited_sets_whose_bytes_changed(tmp_path, tiny_bert):
+    """Random selection does not read the features: its set comes out byte-identical, so its reward models and
+    their evaluations are reused although features, score and every curate reran."""
+    from safer_rm.cli import main
+
+    args, run = _sweep(tmp_path, tiny_bert), tmp_path / "run"
+    before, sets = _started(run), _sets(run)
+    assert main([*args, "--resume", "--set", "features.top_n=2"]) == 0
+    after, now = _started(run), _sets(run)
+    reran = {n for n, t in after.items() if t != before.get(n)}
+    assert {"features", "score", *(f"curate/{v}" for v in SWEEP)} <= reran
+    assert not reran & {"data", "train-rm/clean/seed-0", "train-rm/clean/seed-1", "extract", "train-sae"}
+    assert now["poison-random-10.0"] == sets["poison-random-10.0"]
+    for v in SWEEP:  # retrained exactly where the set's bytes changed
+        assert _models(v) <= reran if now[v] != sets[v] else not _models(v) & reran, v
+    summary = json.loads((run / "summary.json").read_text())
+    assert "poison-random-10.0" in summary["variants"]  # its reused evaluations count as current
+
+
+def test_an_edited_set_whose_bytes_change_is_trained_on_again(tmp_path, tiny_bert):
+    """Another curation seed draws another random set: its models retrain, though the planner hashed the old
+    set (a dry-run in the same process) before curate rewrote it."""
+    from safer_rm.config import load_config
+    from safer_rm.experiment.context import RunContext
+    from safer_rm.experiment.runner import Runner
+
+    args, run = _sweep(tmp_path, tiny_bert), tmp_path / "run"
+    before, sets = _started(run), _sets(run)
+    runner = Runner(RunContext.create(load_config(args[1], ["curation.seed=5"])))
+    targets = runner.planner.matching(["evaluate/*"])
+    runner.planner.plan(targets)
+    done = {d.name: d for d in runner.run(targets)}
+    assert _sets(run)["poison-random-10.0"] != sets["poison-random-10.0"]
+    after = _started(run)
+    assert all(after[n] != before[n] for n in _models("poison-random-10.0"))
+    for s in (0, 1):
+        assert done[f"train-rm/poison-random-10.0/seed-{s}"].reason.startswith("input.train ")
+
+
+def test_dry_run_lists_a_model_whose_set_is_rewritten_as_run_and_the_run_reuses_it(
+    tmp_path, tiny_bert, capsys
+):
+    """The dry-run cannot know the set curate will write: it lists the random set's models as run, reused if
+    their set comes out the same; the run then reuses them. Nothing it lists as reused is run."""
+    from safer_rm.cli import main
+
+    args, run = _sweep(tmp_path, tiny_bert), tmp_path / "run"
+    before = _started(run)
+    capsys.readouterr()
+    assert main([*args, "--resume", "--dry-run", "--set", "features.threshold=3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    plan = {name: (what, reason) for name, what, reason in (line.split(None, 2) for line in lines[:-1])}
+    for s in (0, 1):
+        rm = f"train-rm/poison-random-10.0/seed-{s}"
+        assert plan[rm] == ("run", f"upstream curate/poison-random-10.0 {REUSED_IF}")
+        assert plan[f"evaluate/poison-random-10.0/seed-{s}"] == ("run", f"upstream {rm} reruns")
+    assert plan["features"][0] == "run" and plan["train-rm/clean/seed-0"][0] == "reuse"
+    assert main([*args, "--resume", "--set", "features.threshold=3"]) == 0
+    after = _started(run)
+    assert all(after[n] == before[n] for n in _models("poison-random-10.0"))
+    assert all(after[n] == before[n] for n, (what, _) in plan.items() if what == "reuse")

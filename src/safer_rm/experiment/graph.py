@@ -54,6 +54,10 @@ class Stage:
     """Settings of one instance that replace or add to its sections' values in the fingerprint."""
     inputs: Callable[[Any, Key], dict] | None = None
     """Hashes of the files it reads that no config key names (training sets, source files)."""
+    by_content: tuple[str, ...] = ()
+    """Needed stages whose outputs it reads only through files its `inputs` hash (train-rm: the edited set
+    `curate` writes): their fingerprints stay out of its own and their rerunning alone does not rerun it;
+    the hashes, taken after they ran, decide."""
     enabled: Callable[[Config], bool] = field(default=lambda cfg: True)
     folder: str | None = None
     """The run folder it owns (`safer clear --folders` deletes it and forgets the stage)."""

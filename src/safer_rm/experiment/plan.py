@@ -1,9 +1,17 @@
 """Which stage instances a command runs, in which order, and for each whether it is reused or rerun, and why.
-The runner asks the same `Planner` before every stage, so `--dry-run` cannot disagree with a real run.
 
 A stage instance is reused when it finished, its outputs exist, its fingerprint (its config sections, its
 own values and input hashes, and the fingerprints of what it needs) is unchanged, and nothing it needs has
-rerun since; stages marked `cache` (deterministic caches) do not make their readers rerun when rebuilt."""
+rerun since; stages marked `cache` (deterministic caches) do not make their readers rerun when rebuilt.
+Needs a stage reads `by_content` (train-rm reads its edited set from curate) are the exception: their
+fingerprints stay out of its own and their rerunning alone does not rerun it; the hashes of the files it
+reads from them (its `inputs`) decide, so an edited set that comes out byte-identical is not trained on again.
+
+The runner asks the same `Planner` before every stage, after that stage's needs ran. `--dry-run` asks it
+before anything ran: it agrees with a real run except that a stage whose by-content need would rerun cannot
+know its inputs yet, so the plan lists it (and what reruns because of it) as run, saying it is reused if
+they come out the same; the run then reuses it when they do. The plan never claims a reuse the run does
+not make."""
 
 from __future__ import annotations
 
@@ -106,8 +114,16 @@ class Planner:
         values = stage_values(st, self.ctx.cfg, key, SECTION_VALUES)
         if st.inputs is not None:
             values.update({f"input.{k}": v for k, v in st.inputs(self.ctx, key).items()})
-        needs = {n.instance(k): self.fingerprint_of(n, k) for n, k in self.needs(st, key)}
-        return fingerprint({"values": values, "needs": needs}), values
+        return self._fingerprint(st, key, values), values
+
+    def _fingerprint(self, st: Stage, key: Key, values: dict) -> str:
+        """The fingerprint of these settings and what it needs (those it reads by content aside)."""
+        needs = {
+            n.instance(k): self.fingerprint_of(n, k)
+            for n, k in self.needs(st, key)
+            if n.name not in st.by_content
+        }
+        return fingerprint({"values": values, "needs": needs})
 
     def fingerprint_of(self, st: Stage, key: Key) -> str:
         name = st.instance(key)
@@ -116,13 +132,23 @@ class Planner:
         return self._fp[name]
 
     def forget(self) -> None:
-        """A stage ran: fingerprints (some read its outputs' hashes) are computed anew."""
+        """A stage ran: fingerprints (some read its outputs' hashes) are computed anew (`ctx.file_hash`
+        memoises per inode, mtime and size, so a file the stage rewrote, atomically, is hashed anew)."""
         self._fp.clear()
 
     def outputs(self, st: Stage, key: Key) -> list:
         return [self.ctx.run.path(w.format(variant=key.variant, seed=key.seed)) for w in st.writes]
 
-    def decide(self, st: Stage, key: Key, reruns: set[str], force: set[str] = frozenset()) -> Decision:
+    def decide(
+        self,
+        st: Stage,
+        key: Key,
+        reruns: set[str],
+        force: set[str] = frozenset(),
+        pending: bool = False,
+    ) -> Decision:
+        """Whether an instance is reused, and why. `reruns`: the instances this command reruns before it;
+        `pending`: they have not run yet (a dry-run), so what this one reads from them by content is unknown."""
         run = self.ctx.run
         name = st.instance(key)
         fp, values = self.fingerprint(st, key)
@@ -135,6 +161,7 @@ class Planner:
             }
             for n, k in needs
         }
+        content = {n.instance(k) for n, k in needs if n.name in st.by_content}
         entry = run.status(name)
 
         def decision(again: bool, reason: str) -> Decision:
@@ -150,24 +177,36 @@ class Planner:
         missing = [p for p in self.outputs(st, key) if not p.exists()]
         if missing:
             return decision(True, f"output {missing[0].relative_to(run.root)} missing")
-        upstream = [n.instance(k) for n, k in needs if n.instance(k) in reruns and not n.cache]
+        rerun = [n.instance(k) for n, k in needs if n.instance(k) in reruns and not n.cache]
+        upstream = [n for n in rerun if n not in content]
         if upstream:
             return decision(True, f"upstream {', '.join(upstream)} reruns")
+        old_values, old = entry.get("values", {}), entry.get("needs", {})
+
+        def changed(values: dict) -> str:
+            out = diff(old_values, values) or [
+                f"upstream {n} settings changed"
+                for n in recorded_needs
+                if n not in content and old.get(n, {}).get("fingerprint") != recorded_needs[n]["fingerprint"]
+            ]
+            return "; ".join(out) or "settings changed"
+
+        waiting = [n for n in rerun if n in content] if pending else []
+        if waiting:  # a dry-run: the files it reads from them are not written yet
+            as_before = _with_inputs(values, old_values)
+            if self._fingerprint(st, key, as_before) != entry.get("fingerprint"):
+                return decision(True, changed(as_before))
+            return decision(
+                True, f"upstream {', '.join(waiting)} reruns (reused if its input files come out the same)"
+            )
         if entry.get("fingerprint") != fp:
-            changed = diff(entry.get("values", {}), values)
-            if not changed:
-                old = entry.get("needs", {})
-                changed = [
-                    f"upstream {n} settings changed"
-                    for n in recorded_needs
-                    if old.get(n, {}).get("fingerprint") != recorded_needs[n]["fingerprint"]
-                ]
-            return decision(True, "; ".join(changed) or "settings changed")
-        old = entry.get("needs", {})
+            return decision(True, changed(values))
         reran = [
             n
             for (ns, _), n in zip(needs, recorded_needs)
-            if not ns.cache and old.get(n, {}).get("started") != recorded_needs[n]["started"]
+            if not ns.cache
+            and n not in content
+            and old.get(n, {}).get("started") != recorded_needs[n]["started"]
         ]
         if reran:
             return decision(True, f"upstream {', '.join(reran)} reran since")
@@ -178,11 +217,19 @@ class Planner:
         reruns: set[str] = set()
         out = []
         for st, key in self.order(targets):
-            d = self.decide(st, key, reruns, force)
+            d = self.decide(st, key, reruns, force, pending=True)
             if d.run:
                 reruns.add(d.name)
             out.append(d)
         return out
+
+
+def _with_inputs(values: dict, old: dict) -> dict:
+    """An instance's settings with the input hashes recorded in `old` in place of its own."""
+    return {
+        **{k: v for k, v in values.items() if not k.startswith("input.")},
+        **{k: v for k, v in old.items() if k.startswith("input.")},
+    }
 
 
 def plan_text(decisions: Sequence[Decision]) -> str:

@@ -65,6 +65,7 @@ class Runner:
         return d
 
     def decide(self, st: Stage, key, force: set[str]) -> Decision:
+        # its needs ran already (not pending): what it reads from them by content is judged by its hashes
         d = self.planner.decide(st, key, self.reruns, force)
         d.run = distributed.broadcast(d.run)  # one decision for all ranks
         return d
