@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import ConfigError
@@ -97,17 +98,33 @@ class InspectConfig:
 
 @dataclass
 class CausalConfig:
-    """Causal test: zero the selected safety latents inside the RM (reconstruction error kept)."""
+    """Causal test: scale the selected safety latents inside the RM (reconstruction error kept) and compare
+    with random latent sets of the same size, on every RewardBench section and on the held-out pairs."""
 
     enabled: bool = True
     """Run the causal test as part of `safer run`."""
+    scales: list[float] = field(default_factory=lambda: [0.0])
+    """Factors the selected (and the random) latents' activations are multiplied by, one condition each:
+    0 zeroes them (ablation), 2 doubles them, a negative factor flips them; 1 (no edit) is not allowed."""
     draws: int = 5
-    """Random latent sets of the same size, for the baseline."""
+    """Random latent sets of the same size, for the baseline (drawn once, scaled by every factor)."""
     seed: int = 0
-    """Seed of the random sets."""
+    """Seed of the random sets and of the evaluation samples."""
     max_pairs: int | None = None
-    """Evaluation pairs per group (safety, chat) at most; None: all."""
+    """Evaluation pairs per group (each RewardBench section, held-out safety and chat) at most, a seeded sample
+    stratified by subset (held out: by source); None: all."""
 
     def check(self) -> None:
         if self.draws < 1:
             raise ConfigError("draws", f"must be >= 1, got {self.draws}")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise ConfigError("max_pairs", f"must be >= 1 or null, got {self.max_pairs}")
+        if not isinstance(self.scales, list) or not self.scales:
+            raise ConfigError("scales", f"must be a non-empty list of factors, got {self.scales!r}")
+        for i, s in enumerate(self.scales):
+            if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s):
+                raise ConfigError(f"scales.{i}", f"must be a finite number, got {s!r}")
+            if s == 1.0:
+                raise ConfigError(f"scales.{i}", "1.0 leaves the latents unchanged (the base condition)")
+        if len(set(self.scales)) < len(self.scales):
+            raise ConfigError("scales", f"has a factor twice: {self.scales}")

@@ -60,6 +60,9 @@ def _summary_sections(summary: Mapping[str, Any]) -> str:
         k for k, v in summary.items() if isinstance(v, Mapping) and k not in names and k not in SKIP_SUMMARY
     ]
     for name in names:
+        if name == "causal" and isinstance(summary[name].get("scales"), list):
+            parts.append(f"<h3>{esc(name)}</h3>" + _causal_section(summary[name]))
+            continue
         parts.append(
             f"<h3>{esc(name)}</h3>"
             + (kv_table(summary[name]) if summary[name] else '<p class="muted">empty</p>')
@@ -80,6 +83,64 @@ def _difference(v: Mapping[str, Any] | None) -> str:
         return DASH
     text = f"{v['diff']:+.3f} <span class='muted small'>[{v['low']:+.3f}, {v['high']:+.3f}]</span>"
     return f"<b>{text}</b>" if v["low"] > 0 or v["high"] < 0 else text
+
+
+def _scale_title(scale: Any) -> str:
+    x = as_float(scale)
+    if x is None:
+        return "scale " + esc(scale)
+    return "zeroed (&times; 0)" if x == 0 else f"scaled &times; {x:g}"
+
+
+def _ratio(value: Any) -> str:
+    x = as_float(value)
+    return DASH if x is None else f"{x:.2f}"
+
+
+def _causal_row(name: str, info: Mapping[str, Any], cond: Mapping[str, Any]) -> list[str]:
+    rand = cond.get("random") or {}
+    base = (info.get("base") or {}).get("accuracy")
+    random_drop = DASH
+    if as_float(rand.get("margin_drop")) is not None:
+        random_drop = f"{fmt3(rand['margin_drop'])} &plusmn; {fmt3(rand.get('margin_drop_sd'))}"
+    return [
+        esc(name),
+        esc(info.get("n", DASH)),
+        f"{_interval(base)} &rarr; {_interval(cond.get('accuracy'))}",
+        _difference(cond.get("accuracy_diff")),
+        _interval(cond.get("margin_drop")),
+        random_drop,
+        _difference(cond.get("versus_random")),
+    ]
+
+
+def _causal_section(causal: Mapping[str, Any]) -> str:
+    """One table per scale: every group's accuracy before and after the edit, the paired difference, the
+    margin drop, the random sets' drop and the selection-minus-random difference, and the specificity ratio."""
+    groups = causal.get("groups") or {}
+    note = (
+        f"{causal.get('n_latents')} selected latents scaled inside the clean RM (reconstruction error kept), "
+        f"against the unedited RM and {causal.get('draws')} random sets of as many latents scaled alike. "
+        "Accuracy base &rarr; edited; edited &minus; base and selection &minus; random (per pair: the "
+        "selection's outcome minus the mean over the random sets) are paired differences, bold where the "
+        "interval excludes 0; margin drop = base minus edited margin (positive: the edit hurt the chosen "
+        f"side); random: mean &plusmn; sd over the sets. Intervals: 95 % bootstrap over pairs "
+        f"({causal.get('n_boot')} replicates). Specificity: mean |margin change| on the safety groups over "
+        "that on the chat groups."
+    )
+    head = ["group", "n", "accuracy base &rarr; edited", "edited &minus; base", "margin drop", "random drop"]
+    head.append("selection &minus; random")
+    parts = [f'<p class="muted small">{note}</p>']
+    for cond in causal.get("scales") or []:
+        per_group = cond.get("groups") or {}
+        rows = [_causal_row(g, groups.get(g) or {}, c) for g, c in per_group.items()]
+        parts.append(
+            f"<h4>{_scale_title(cond.get('scale'))}</h4>"
+            + html_table(head, rows, numeric=range(1, 7))
+            + f'<p class="small">specificity ratio {_ratio(cond.get("specificity"))} '
+            f"(random sets: {_ratio(cond.get('random_specificity'))})</p>"
+        )
+    return "\n".join(parts)
 
 
 def _audit_section(audit: Mapping[str, Any], has_plot: bool) -> str:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...curation.edits import apply_edit, edit_count, rank_for_edit
 from ...curation.export import Card, export_pairs
 from ...data import write_pairs
 from ...io import write_csv, write_json
-from ...reward.evaluate import SECTIONS
 from ...reward.train import use_bf16
-from ...splice import causal_test
+from ...splice import causal_test, evaluation_groups
 from ..context import RunContext
 from ..graph import CLEAN, Key
 
@@ -67,8 +64,9 @@ def curate(ctx: RunContext, key: Key) -> dict:
 
 
 def causal(ctx: RunContext, key: Key) -> dict:
-    """Zero the selected latents inside the clean RM (reconstruction error kept) and compare the margin
-    drop on safety and chat evaluation pairs with random latent sets of the same size."""
+    """Scale the selected latents inside the clean RM (reconstruction error kept) by each of `causal.scales`
+    and compare accuracy and margins on every RewardBench section and the held-out pairs with the unedited
+    RM and with random latent sets of the same size, with bootstrap intervals (`eval.bootstrap`)."""
     cc = ctx.cfg.causal
     sae, layer = ctx.load_sae()
     rm = ctx.reward_model(CLEAN, ctx.seed0)
@@ -81,9 +79,12 @@ def causal(ctx: RunContext, key: Key) -> dict:
         causal_groups(ctx, cc.max_pairs, cc.seed),
         cc.draws,
         cc.seed,
+        scales=cc.scales,
+        n_boot=ctx.cfg.eval.bootstrap,
         batch_size=ctx.cfg.rm.eval_batch_size,
         bf16=use_bf16(ctx.cfg.rm.bf16),
         prefix=rm.prefix,
+        standardized=ctx.cfg.activations.standardize,
     )
     if ctx.main:
         write_json(ctx.run.path("causal", "results.json"), result)
@@ -91,24 +92,6 @@ def causal(ctx: RunContext, key: Key) -> dict:
 
 
 def causal_groups(ctx: RunContext, max_pairs: int | None, seed: int) -> dict[str, list]:
-    """Safety and chat evaluation pairs: RewardBench's Safety and Chat sections where present, else the
-    held-out pairs by kind."""
-    rb = ctx.rewardbench()
-    groups = {
-        "safety": [p for p in rb if p.meta.get("subset") in SECTIONS["Safety"]],
-        "chat": [p for p in rb if p.meta.get("subset") in SECTIONS["Chat"]],
-    }
-    test = ctx.test_pairs()
-    for kind in groups:
-        if not groups[kind]:
-            groups[kind] = [p for p in test if p.kind == kind]
-    rng = np.random.default_rng(seed)
-    return {
-        k: (
-            [v[i] for i in sorted(rng.choice(len(v), max_pairs, replace=False))]
-            if max_pairs is not None and len(v) > max_pairs
-            else v
-        )
-        for k, v in groups.items()
-        if v
-    }
+    """The run's RewardBench sections and its held-out pairs by kind, each a seeded sample of at most
+    `max_pairs` pairs (see `safer_rm.splice.evaluation_groups`)."""
+    return evaluation_groups(ctx.rewardbench(), ctx.test_pairs(), max_pairs, seed)
