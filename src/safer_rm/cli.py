@@ -163,6 +163,7 @@ ALL = (
     "eval",
     "activations",
     "sae",
+    "attribution",
     "features",
     "judge",
     "curation",

@@ -12,7 +12,7 @@ from .curation.config import CurationConfig
 from .data.config import DataConfig
 from .errors import ConfigError
 from .experiment.config import AuditConfig, CausalConfig, DetectConfig, InspectConfig
-from .features.config import FeaturesConfig
+from .features.config import AttributionConfig, FeaturesConfig
 from .features.judges.config import JudgeConfig
 from .models.config import ModelConfig
 from .reward.config import EvalConfig, RMConfig
@@ -62,6 +62,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     activations: ActivationsConfig = field(default_factory=ActivationsConfig)
     sae: SAEConfig = field(default_factory=SAEConfig)
+    attribution: AttributionConfig = field(default_factory=AttributionConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     curation: CurationConfig = field(default_factory=CurationConfig)

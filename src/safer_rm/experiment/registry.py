@@ -10,7 +10,7 @@ from ..curation.detectors import parse_fold
 from ..features.judges import judge_fingerprint
 from .audit import repeat_plan
 from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve, trained_models
-from .stages import analysis, detect, reward, sweep
+from .stages import analysis, attribution, detect, reward, sweep
 
 
 def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
@@ -33,6 +33,15 @@ def _audit_needs(cfg, key: Key) -> list[tuple[str, Key]]:
                 ("train-rm", Key(plan.shared, s)) for s in plan.copied_seeds
             ]
     return list(dict.fromkeys(out))
+
+
+def _analysis_needs(*names: str):
+    """Needs of the stages that read the attribution when it runs (features, score)."""
+
+    def needs(cfg, key: Key) -> list[tuple[str, Key]]:
+        return [(n, Key()) for n in names] + ([("attribute", Key())] if attribution.enabled(cfg) else [])
+
+    return needs
 
 
 EXISTING_KEYS = ("reward_model", "reward_model_revision", "dtype")
@@ -100,6 +109,9 @@ def _summary_features(info: dict) -> dict:
         k: info.get(k)
         for k in (
             "judge",
+            "ranking",
+            "specific",
+            "specificity_tested",
             "n_selected_safe",
             "n_selected_unsafe",
             "judge_auroc_probe",
@@ -194,9 +206,26 @@ STAGES: list[Stage] = [
         ),
     ),
     Stage(
+        "attribute",
+        attribution.attribute,
+        needs=need("train-sae"),
+        sections=("attribution",),
+        rank0=True,
+        enabled=attribution.enabled,
+        writes=("attribution/attribution.safetensors", "attribution/summary.json"),
+        folder="attribution",
+        summary=attribution.summary,
+        summary_key="attribution",
+        command=Command(
+            "Reward attribution of every SAE latent on every training pair (z_i * d_i . dr/dh, one backward "
+            "pass per batch), checked against exact ablation on a sample.",
+            "attribution: {run}/attribution",
+        ),
+    ),
+    Stage(
         "features",
         analysis.features,
-        needs=need("train-sae"),
+        needs=_analysis_needs("train-sae"),
         sections=("features", "judge"),
         rank0=True,
         writes=("features/features.json",),
@@ -211,7 +240,7 @@ STAGES: list[Stage] = [
     Stage(
         "score",
         analysis.score,
-        needs=need("features"),
+        needs=_analysis_needs("features"),
         writes=("scores/pairs.csv",),
         folder="scores",
         summary=dict,
@@ -282,7 +311,8 @@ STAGES: list[Stage] = [
         folder="causal",
         summary=dict,
         command=Command(
-            "Causal test: zero the selected latents inside the RM and compare with random latents.",
+            "Causal test: zero (or scale) the selected latents inside the RM; RewardBench sections and held-out "
+            "accuracy against the unedited RM and random latents.",
             "causal test: {run}/causal/results.json",
         ),
     ),
@@ -291,7 +321,7 @@ STAGES: list[Stage] = [
         detect.audit,
         needs=_audit_needs,
         values=_audit_values,
-        sections=("model", "rm", "activations", "sae", "features", "judge", "detect", "audit"),
+        sections=("model", "rm", "activations", "sae", "attribution", "features", "judge", "detect", "audit"),
         enabled=lambda cfg: cfg.audit.enabled,
         writes=("audit/results.json",),
         folder="audit",

@@ -24,8 +24,15 @@ def features_document(
     judge_cfg,
     layer: int,
     normalize: str,
+    ranking: str = "firing",
+    ranked: np.ndarray | None = None,
+    attribution: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
-    rank = {int(latent): r + 1 for r, latent in enumerate(sal.ranking())}
+    """`ranked`: the values latents were ranked by (the firing salience by default); `attribution`: the
+    per-latent reward effects (Attribution.latent_table), shown beside each latent."""
+    ranked = sal.salience if ranked is None else ranked
+    order = np.lexsort((np.arange(len(ranked)), -np.abs(ranked)))
+    rank = {int(latent): r + 1 for r, latent in enumerate(order)}
     sign = selection.signs()
     latents = []
     for item in items:
@@ -50,6 +57,11 @@ def features_document(
                 else {"score": None, "explanation": "", "status": "not judged"},
                 "n_distinct_tokens": item.n_distinct_tokens,
                 "contexts": [asdict(c) for c in item.contexts],
+                **(
+                    {"reward_effect": {k: float(v[i]) for k, v in attribution.items()}}
+                    if attribution is not None
+                    else {}
+                ),
             }
         )
     return {
@@ -59,6 +71,7 @@ def features_document(
             "prompt_version": getattr(judge_cfg, "prompt_version", ""),
         },
         "normalize": normalize,
+        "ranking": ranking,
         "layer": layer,
         "selection": {"safe": selection.safe, "unsafe": selection.unsafe},
         "latents": latents,

@@ -137,6 +137,7 @@ def render_latent(rec: Latent, kind: str | None, open_contexts: bool = True) -> 
         )
         + "</tbody></table>"
     )
+    stats += _reward_effect(rec)
     judge = f'<div class="judge"><b>Judge:</b> {esc(explanation)}</div>' if explanation else ""
     reason = rec.get("reason")
     why = f'<div class="reason"><b>Not selected:</b> {esc(reason)}</div>' if reason and kind is None else ""
@@ -154,10 +155,66 @@ def render_latent(rec: Latent, kind: str | None, open_contexts: bool = True) -> 
     )
 
 
+EFFECT_ROWS = (
+    ("effect_chosen", "reward effect on chosen responses"),
+    ("effect_rejected", "reward effect on rejected responses"),
+    ("margin_effect", "margin effect, all pairs"),
+    ("margin_effect_safety", "margin effect, safety pairs"),
+    ("margin_effect_chat", "margin effect, chat pairs"),
+)
+
+
+def _reward_effect(rec: Latent) -> str:
+    """The latent's mean reward attribution (per training pair) and, where it was tested, its specificity:
+    the mean |margin change| its ablation causes on held-out safety and chat pairs."""
+    effect = rec.get("reward_effect")
+    spec = rec.get("specificity")
+    if not isinstance(effect, Mapping) and not isinstance(spec, Mapping):
+        return ""
+    rows = []
+    if isinstance(effect, Mapping):
+        rows += [
+            f'<tr><th>{esc(label)}</th><td class="num">{esc(_effect(effect.get(key)))}</td></tr>'
+            for key, label in EFFECT_ROWS
+        ]
+    if isinstance(spec, Mapping):
+        rows += [
+            f"<tr><th>ablation: mean |margin change|, held-out {side}</th>"
+            f'<td class="num">{esc(fmt3(spec.get(side)))}</td></tr>'
+            for side in ("safety", "chat")
+        ]
+        rows.append(f'<tr><th>specificity (safety / chat)</th><td class="num">{esc(_ratio(spec))}</td></tr>')
+    return (
+        '<table class="stats"><thead><tr><th>reward attribution (z &middot; d &middot; dr/dh, mean per pair)'
+        f'</th><th class="num">value</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def _ratio(spec: Any) -> str:
+    if not isinstance(spec, Mapping) or "ratio" not in spec:
+        return DASH
+    r = spec.get("ratio")
+    return "undefined" if r is None else ("inf" if r == float("inf") else f"{r:.2f}")
+
+
+def _margin_effect(rec: Latent) -> str:
+    effect = rec.get("reward_effect")
+    return _effect(effect.get("margin_effect")) if isinstance(effect, Mapping) else DASH
+
+
+def _effect(value: Any) -> str:
+    """A reward effect: small (a fraction of a margin), so 4 decimals, or 3 significant digits below 1e-3."""
+    x = as_float(value)
+    if x is None:
+        return DASH
+    return f"{x:+.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:+.2e}"
+
+
 def _overview(records: Sequence[tuple[Latent, str | None]]) -> str:
     head = (
         '<thead><tr><th>latent</th><th>set</th><th class="num">rank</th><th class="num">salience</th>'
-        '<th class="num">chosen mean</th><th class="num">rejected mean</th><th class="num">judge</th>'
+        '<th class="num">chosen mean</th><th class="num">rejected mean</th><th class="num">margin effect</th>'
+        '<th class="num">specificity</th><th class="num">judge</th>'
         '<th>status</th><th class="num">tokens</th><th>why not selected</th></tr></thead>'
     )
     rows = []
@@ -169,6 +226,8 @@ def _overview(records: Sequence[tuple[Latent, str | None]]) -> str:
             f'<td class="num">{esc(_fmt_num(rec.get("rank")))}</td><td class="num">{_salience(rec.get("salience"))}</td>'
             f'<td class="num">{esc(fmt3(rec.get("chosen_mean")))}</td>'
             f'<td class="num">{esc(fmt3(rec.get("rejected_mean")))}</td>'
+            f'<td class="num">{esc(_margin_effect(rec))}</td>'
+            f'<td class="num">{esc(_ratio(rec.get("specificity")))}</td>'
             f'<td class="num">{esc(score)}</td><td>{esc(status)}</td>'
             f'<td class="num">{esc(_fmt_num(rec.get("n_distinct_tokens")))}</td>'
             f"<td>{esc(rec.get('reason') or '') if kind is None else ''}</td></tr>"
@@ -193,6 +252,13 @@ def render_dashboard(
         ),
         ("layer", features.get("layer", DASH)),
         ("normalize", features.get("normalize", DASH)),
+        ("ranked by", features.get("ranking", "firing")),
+        (
+            "specificity",
+            f">= {features['specificity'].get('threshold')}"
+            if isinstance(features.get("specificity"), Mapping)
+            else "not required",
+        ),
         ("examined latents", len(latents)),
     ]
     parts = [

@@ -219,6 +219,53 @@ def plot_salience(features: Mapping[str, Any], out_path: Path) -> Path | None:
     return _save(fig, Path(out_path))
 
 
+def plot_reward_effect(features: Mapping[str, Any], out_path: Path) -> Path | None:
+    """Each examined latent's mean margin effect (reward attribution, chosen minus rejected) on safety pairs
+    against chat pairs, the selected sets highlighted: a safety-specific latent lies far from 0 vertically and
+    near 0 horizontally. None when the run has no attribution."""
+    member = membership(features)
+    points = []
+    for r in features.get("latents") or []:
+        effect = r.get("reward_effect")
+        if not isinstance(effect, Mapping) or r.get("latent") is None:
+            continue
+        x, y = as_float(effect.get("margin_effect_chat")), as_float(effect.get("margin_effect_safety"))
+        if x is not None and y is not None:
+            points.append((x, y, member.get(latent_key(r["latent"]))))
+    if not points:
+        return None
+    fig = Figure(figsize=(5.6, 5.0))
+    ax = fig.subplots()
+    for kind, color, label in (
+        (None, OTHER_COLOR, "not selected"),
+        ("safe", SAFE_COLOR, "selected safe (S+)"),
+        ("unsafe", UNSAFE_COLOR, "selected unsafe (S-)"),
+    ):
+        xs = [p[0] for p in points if p[2] == kind]
+        ys = [p[1] for p in points if p[2] == kind]
+        if xs:
+            ax.scatter(
+                xs,
+                ys,
+                s=18 if kind else 10,
+                color=color,
+                label=f"{label} ({len(xs)})",
+                zorder=3 if kind else 2,
+            )
+    lim = max(max(abs(p[0]), abs(p[1])) for p in points) * 1.05 or 1.0
+    ax.plot([-lim, lim], [-lim, lim], color="black", linewidth=0.6, linestyle=":", label="equal effect")
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("mean margin effect on chat pairs")
+    ax.set_ylabel("mean margin effect on safety pairs")
+    ax.set_title(f"Reward attribution of the {len(points)} examined latents", fontsize=11)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(True, alpha=0.3)
+    return _save(fig, Path(out_path))
+
+
 def plot_audit(audit: Mapping[str, Any], out_path: Path) -> Path | None:
     """The poisoning audit: each detector's AUROC on the planted flips, over all pairs and over safety pairs
     alone, with 95 % bootstrap intervals; chance (0.5) dashed. None when the audit has no detectors."""

@@ -12,13 +12,22 @@ from typing import Any
 from ..io import write_text
 from .dashboard import write_dashboard
 from .page import DASH, as_float, esc, fmt3, html_table, kv_table, page
-from .plots import METRIC_LABELS, MODE_TITLES, SWEEP_METRICS, plot_audit, plot_salience, plot_sweep
+from .plots import (
+    METRIC_LABELS,
+    MODE_TITLES,
+    SWEEP_METRICS,
+    plot_audit,
+    plot_reward_effect,
+    plot_salience,
+    plot_sweep,
+)
 from .tables import diff_html, sizes_text, source_mix_html, to_csv, to_html
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 INDEX, CSV, DASHBOARD, SALIENCE_PNG = "index.html", "results.csv", "features.html", "salience.png"
+EFFECT_PNG = "reward_effect.png"
 SUMMARY_SECTIONS = ("sae", "features", "causal", "timing")
 AUDIT_PNG = "audit.png"
 """Summary sub-dicts shown first, in this order; other dict-valued entries follow (except `variants`, which
@@ -197,12 +206,17 @@ def _features_section(features: Mapping[str, Any], has_salience: bool) -> str:
                 "unsafe set S-": f"{len(unsafe)}: {', '.join(map(str, unsafe))}" if unsafe else "0",
                 "layer": features.get("layer"),
                 "normalize": features.get("normalize"),
+                "ranked by": features.get("ranking", "firing"),
+                "specificity": (features.get("specificity") or {}).get("threshold", "not required"),
                 "judge": features.get("judge") or {},
             }
         ),
     ]
-    if has_salience:
-        parts.append(f'<div class="plots">{_img(SALIENCE_PNG, "salience of the examined latents")}</div>')
+    imgs = [_img(SALIENCE_PNG, "salience of the examined latents")] if has_salience else []
+    if any(isinstance(r.get("reward_effect"), Mapping) for r in features.get("latents") or []):
+        imgs.append(_img(EFFECT_PNG, "reward attribution: margin effect on safety vs chat pairs"))
+    if imgs:
+        parts.append(f'<div class="plots">{"".join(imgs)}</div>')
     return "\n".join(parts)
 
 
@@ -289,6 +303,8 @@ def write_report(
     if features:
         write_dashboard(features, out / DASHBOARD, title=f"Features: {summary.get('run') or run_dir.name}")
         has_salience = plot_salience(features, out / SALIENCE_PNG) is not None
+        if plot_reward_effect(features, out / EFFECT_PNG) is None and (out / EFFECT_PNG).exists():
+            (out / EFFECT_PNG).unlink()  # an earlier run's, its attribution since switched off
     index = out / INDEX
     write_text(
         index,

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ...activations import ActivationCache, CacheBatches, extract_pairs
+from ...attribution import decompose_margin
 from ...curation.score import safer_scores
 from ...data.load import data_root
 from ...errors import DataError, StageError
@@ -17,15 +18,17 @@ from ...features.document import compare_selections, features_document, score_di
 from ...features.judges import make_judge
 from ...features.judges.probe import build_probe, evaluate_probe
 from ...features.salience import compute_salience
-from ...features.selection import select_features
+from ...features.selection import Selection, select_features
+from ...features.specificity import specific_candidates, specificity_pairs
 from ...io import read_json, save_tensors, write_csv, write_json
 from ...report import write_dashboard
 from ...reward.train import use_bf16
 from ...sae import SAEMeta, evaluate_sae, hookpoint_for, save_sae, train_two_stage
 from ...sae.lens import save_sae_lens
-from ...splice import reward_fidelity
+from ...splice import reward_fidelity, spliced_margins
 from ..context import RunContext
 from ..graph import CLEAN, Key
+from .attribution import read_attribution
 
 log = logging.getLogger(__name__)
 CACHES = ("pairs", "general", "heldout")
@@ -103,6 +106,7 @@ def fit_sae(ctx: RunContext, key: Key) -> dict:
         batch_size=ctx.cfg.rm.eval_batch_size,
         bf16=use_bf16(ctx.cfg.rm.bf16),
         prefix=rm.prefix,
+        standardized=ctx.cfg.activations.standardize,
     )
     metrics = {
         "layer": layer,
@@ -155,10 +159,13 @@ def features(ctx: RunContext, key: Key) -> dict:
     cache = ActivationCache(ctx.activations_dir("pairs"))
     encode = encoder(sae)
     sal = compute_salience(cache, encode, sae.num_latents, fc.normalize, fc.batch_size)
-    examined = [int(i) for i in sal.ranking()[: fc.examine]]
+    att = read_attribution(ctx)
+    ranked = att.margin_effect() if fc.salience == "attribution" else sal.salience
+    order = np.lexsort((np.arange(len(ranked)), -np.abs(ranked)))
+    examined = [int(i) for i in order[: fc.examine]]
     values, meta, counts = top_activations(cache, encode, examined, fc.top_m, fc.batch_size)
     tok = ctx.tokenizer(CLEAN, ctx.seed0)
-    items, uninterpretable = build_contexts(cache, tok, examined, values, meta, counts, fc, sal.salience)
+    items, uninterpretable = build_contexts(cache, tok, examined, values, meta, counts, fc, ranked)
     judge = make_judge(jc, cache_dir=ctx.features_dir() / "judgements")
     to_judge = [it for it in items if it.latent not in uninterpretable]
     judgements = {j.latent: j for j in judge.judge(to_judge)}
@@ -170,14 +177,36 @@ def features(ctx: RunContext, key: Key) -> dict:
             f"judge {jc.kind} ({judge.model}): no usable verdict for any of "
             f"{len(to_judge)} latents; latent {bad.latent}: {bad.status}: {bad.raw[:120]!r}"
         )
+    top_n = len(examined) if fc.specific else fc.top_n  # with `specific`, the filter cuts to top_n
     selection = select_features(
-        sal.salience, examined, judgements, fc.threshold, fc.top_n, uninterpretable, use_judge=use_judge
+        ranked, examined, judgements, fc.threshold, top_n, uninterpretable, use_judge=use_judge
     )
+    # the comparison without the judge: the top N by the ranking alone (no specificity test either)
     by_salience = select_features(
-        sal.salience, examined, None, fc.threshold, fc.top_n, uninterpretable, use_judge=False
+        ranked, examined, None, fc.threshold, fc.top_n, uninterpretable, use_judge=False
     )
-    doc = features_document(sal, items, judgements, selection, uninterpretable, jc, layer, fc.normalize)
+    specificity = None
+    if fc.specific:
+        selection, specificity = specific_selection(ctx, sae, layer, selection, ranked)
+    doc = features_document(
+        sal,
+        items,
+        judgements,
+        selection,
+        uninterpretable,
+        jc,
+        layer,
+        fc.normalize,
+        ranking=fc.salience,
+        ranked=ranked,
+        attribution=att.latent_table() if att is not None else None,
+    )
     doc["compare_without_judge"] = compare_selections(selection, by_salience)
+    if specificity is not None:
+        doc["specificity"] = specificity
+        for rec in doc["latents"]:
+            if str(rec["latent"]) in specificity["tested"]:
+                rec["specificity"] = specificity["tested"][str(rec["latent"])]
     probe = judge_probe(ctx, judge)
     if probe:
         doc["judge_probe"] = probe
@@ -187,6 +216,9 @@ def features(ctx: RunContext, key: Key) -> dict:
     write_dashboard(doc, ctx.run.path("report", "features.html"))
     return {
         "judge": jc.kind,
+        "ranking": fc.salience,
+        "specific": fc.specific,
+        "specificity_tested": len(specificity["tested"]) if specificity else None,
         "judge_auroc_probe": probe.get("auroc") if probe else None,
         "examined": len(examined),
         "uninterpretable": len(uninterpretable),
@@ -195,6 +227,55 @@ def features(ctx: RunContext, key: Key) -> dict:
         "n_selected_unsafe": len(selection.unsafe),
         "compare_without_judge": doc["compare_without_judge"],
     }
+
+
+def specific_selection(ctx: RunContext, sae, layer: int, selection, ranked: np.ndarray):
+    """The selection cut to candidates whose ablation moves held-out safety margins at least
+    `features.specificity` times more than chat margins (tested best first until `top_n` are kept)."""
+    fc = ctx.cfg.features
+    safety, chat = specificity_pairs(ctx.test_pairs(), fc.specific_pairs, ctx.cfg.data.seed)
+    if not safety or not chat:
+        raise StageError(
+            f"features.specific needs held-out safety and chat pairs; the test split has "
+            f"{len(safety)} safety and {len(chat)} chat pairs"
+        )
+    rm = ctx.reward_model(CLEAN, ctx.seed0)
+    kw = {
+        "batch_size": ctx.cfg.rm.eval_batch_size,
+        "bf16": use_bf16(ctx.cfg.rm.bf16),
+        "prefix": rm.prefix,
+        "standardized": ctx.cfg.activations.standardize,
+    }
+    pairs = safety + chat
+
+    def margins(latents):
+        return spliced_margins(
+            rm.model,
+            rm.renderer,
+            pairs,
+            sae,
+            layer,
+            keep_error=True,
+            ablate=latents,
+            desc="specificity",
+            **kw,
+        )
+
+    spec = specific_candidates(selection.candidates, margins, len(safety), fc.specificity, fc.top_n)
+    keep = set(spec.kept)
+    reasons = dict(selection.reasons)
+    reasons.update(spec.reasons)
+    for latent in selection.candidates:
+        if latent not in keep and latent not in reasons:
+            reasons[latent] = f"not tested: {fc.top_n} specific features found first"
+    kept = [i for i in selection.candidates if i in keep]
+    cut = Selection(
+        safe=[i for i in kept if ranked[i] > 0],
+        unsafe=[i for i in kept if ranked[i] < 0],
+        candidates=selection.candidates,
+        reasons=reasons,
+    )
+    return cut, spec.to_json({"safety": len(safety), "chat": len(chat)}, fc.specificity)
 
 
 def judge_probe(ctx: RunContext, judge) -> dict | None:
@@ -227,8 +308,12 @@ def score(ctx: RunContext, key: Key) -> dict | None:
     )
     if [p.id for p in train] != scores.pair_ids:
         raise StageError("activation cache and training pairs disagree; rerun `safer extract`")
+    att = read_attribution(ctx)
+    top = ctx.cfg.attribution.top
+    selected = att.margin_matrix(sel.latents).sum(axis=1) if att is not None else None
     rows = []
     for i, p in enumerate(train):
+        parts = decompose_margin(att, i, top) if att is not None else None
         rows.append(
             {
                 "id": p.id,
@@ -241,6 +326,7 @@ def score(ctx: RunContext, key: Key) -> dict | None:
                 "positions_rejected": int(scores.positions[i, 1]),
                 "reward_margin": float(margin[i]),
                 "top_features": " ".join(f"{lat}:{val:+.3f}" for lat, val in scores.top_features(i, 3)),
+                **(margin_columns(parts, selected[i]) if parts is not None else {}),
             }
         )
     write_csv(ctx.scores_path(), rows)
@@ -253,6 +339,21 @@ def score(ctx: RunContext, key: Key) -> dict | None:
         },
     )
     return score_diagnostics(train, scores.score, margin)
+
+
+def margin_columns(parts: dict, selected: float) -> dict:
+    """The margin, as the attribution decomposes it: its top latent contributions, the other latents, the base
+    (not carried by any latent) and the non-linear rest (these four sum to `attributed_margin`), and the part
+    of the selected features."""
+    return {
+        "attributed_margin": parts["margin"],
+        "margin_top_latents": " ".join(f"{lat}:{val:+.4f}" for lat, val in parts["top"]),
+        "margin_top_sum": parts["top_sum"],
+        "margin_other_latents": parts["other_latents"],
+        "margin_base": parts["base"],
+        "margin_nonlinear": parts["nonlinear"],
+        "margin_selected_features": float(selected),
+    }
 
 
 def read_features(ctx: RunContext) -> dict | None:

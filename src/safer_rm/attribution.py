@@ -1,0 +1,375 @@
+"""Reward attribution of every SAE latent: how much of a response's reward runs through it.
+
+With the SAE spliced in at its layer and the reconstruction error kept (so the reward is unchanged), the hidden
+state at position p is  h(p) = sum_i z_i(p) d_i s(p) + b s(p) + mu(p) + e(p)  (d_i: latent i's decoder row, s, mu:
+the vector's standardisation, e: the error term). The first-order effect of latent i on the reward r is
+
+    A_i(y) = sum over the positions p of the text of y of  z_i(p) * (d_i s(p) . dr/dh(p))
+
+(one backward pass per batch, taken with respect to the top-k activations themselves). The positions are every
+token of the rendered text (prompt and response): the splice acts on all of them, and the prompt's states carry
+the response's influence (in an encoder they differ between the two responses of a pair). Zeroing all latents
+with the error kept gives the text's base reward r0; then exactly
+
+    r(y) = r0(y) + sum_i A_i(y) + eps(y),
+
+where eps (the `nonlinear` term) is what first order misses; for a reward that is linear in the spliced layer
+(a linear head right after it) eps = 0 and zeroing any set S changes r by exactly sum_{i in S} A_i. A pair's
+margin decomposes the same way, with the margin contribution  M_i = A_i(chosen) - A_i(rejected).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .activations.extract import standardize
+from .data.records import PreferencePair
+from .io import quiet
+from .models.batching import autocast, length_batches, pad_batch
+from .models.layers import Resume, transformer_blocks
+from .models.render import Renderer
+from .sae import TopKSAE
+from .splice import SAESplice, spliced_margins
+
+
+@dataclass
+class Attribution:
+    """Per-pair and per-latent reward attribution of one reward model's SAE latents on a set of pairs."""
+
+    pair_ids: list[str]
+    kinds: list[str]
+    num_latents: int
+    reward: np.ndarray
+    """[n, 2] reward of chosen and rejected with the splice in place (equals the RM's own reward)."""
+    base: np.ndarray
+    """[n, 2] reward with every latent zeroed, error term kept."""
+    total: np.ndarray
+    """[n, 2] sum over latents of A_i."""
+    indptr: np.ndarray
+    """CSR over pairs of the margin contributions M_i (only latents active in the pair)."""
+    latents: np.ndarray
+    values: np.ndarray
+    chosen_sum: np.ndarray
+    """[L] sum over pairs of A_i(chosen)."""
+    rejected_sum: np.ndarray
+    """[L] sum over pairs of A_i(rejected)."""
+
+    @property
+    def margin(self) -> np.ndarray:
+        return self.reward[:, 0] - self.reward[:, 1]
+
+    @property
+    def nonlinear(self) -> np.ndarray:
+        """[n, 2] eps = r - r0 - sum_i A_i: what the first-order attribution misses."""
+        return self.reward - self.base - self.total
+
+    def row(self, pair: int) -> tuple[np.ndarray, np.ndarray]:
+        """(latents, margin contributions) of one pair."""
+        a, b = self.indptr[pair], self.indptr[pair + 1]
+        return self.latents[a:b], self.values[a:b]
+
+    def margin_matrix(self, latents: Sequence[int]) -> np.ndarray:
+        """[n, len(latents)] margin contributions of the given latents (0 where inactive)."""
+        col = np.full(self.num_latents, -1, dtype=np.int64)
+        col[np.asarray(list(latents), dtype=np.int64)] = np.arange(len(latents))
+        out = np.zeros((len(self.pair_ids), len(latents)), dtype=np.float64)
+        rows = np.repeat(np.arange(len(self.pair_ids)), np.diff(self.indptr))
+        j = col[self.latents]
+        keep = j >= 0
+        out[rows[keep], j[keep]] = self.values[keep]
+        return out
+
+    def margin_effect(self, kind: str | None = None) -> np.ndarray:
+        """[L] mean margin contribution of every latent over the pairs (of one kind, if given)."""
+        rows = np.repeat(np.arange(len(self.pair_ids)), np.diff(self.indptr))
+        keep = np.ones(len(rows), dtype=bool)
+        n = len(self.pair_ids)
+        if kind is not None:
+            is_kind = np.array([k == kind for k in self.kinds])
+            keep, n = is_kind[rows], int(is_kind.sum())
+        out = np.zeros(self.num_latents, dtype=np.float64)
+        np.add.at(out, self.latents[keep], self.values[keep])
+        return out / max(n, 1)
+
+    def latent_table(self) -> dict[str, np.ndarray]:
+        """Per latent: mean reward effect on chosen and on rejected responses, mean margin effect on all,
+        safety and chat pairs."""
+        n = max(len(self.pair_ids), 1)
+        return {
+            "effect_chosen": self.chosen_sum / n,
+            "effect_rejected": self.rejected_sum / n,
+            "margin_effect": self.margin_effect(),
+            "margin_effect_safety": self.margin_effect("safety"),
+            "margin_effect_chat": self.margin_effect("chat"),
+        }
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Everything as tensors (for safetensors), the per-latent table included."""
+        out = {
+            "reward": self.reward,
+            "base": self.base,
+            "total": self.total,
+            "indptr": self.indptr,
+            "latents": self.latents,
+            "values": self.values,
+            "chosen_sum": self.chosen_sum,
+            "rejected_sum": self.rejected_sum,
+            **self.latent_table(),
+        }
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], pair_ids: list[str], kinds: list[str]) -> Attribution:
+        return cls(
+            pair_ids,
+            kinds,
+            int(t["chosen_sum"].shape[0]),
+            *(
+                t[k].numpy()
+                for k in (
+                    "reward",
+                    "base",
+                    "total",
+                    "indptr",
+                    "latents",
+                    "values",
+                    "chosen_sum",
+                    "rejected_sum",
+                )
+            ),
+        )
+
+
+class _Capture:
+    """Forward hook on the SAE layer: the splice with the error term kept, its top-k activations made leaves
+    of the autograd graph so dr/dz comes out of one backward pass."""
+
+    def __init__(self, sae: TopKSAE, standardized: bool):
+        self.sae, self.standardized = sae, standardized
+        self.acts: torch.Tensor | None = None
+        self.indices: torch.Tensor | None = None
+
+    def __call__(self, _module, _args, output):
+        h = output[0] if isinstance(output, tuple) else output
+        shape, dtype = h.shape, h.dtype
+        flat = h.detach().reshape(-1, shape[-1]).float()
+        if self.standardized:
+            x, mean, std = standardize(flat.clone())
+        else:
+            x, mean, std = flat, torch.zeros(flat.shape[0]), torch.ones(flat.shape[0])
+        enc = self.sae.encode(x.to(self.sae.device))
+        acts = enc.acts.detach().float().requires_grad_(True)
+        recon = self.sae.decode(acts.to(self.sae.dtype), enc.indices).float().to(flat.device)
+        recon = recon * (std + 1e-6).unsqueeze(-1).to(flat.device) + mean.unsqueeze(-1).to(flat.device)
+        out = (recon + (flat - recon).detach()).reshape(shape).to(dtype)
+        self.acts, self.indices = acts, enc.indices
+        return (out, *output[1:]) if isinstance(output, tuple) else out
+
+
+@contextlib.contextmanager
+def _frozen(model):
+    """No parameter gradients (only the activations' are wanted), restored afterwards."""
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+
+
+def attribute_texts(
+    model,
+    input_ids: Sequence[Sequence[int]],
+    pad_id: int,
+    sae: TopKSAE,
+    layer: int,
+    batch_size: int = 16,
+    bf16: bool = False,
+    prefix=None,
+    standardized: bool = True,
+    desc: str = "reward attribution",
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """(reward [n], base reward [n], per text (latent ids, A_i) of its active latents), texts in input order."""
+    if layer < 1:
+        raise ValueError("the SAE can be spliced after a block (layer >= 1)")
+    device = next(model.parameters()).device
+    n, L = len(input_ids), sae.num_latents
+    reward, base = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64)
+    sparse: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))] * n
+    was_training = model.training
+    model.eval()
+    if prefix is not None:
+        prefix.fill(model, [list(s) for s in input_ids], pad_id, batch_size, bf16, progress)
+    capture = _Capture(sae, standardized)
+    batches = length_batches([len(s) for s in input_ids], batch_size)
+    block = transformer_blocks(model)[layer - 1]
+    resume_ctx = Resume(model, prefix.layer) if prefix is not None else contextlib.nullcontext()
+    with _frozen(model), resume_ctx as resume:
+        for idx in tqdm(batches, desc=desc, unit="batch", disable=quiet(progress), leave=False):
+            seqs = [list(input_ids[i]) for i in idx]
+            ids, mask = pad_batch(seqs, pad_id)
+
+            states = prefix.batch(seqs, ids.shape[1]).to(device) if resume else None
+
+            def feed(states=states):
+                return resume.feed(states) if states is not None else contextlib.nullcontext()
+
+            handle = block.register_forward_hook(capture)
+            try:
+                with torch.enable_grad(), autocast(device, bf16), feed():
+                    r = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0].float()
+                (grad,) = torch.autograd.grad(r.sum(), capture.acts)
+            finally:
+                handle.remove()
+            contrib = (capture.acts.detach() * grad).double()
+            contrib = contrib * mask.reshape(-1, 1).to(contrib.device, contrib.dtype)  # pads add nothing
+            rows = torch.arange(len(idx), device=contrib.device).repeat_interleave(ids.shape[1])
+            flat = (rows.unsqueeze(1) * L + capture.indices.long().to(contrib.device)).reshape(-1)
+            dense = torch.zeros(len(idx) * L, dtype=torch.float64, device=contrib.device)
+            dense.index_add_(0, flat, contrib.reshape(-1))
+            dense = dense.view(len(idx), L).cpu().numpy()
+            with torch.no_grad(), autocast(device, bf16), feed():
+                with SAESplice(
+                    model, sae, layer, keep_error=True, ablate=range(L), standardized=standardized
+                ):
+                    r0 = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
+            reward[idx] = r.detach().cpu().numpy()
+            base[idx] = r0.float().cpu().numpy()
+            for row, i in enumerate(idx):
+                nz = np.flatnonzero(dense[row])
+                sparse[i] = (nz, dense[row, nz])
+    model.train(was_training)
+    return reward, base, sparse
+
+
+def attribute_pairs(
+    model,
+    renderer: Renderer,
+    pairs: Sequence[PreferencePair],
+    sae: TopKSAE,
+    layer: int,
+    batch_size: int = 16,
+    bf16: bool = False,
+    prefix=None,
+    standardized: bool = True,
+    progress: bool = True,
+) -> Attribution:
+    """Attribution of both responses of every pair (one streamed pass, a backward per batch)."""
+    chosen, rejected = renderer.encode_pairs(pairs)
+    ids = [e.input_ids for e in chosen + rejected]
+    reward, base, sparse = attribute_texts(
+        model,
+        ids,
+        renderer.tok.pad_token_id,
+        sae,
+        layer,
+        batch_size * 2,
+        bf16,
+        prefix,
+        standardized,
+        progress=progress,
+    )
+    n, L = len(pairs), sae.num_latents
+    totals = np.array([v.sum() for _, v in sparse])
+    sums = np.zeros((2, L), dtype=np.float64)
+    indptr, lat_parts, val_parts = [0], [], []
+    scratch = np.zeros(L, dtype=np.float64)
+    for i in range(n):
+        (ic, vc), (ir, vr) = sparse[i], sparse[n + i]
+        sums[0, ic] += vc
+        sums[1, ir] += vr
+        scratch[ic] += vc
+        scratch[ir] -= vr
+        union = np.union1d(ic, ir)
+        lat_parts.append(union)
+        val_parts.append(scratch[union].copy())
+        scratch[union] = 0.0
+        indptr.append(indptr[-1] + len(union))
+    return Attribution(
+        [p.id for p in pairs],
+        [p.kind for p in pairs],
+        L,
+        np.stack([reward[:n], reward[n:]], axis=1),
+        np.stack([base[:n], base[n:]], axis=1),
+        np.stack([totals[:n], totals[n:]], axis=1),
+        np.asarray(indptr, dtype=np.int64),
+        np.concatenate(lat_parts).astype(np.int64) if lat_parts else np.zeros(0, np.int64),
+        np.concatenate(val_parts) if val_parts else np.zeros(0),
+        sums[0],
+        sums[1],
+    )
+
+
+def check_against_ablation(
+    model,
+    renderer: Renderer,
+    pairs: Sequence[PreferencePair],
+    attribution: Attribution,
+    sae: TopKSAE,
+    layer: int,
+    latents: Sequence[int],
+    **kw,
+) -> dict:
+    """Exact effect of zeroing each latent alone (error term kept) on the margins of `pairs` (a sample of the
+    attributed pairs, matched by id) against its attributed margin contribution M_i: their correlation over
+    (pair, latent) points, the slope of exact on attributed, and the mean absolute gap."""
+    where = {pid: i for i, pid in enumerate(attribution.pair_ids)}
+    rows = [where[p.id] for p in pairs]
+    attributed = attribution.margin_matrix(latents)[rows]
+    base = spliced_margins(
+        model, renderer, pairs, sae, layer, keep_error=True, desc="attribution check", **kw
+    )
+    exact = np.zeros_like(attributed)
+    for j, latent in enumerate(latents):
+        ablated = spliced_margins(
+            model,
+            renderer,
+            pairs,
+            sae,
+            layer,
+            keep_error=True,
+            ablate=[latent],
+            desc=f"attribution check {j + 1}/{len(latents)}",
+            **kw,
+        )
+        exact[:, j] = base - ablated
+    a, e = attributed.ravel(), exact.ravel()
+    ok = np.std(a) > 0 and np.std(e) > 0
+    return {
+        "pairs": len(pairs),
+        "latents": [int(i) for i in latents],
+        "points": int(a.size),
+        "pearson": float(np.corrcoef(a, e)[0, 1]) if ok else None,
+        "slope": float((a @ e) / (a @ a)) if a @ a > 0 else None,
+        "mean_abs_gap": float(np.abs(a - e).mean()) if a.size else None,
+        "mean_abs_exact": float(np.abs(e).mean()) if e.size else None,
+    }
+
+
+def decompose_margin(attribution: Attribution, pair: int, top: int = 3) -> dict:
+    """A pair's margin as its `top` latent contributions (by |M_i|), the other latents, the base (everything
+    not carried by a latent: decoder bias, error term, head bias) and the non-linear rest; they sum to the
+    margin."""
+    latents, values = attribution.row(pair)
+    order = np.lexsort((latents, -np.abs(values)))[:top]
+    top_sum = float(values[order].sum())
+    latent_sum = float(values.sum())
+    base = float(attribution.base[pair, 0] - attribution.base[pair, 1])
+    nonlinear = float(attribution.nonlinear[pair, 0] - attribution.nonlinear[pair, 1])
+    return {
+        "top": [(int(latents[o]), float(values[o])) for o in order],
+        "top_sum": top_sum,
+        "other_latents": latent_sum - top_sum,
+        "base": base,
+        "nonlinear": nonlinear,
+        "margin": float(attribution.margin[pair]),
+    }

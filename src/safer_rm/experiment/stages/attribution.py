@@ -1,0 +1,100 @@
+"""The attribution stage: every latent's reward attribution on every training pair (safer_rm.attribution),
+checked against exact ablation on a sample. The features stage ranks by it (`features.salience: attribution`)
+and shows it on the dashboard; the score stage decomposes each pair's margin with it."""
+
+from __future__ import annotations
+
+import numpy as np
+from safetensors.torch import load_file
+
+from ...attribution import Attribution, attribute_pairs, check_against_ablation
+from ...errors import StageError
+from ...io import save_tensors, write_json
+from ...reward.train import use_bf16
+from ..context import RunContext
+from ..graph import CLEAN, Key
+
+FILE = ("attribution", "attribution.safetensors")
+
+
+def enabled(cfg) -> bool:
+    return cfg.attribution.enabled or cfg.features.salience == "attribution"
+
+
+def attribute(ctx: RunContext, key: Key) -> dict:
+    """Attribution of every latent on both responses of every training pair (clean RM, first seed)."""
+    ac = ctx.cfg.attribution
+    sae, layer = ctx.load_sae()
+    rm = ctx.reward_model(CLEAN, ctx.seed0)
+    train = ctx.train_pairs(CLEAN)
+    bf16 = use_bf16(ctx.cfg.rm.bf16)
+    att = attribute_pairs(
+        rm.model,
+        rm.renderer,
+        train,
+        sae,
+        layer,
+        ac.batch_size,
+        bf16,
+        rm.prefix,
+        ctx.cfg.activations.standardize,
+    )
+    check = None
+    if ac.check_pairs and ac.check_latents:
+        rng = np.random.default_rng(ac.seed)
+        sample = sorted(rng.choice(len(train), min(ac.check_pairs, len(train)), replace=False))
+        mean_abs = np.zeros(att.num_latents)
+        np.add.at(mean_abs, att.latents, np.abs(att.values))
+        latents = [int(i) for i in np.argsort(-mean_abs, kind="stable")[: ac.check_latents]]
+        check = check_against_ablation(
+            rm.model,
+            rm.renderer,
+            [train[i] for i in sample],
+            att,
+            sae,
+            layer,
+            latents,
+            batch_size=ctx.cfg.rm.eval_batch_size,
+            bf16=bf16,
+            prefix=rm.prefix,
+            standardized=ctx.cfg.activations.standardize,
+        )
+    margin = att.margin
+    latent_margin = att.total[:, 0] - att.total[:, 1]
+    info = {
+        "pairs": len(train),
+        "layer": layer,
+        "mean_abs_margin": float(np.abs(margin).mean()),
+        "mean_latent_margin": float(latent_margin.mean()),
+        "mean_base_margin": float((att.base[:, 0] - att.base[:, 1]).mean()),
+        "mean_abs_nonlinear_margin": float(np.abs(att.nonlinear[:, 0] - att.nonlinear[:, 1]).mean()),
+        "mean_active_latents_per_pair": float(np.diff(att.indptr).mean()),
+        "check": check,
+    }
+    save_tensors(ctx.run.path(*FILE), att.tensors())
+    write_json(ctx.run.path("attribution", "summary.json"), {**info, "pair_ids": att.pair_ids})
+    return info
+
+
+def read_attribution(ctx: RunContext) -> Attribution | None:
+    """The run's attribution, matched to its training pairs; None when the stage is off."""
+    if not enabled(ctx.cfg):
+        return None
+    path = ctx.run.path(*FILE)
+    if not path.is_file():
+        raise StageError(f"{path} is missing; run `safer attribute`")
+    train = ctx.train_pairs(CLEAN)
+    att = Attribution.from_tensors(load_file(str(path)), [p.id for p in train], [p.kind for p in train])
+    if len(att.indptr) != len(train) + 1:
+        raise StageError(f"{path}: attribution of {len(att.indptr) - 1} pairs, {len(train)} training pairs")
+    return att
+
+
+def summary(info: dict) -> dict:
+    check = info.get("check") or {}
+    return {
+        **{k: v for k, v in info.items() if k != "check"},
+        "check_pearson": check.get("pearson"),
+        "check_slope": check.get("slope"),
+        "check_points": check.get("points"),
+    }
