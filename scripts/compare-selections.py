@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""Compare feature-selection options: run directories of the same experiment that differ only in their
+`features.*` settings (e.g. firing = the paper's salience, attribution, specific, both). They share the data
+split, the evaluation sets, the seeds and the clean, random and reward-margin variants; only the SAFER
+variants (`poison-safer-5.0`, `denoise-safer-4.0`, ...) differ.
+
+    python3 scripts/compare-selections.py BASE_RUN --option attribution=RUN_B [--option specific=RUN_C ...]
+        [--base-label firing] [--columns Safety "heldout safety" ...] [--json OUT.json] [--markdown OUT.md]
+
+Prints Markdown tables (and writes them with --markdown; every number with --json):
+
+1. accuracy per mode and ratio: the base run's clean, random and reward-margin variants, then every option's
+   SAFER variant; each cell `acc [low, high]` (95 % hierarchical bootstrap over seeds, then pairs);
+2. paired differences in points (x100), `+d [lo, hi]`, `*` when the interval excludes 0: each option's SAFER
+   variant against the base run's clean, random and reward-margin variants and against the base option
+   (seeds both sides have, pairs matched by id);
+3. the causal test of every option (per scale and group; the flat keys of runs written before the scales);
+4. the audit: the safer detector's AUROC on safety and on all pairs per option, with the paired difference to
+   the base option on the same planted set, and the other detectors built on the selection (combined, probe,
+   combined_probe) per option; the rest (margin, oof_margin, ensemble) once, from the base run;
+5. the selection of every option: latents (safe / unsafe), ranking, specificity test, attribution check.
+
+Exit 0 on success; 1 with one line on stderr when the runs cannot be compared (different pairs, planted
+sets, a missing directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from safer_rm.errors import SaferError
+from safer_rm.experiment.compare import COLUMN_ORDER, REFERENCES, compare_options
+from safer_rm.io import write_json, write_text
+
+CLEAN = "clean"
+SELECTION_DETECTORS = ("safer", "combined", "probe", "combined_probe")
+"""Audit detectors that depend on the feature selection: the SAFER score, its rank combination, and the
+probe on the examined latents (the top `features.examine` by the ranking) with its combination."""
+
+
+# ---- cells ---------------------------------------------------------------------------------------------
+def _num(x, fmt: str = ".3f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def accuracy_cell(iv: dict | None) -> str:
+    """`0.578 [0.516, 0.639]`."""
+    if not iv:
+        return "-"
+    return f"{iv['value']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
+
+
+def points_cell(d: dict | None) -> str:
+    """A difference in points (x100): `+1.2 [-0.5, +3.0]`, `*` when the interval excludes 0."""
+    if not d or d.get("diff") is None:
+        return "-"
+    star = "*" if d["low"] > 0 or d["high"] < 0 else ""
+    return f"{100 * d['diff']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]{star}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _seeds(seeds: list[int]) -> str:
+    return ",".join(map(str, seeds)) or "none"
+
+
+# ---- tables --------------------------------------------------------------------------------------------
+def groups(result: dict) -> list[tuple[str, str]]:
+    """(mode, ratio) of every SAFER variant, in the order found."""
+    found = [tuple(v.split("-", 2)[0::2]) for o in result["options"].values() for v in o["variants"]]
+    return list(dict.fromkeys(found))
+
+
+def sizes(result: dict) -> dict[str, int]:
+    """Pairs per seed of every column (the same in every run: the runs were checked to share their pairs)."""
+    out: dict[str, int] = {}
+    entries = [*result["references"].values()]
+    entries += [e for o in result["options"].values() for e in o["variants"].values()]
+    for e in entries:
+        for label, iv in e["intervals"].items():
+            out.setdefault(label, iv["n"])
+    return out
+
+
+def accuracy_table(result: dict, mode: str, ratio: str) -> str:
+    cols, n = result["columns"], sizes(result)
+    header = ["option", "variant", "seeds", *[f"{c} (n={n.get(c, '-')})" for c in cols]]
+    rows = []
+    refs = [CLEAN, *(f"{mode}-{m}-{ratio}" for m in REFERENCES)]
+    for ref in refs:
+        if ref in result["references"]:
+            e = result["references"][ref]
+            rows.append(
+                [
+                    result["base"],
+                    ref,
+                    _seeds(e["seeds"]),
+                    *[accuracy_cell(e["intervals"].get(c)) for c in cols],
+                ]
+            )
+    variant = f"{mode}-safer-{ratio}"
+    for label, o in result["options"].items():
+        e = o["variants"].get(variant)
+        if e is not None:
+            rows.append(
+                [label, variant, _seeds(e["seeds"]), *[accuracy_cell(e["intervals"].get(c)) for c in cols]]
+            )
+    head = f"### Accuracy: {mode} {ratio} %\n\n"
+    foot = "\n\nacc [95 % interval]: hierarchical bootstrap over seeds, then pairs; n = pairs per seed."
+    return head + table(header, rows) + foot
+
+
+def difference_rows(result: dict, label: str, entry: dict) -> list[list[str]]:
+    """An option's SAFER variant against clean, random, reward_margin (base run) and the base option."""
+    cols, base = result["columns"], result["base"]
+    targets = [(f"{name} ({base})", entry["versus"].get(name)) for name in (CLEAN, *REFERENCES)]
+    if label != base:
+        targets.append((f"option {base}", entry["options"].get(base)))
+    return [
+        [label, name, _seeds(d["seeds"]), *[points_cell(d["columns"].get(c)) for c in cols]]
+        for name, d in targets
+        if d is not None
+    ]
+
+
+def difference_table(result: dict, mode: str, ratio: str) -> str:
+    cols, n = result["columns"], sizes(result)
+    variant = f"{mode}-safer-{ratio}"
+    header = ["option", "versus", "seeds", *[f"{c} (n={n.get(c, '-')})" for c in cols]]
+    rows = [
+        row
+        for label, o in result["options"].items()
+        if variant in o["variants"]
+        for row in difference_rows(result, label, o["variants"][variant])
+    ]
+    head = f"### Differences: {variant} minus, in points (x100)\n\n"
+    foot = (
+        "\n\n+d [95 % interval], paired over the seeds both sides have and the pairs matched by id; "
+        "* the interval excludes 0."
+    )
+    return head + table(header, rows) + foot
+
+
+def causal_scale_rows(causal: dict) -> list[list[str]]:
+    rows = []
+    for sc in causal["scales"]:
+        for name, g in sc["groups"].items():
+            base, edited = g["base_accuracy"] or {}, g["accuracy"] or {}
+            drop = g["margin_drop"]
+            rows.append(
+                [
+                    _num(sc["scale"], "g"),
+                    name,
+                    str(g["n"]),
+                    f"{_num(base.get('value'))} -> {accuracy_cell(edited)}",
+                    points_cell(g["accuracy_diff"]),
+                    accuracy_cell(drop),
+                    f"{_num(g['random_margin_drop'])} ± {_num(g['random_margin_drop_sd'])}",
+                    points_cell(g["versus_random"]),
+                    _num(sc["specificity"], ".2f"),
+                    _num(sc["random_specificity"], ".2f"),
+                ]
+            )
+    return rows
+
+
+def causal_tables(result: dict) -> str:
+    parts, flat = [], {}
+    header = [
+        "scale",
+        "group",
+        "n",
+        "accuracy base -> edited [interval]",
+        "edited - base (points)",
+        "margin drop",
+        "random drop ± sd",
+        "selection - random (points)",
+        "specificity",
+        "random specificity",
+    ]
+    for label, o in result["options"].items():
+        c = o["causal"]
+        if c is None:
+            parts.append(f"### Causal test: {label}\n\nno causal/results.json")
+        elif c["layout"] == "flat":
+            flat[label] = c
+        else:
+            head = f"### Causal test: {label} (n_latents {c['n_latents']}, {c['draws']} random draws)\n\n"
+            parts.append(head + table(header, causal_scale_rows(c)))
+    if flat:
+        keys = list(dict.fromkeys(k for c in flat.values() for k in c["flat"]))
+        rows = [
+            [label, str(c["n_latents"]), str(c["draws"]), *[_num(c["flat"].get(k), ".4g") for k in keys]]
+            for label, c in flat.items()
+        ]
+        head = "### Causal test (runs written before the scales: flat keys)\n\n"
+        parts.append(head + table(["option", "n_latents", "draws", *keys], rows))
+    return "\n\n".join(parts)
+
+
+def audit_rows(audits: dict[str, dict], base: str, shown: list[str]) -> list[list[str]]:
+    """Per option: the safer detector's AUROC and its paired difference to the base option, then the AUROC
+    on safety pairs of the other detectors built on the selection (`shown`)."""
+    rows = []
+    for label, a in audits.items():
+        d, versus = a["detectors"], a["versus"].get(base)
+        rows.append(
+            [
+                label,
+                accuracy_cell(d.get("safer", {}).get("safety")),
+                "-" if versus is None else points_cell(versus["safety"]),
+                accuracy_cell(d.get("safer", {}).get("all")),
+                "-" if versus is None else points_cell(versus["all"]),
+                *[accuracy_cell(d.get(name, {}).get("safety")) for name in shown],
+            ]
+        )
+    return rows
+
+
+def audit_tables(result: dict) -> str:
+    base = result["base"]
+    audits = {label: o["audit"] for label, o in result["options"].items() if o["audit"] is not None}
+    if not audits:
+        return "### Audit\n\nno audit/results.json"
+    found = list(dict.fromkeys(name for a in audits.values() for name in a["detectors"]))
+    shown = [name for name in SELECTION_DETECTORS if name in found and name != "safer"]
+    header = ["option", "safer AUROC safety", f"- {base} (points)", "safer AUROC all", f"- {base} (points)"]
+    header += [f"{name} AUROC safety" for name in shown]
+    rows = audit_rows(audits, base, shown)
+    ref = audits.get(base) or next(iter(audits.values()))
+    safety, every = (
+        ref["detectors"].get("safer", {}).get("safety", {}),
+        ref["detectors"].get("safer", {}).get("all", {}),
+    )
+    foot = (
+        f"\n\nq {ref['q']} %, {ref['repeats']} repeat(s); safety pairs n={safety.get('n')} "
+        f"({safety.get('positives')} planted), all pairs n={every.get('n')} ({every.get('positives')} planted); "
+        "differences paired on the same planted set and resamples; * the interval excludes 0. "
+        f"{', '.join(shown) or 'no other detector'} depend on the selection too (on the SAFER score, or on the "
+        "examined latents' ranking): shown per option."
+    )
+    others = [
+        [name, accuracy_cell(d.get("safety")), accuracy_cell(d.get("all"))]
+        for name, d in ref["detectors"].items()
+        if name != "safer" and name not in SELECTION_DETECTORS
+    ]
+    other_table = table(["detector", "AUROC safety", "AUROC all"], others)
+    label = base if base in audits else next(iter(audits))
+    return (
+        "### Audit: the safer detector\n\n"
+        + table(header, rows)
+        + foot
+        + f"\n\n### Audit: the other detectors ({label}; they do not depend on the selection)\n\n"
+        + other_table
+    )
+
+
+def selection_table(result: dict) -> str:
+    header = [
+        "option",
+        "safe",
+        "unsafe",
+        "ranking",
+        "specificity threshold",
+        "tested",
+        "kept",
+        "attribution pearson",
+        "slope",
+    ]
+    rows = []
+    for label, o in result["options"].items():
+        f = o["features"]
+        if f is None:
+            rows.append([label, *["-"] * (len(header) - 1)])
+            continue
+        spec, att = f["specificity"] or {}, f["attribution"] or {}
+        rows.append(
+            [
+                label,
+                str(f["safe"]),
+                str(f["unsafe"]),
+                f["ranking"] or "-",
+                _num(spec.get("threshold"), "g"),
+                _num(spec.get("tested"), "d"),
+                _num(spec.get("kept"), "d"),
+                _num(att.get("pearson")),
+                _num(att.get("slope")),
+            ]
+        )
+    return "### Selection\n\n" + table(header, rows) + differing_settings(result)
+
+
+def differing_settings(result: dict) -> str:
+    """A footer naming the `features.*` settings whose values differ between options (from the manifests)."""
+    settings = {k: (o["features"] or {}).get("settings") or {} for k, o in result["options"].items()}
+    keys = list(dict.fromkeys(key for got in settings.values() for key in got))
+    differ = [key for key in keys if len({repr(got.get(key)) for got in settings.values()}) > 1]
+    if not differ:
+        return "\n\nThe options' recorded `features.*` settings do not differ."
+    lines = [
+        f"- {key}: " + ", ".join(f"{k} {got.get(key)!r}" for k, got in settings.items()) for key in differ
+    ]
+    return "\n\nSettings that differ between options:\n\n" + "\n".join(lines)
+
+
+def shared_note(result: dict) -> str:
+    """Whether the options share their data split and non-SAFER training sets byte for byte."""
+    files = result["shared_files"]
+    note = f"Shared files identical in every option: {len(files['identical'])}"
+    if files["differ"]:
+        note += f"; **differ: {', '.join(files['differ'])}** (the options are not the same experiment)"
+    if files["missing"]:
+        note += f"; missing somewhere: {', '.join(files['missing'])}"
+    return note + "."
+
+
+def markdown(result: dict) -> str:
+    """Every table of a comparison (`compare_options`' result) as one Markdown document."""
+    runs = "\n".join(f"- {label}: {path}" for label, path in result["runs"].items())
+    parts = [f"## Feature-selection options (base: {result['base']})\n\n{runs}\n\n{shared_note(result)}"]
+    for mode, ratio in groups(result):
+        parts += [accuracy_table(result, mode, ratio), difference_table(result, mode, ratio)]
+    parts += [causal_tables(result), audit_tables(result), selection_table(result)]
+    parts.append(f"Bootstrap: {result['n_boot']} replicates, seed {result['seed']}.")
+    return "\n\n".join(parts) + "\n"
+
+
+# ---- command line --------------------------------------------------------------------------------------
+def option(text: str) -> tuple[str, Path]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=RUN_DIR, got {text!r}")
+    return label, Path(path)
+
+
+def parser() -> argparse.ArgumentParser:
+    summary, _, rest = __doc__.partition("\n\n")
+    p = argparse.ArgumentParser(
+        description=summary, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("base", type=Path, metavar="BASE_RUN", help="the base option's run directory")
+    p.add_argument(
+        "--option",
+        type=option,
+        action="append",
+        default=[],
+        metavar="LABEL=RUN",
+        help="another option's run directory (repeat for several)",
+    )
+    p.add_argument("--base-label", default="firing", help="the base run's label (default: firing)")
+    p.add_argument(
+        "--columns",
+        nargs="+",
+        metavar="COLUMN",
+        help="accuracy columns (default: every column all runs have, in the order "
+        f"{', '.join(COLUMN_ORDER)}, then any other)",
+    )
+    p.add_argument("--json", type=Path, metavar="OUT.json", help="write every number here")
+    p.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the tables here")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    options = dict(args.option)
+    if args.base_label in options:
+        sys.exit(f"error: --option {args.base_label}=... names the base label; pass the base run as BASE_RUN")
+    options = {args.base_label: args.base, **options}
+    try:
+        result = compare_options(
+            args.base, options, args.columns, args.bootstrap, args.seed, base_label=args.base_label
+        )
+    except SaferError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    text = markdown(result)
+    print(text)
+    if args.json:
+        write_json(args.json, result)
+    if args.markdown:
+        write_text(args.markdown, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
