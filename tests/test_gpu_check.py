@@ -22,6 +22,7 @@ STAGES = (
     "evaluate/clean/seed-0",
     "extract",
     "train-sae",
+    "attribute",
     "features",
     "score",
     "curate/poison-safer-5.0",

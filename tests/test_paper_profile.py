@@ -284,7 +284,7 @@ def test_paper_profile_runs_every_stage_on_cpu(tmp_path, monkeypatch):
     # every stage ran: one record per stage instance, all done
     stages = manifest["stages"]
     assert {n: e["status"] for n, e in stages.items() if e["status"] != "done"} == {}
-    for name in ("data", "extract", "train-sae", "features", "score", "causal", "audit"):
+    for name in ("data", "extract", "train-sae", "attribute", "features", "score", "causal", "audit"):
         assert name in stages, name
     for v in VARIANTS:
         for s in SEEDS:

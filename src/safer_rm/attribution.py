@@ -162,7 +162,11 @@ class _Capture:
         if self.standardized:
             x, mean, std = standardize(flat.clone())
         else:
-            x, mean, std = flat, torch.zeros(flat.shape[0]), torch.ones(flat.shape[0])
+            x, mean, std = (
+                flat,
+                torch.zeros(flat.shape[0], device=flat.device),
+                torch.ones(flat.shape[0], device=flat.device),
+            )
         enc = self.sae.encode(x.to(self.sae.device))
         acts = enc.acts.detach().float().requires_grad_(True)
         recon = self.sae.decode(acts.to(self.sae.dtype), enc.indices).float().to(flat.device)

@@ -69,7 +69,11 @@ class SAESplice:
         if self.standardized:
             x, mean, std = standardize(flat)
         else:
-            x, mean, std = flat, torch.zeros(flat.shape[0]), torch.ones(flat.shape[0])
+            x, mean, std = (
+                flat,
+                torch.zeros(flat.shape[0], device=flat.device),
+                torch.ones(flat.shape[0], device=flat.device),
+            )
         acts, indices = self.sae.encode(x.to(self.sae.device))
         full = self.sae.decode(acts, indices).float().to(flat.device)
         if len(self.ablate):
