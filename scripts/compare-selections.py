@@ -36,8 +36,9 @@ from safer_rm.io import write_json, write_text
 
 CLEAN = "clean"
 SELECTION_DETECTORS = ("safer", "combined", "probe", "combined_probe")
-"""Audit detectors that depend on the feature selection: the SAFER score, its rank combination, and the
-probe on the examined latents (the top `features.examine` by the ranking) with its combination."""
+"""Audit detectors that may depend on the features settings: the SAFER score, its rank combination, and the
+probe (on the top `features.examine` latents by the firing salience, so it changes with `features.normalize`
+or `features.examine`, not with `features.salience` or `features.specific`) with its combination."""
 
 
 # ---- cells ---------------------------------------------------------------------------------------------
@@ -241,8 +242,8 @@ def audit_tables(result: dict) -> str:
         f"\n\nq {ref['q']} %, {ref['repeats']} repeat(s); safety pairs n={safety.get('n')} "
         f"({safety.get('positives')} planted), all pairs n={every.get('n')} ({every.get('positives')} planted); "
         "differences paired on the same planted set and resamples; * the interval excludes 0. "
-        f"{', '.join(shown) or 'no other detector'} depend on the selection too (on the SAFER score, or on the "
-        "examined latents' ranking): shown per option."
+        f"{', '.join(shown) or 'no other detector'} may depend on the features settings too (on the SAFER "
+        "score, or on the top latents by firing salience): shown per option."
     )
     others = [
         [name, accuracy_cell(d.get("safety")), accuracy_cell(d.get("all"))]

@@ -157,7 +157,8 @@ def detect(ctx: RunContext, key: Key) -> dict:
 
 def probe_features(ctx: RunContext) -> np.ndarray:
     """Per pair: mean activation over the chosen response's kept positions minus the rejected one's, for the
-    examined latents (the top `features.examine` by salience)."""
+    top `features.examine` latents by the firing salience (salience.csv), whatever `features.salience` ranks
+    the selection by: the probe is a detector of its own and does not change with the selection option."""
     sae, _layer = ctx.load_sae()
     ranked = read_csv(ctx.features_dir() / "salience.csv")
     latents = [int(r["latent"]) for r in ranked[: ctx.cfg.features.examine]]
