@@ -28,14 +28,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .activations.extract import standardize
 from .data.records import PreferencePair
 from .io import quiet
 from .models.batching import autocast, length_batches, pad_batch
 from .models.layers import Resume, transformer_blocks
 from .models.render import Renderer
 from .sae import TopKSAE
-from .splice import SAESplice, spliced_margins
+from .splice import SAESplice, sae_frame, spliced_margins
 
 
 @dataclass
@@ -87,26 +86,34 @@ class Attribution:
 
     def margin_effect(self, kind: str | None = None) -> np.ndarray:
         """[L] mean margin contribution of every latent over the pairs (of one kind, if given)."""
+        return self._margin_effects([kind])[0]
+
+    def _margin_effects(self, kinds: Sequence[str | None]) -> list[np.ndarray]:
+        """`margin_effect` for each of `kinds`, the entries' pair rows worked out once."""
         rows = np.repeat(np.arange(len(self.pair_ids)), np.diff(self.indptr))
-        keep = np.ones(len(rows), dtype=bool)
-        n = len(self.pair_ids)
-        if kind is not None:
-            is_kind = np.array([k == kind for k in self.kinds])
-            keep, n = is_kind[rows], int(is_kind.sum())
-        out = np.zeros(self.num_latents, dtype=np.float64)
-        np.add.at(out, self.latents[keep], self.values[keep])
-        return out / max(n, 1)
+        out = []
+        for kind in kinds:
+            if kind is None:
+                latents, values, n = self.latents, self.values, len(self.pair_ids)
+            else:
+                is_kind = np.array([k == kind for k in self.kinds], dtype=bool)
+                keep = is_kind[rows]
+                latents, values, n = self.latents[keep], self.values[keep], int(is_kind.sum())
+            total = np.bincount(latents, weights=values, minlength=self.num_latents)
+            out.append(total.astype(np.float64) / max(n, 1))
+        return out
 
     def latent_table(self) -> dict[str, np.ndarray]:
         """Per latent: mean reward effect on chosen and on rejected responses, mean margin effect on all,
         safety and chat pairs."""
         n = max(len(self.pair_ids), 1)
+        every, safety, chat = self._margin_effects([None, "safety", "chat"])
         return {
             "effect_chosen": self.chosen_sum / n,
             "effect_rejected": self.rejected_sum / n,
-            "margin_effect": self.margin_effect(),
-            "margin_effect_safety": self.margin_effect("safety"),
-            "margin_effect_chat": self.margin_effect("chat"),
+            "margin_effect": every,
+            "margin_effect_safety": safety,
+            "margin_effect_chat": chat,
         }
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -159,18 +166,11 @@ class _Capture:
         h = output[0] if isinstance(output, tuple) else output
         shape, dtype = h.shape, h.dtype
         flat = h.detach().reshape(-1, shape[-1]).float()
-        if self.standardized:
-            x, mean, std = standardize(flat.clone())
-        else:
-            x, mean, std = (
-                flat,
-                torch.zeros(flat.shape[0], device=flat.device),
-                torch.ones(flat.shape[0], device=flat.device),
-            )
+        x, scale, shift = sae_frame(flat, self.standardized)
         enc = self.sae.encode(x.to(self.sae.device))
         acts = enc.acts.detach().float().requires_grad_(True)
         recon = self.sae.decode(acts.to(self.sae.dtype), enc.indices).float().to(flat.device)
-        recon = recon * (std + 1e-6).unsqueeze(-1).to(flat.device) + mean.unsqueeze(-1).to(flat.device)
+        recon = recon * scale + shift
         out = (recon + (flat - recon).detach()).reshape(shape).to(dtype)
         self.acts, self.indices = acts, enc.indices
         return (out, *output[1:]) if isinstance(output, tuple) else out
@@ -329,6 +329,8 @@ def check_against_ablation(
     where = {pid: i for i, pid in enumerate(attribution.pair_ids)}
     rows = [where[p.id] for p in pairs]
     attributed = attribution.margin_matrix(latents)[rows]
+    # the base margins again, not attribution.margin: batched as the ablated passes below, so each difference
+    # is paired (the same padding and batch, in bf16 too) and carries no batching noise
     base = spliced_margins(
         model, renderer, pairs, sae, layer, keep_error=True, desc="attribution check", **kw
     )

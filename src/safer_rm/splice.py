@@ -34,6 +34,17 @@ FLAT_GROUPS = {"safety": ("Safety", "heldout safety", "safety"), "chat": ("Chat"
 LEVEL = 0.95
 
 
+def sae_frame(flat: torch.Tensor, standardized: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the SAE reads for hidden vectors `flat` (float, one per row) and the map back to the hidden
+    space: `(x, scale, shift)` with `hidden = reconstruction * scale + shift`. Standardised per vector as the
+    SAE was trained, or taken as they are (`standardized=False`: scale 1, shift 0)."""
+    if standardized:
+        x, mean, std = standardize(flat)
+        return x, (std + 1e-6).unsqueeze(-1), mean.unsqueeze(-1)
+    n = flat.shape[0]
+    return flat, flat.new_ones(n, 1), flat.new_zeros(n, 1)
+
+
 class SAESplice:
     """Context manager: while active, block `layer`'s output goes through the SAE, the activations of the
     latents in `ablate` multiplied by `scale` (0: zeroed, 2: doubled, negative: flipped, 1: unchanged)."""
@@ -66,21 +77,13 @@ class SAESplice:
     def _reconstruct(self, h: torch.Tensor) -> torch.Tensor:
         shape, dtype = h.shape, h.dtype
         flat = h.reshape(-1, shape[-1]).float()
-        if self.standardized:
-            x, mean, std = standardize(flat)
-        else:
-            x, mean, std = (
-                flat,
-                torch.zeros(flat.shape[0], device=flat.device),
-                torch.ones(flat.shape[0], device=flat.device),
-            )
+        x, scale, shift = sae_frame(flat, self.standardized)
         acts, indices = self.sae.encode(x.to(self.sae.device))
         full = self.sae.decode(acts, indices).float().to(flat.device)
         if len(self.ablate):
             part = self.sae.decode(self._edit(acts, indices), indices).float().to(flat.device)
         else:
             part = full
-        scale, shift = (std + 1e-6).unsqueeze(-1), mean.unsqueeze(-1)
         out = part * scale + shift
         if self.keep_error:
             out = out + (flat - (full * scale + shift))
