@@ -83,6 +83,9 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
     # the sub-run's ensemble copies the sweep's second seed? (one seed here): its extra member is trained
     assert (run / "audit/repeat-0/rm/clean/seed-1/model.safetensors").is_file()
     assert (run / "audit/repeat-0/rm/fold-2of2/seed-0/model.safetensors").is_file()
+    # the run attributes its reward; the audit's sub-run does not (no detector reads it, firing salience)
+    assert (run / "attribution/attribution.safetensors").is_file()
+    assert not (run / "audit/repeat-0/attribution").exists()
     for path in (
         "report/index.html",
         "report/features.html",

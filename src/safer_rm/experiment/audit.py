@@ -75,11 +75,15 @@ def _one_seed(cfg: Config, seed: int) -> Config:
 
 def subrun_config(cfg: Config, root: Path, plan: Repeat) -> Config:
     """A repeat's config: the parent's, in <run>/audit/repeat-<i>, one seed, its own reward model (never an
-    existing one: the point is a model trained on the planted set), the detectors on, nothing of the sweep."""
+    existing one: the point is a model trained on the planted set), the detectors on, nothing of the sweep.
+    No reward attribution unless the features rank by it: no detector reads it (2 min of the demo's audit)."""
     sub = _one_seed(cfg, plan.seed)
     sub.run.dir = str(root)
     sub.sae.seed = cfg.sae.seed + plan.index
     sub.audit.enabled = sub.causal.enabled = sub.eval.pool = False
     sub.detect.enabled = True
+    sub.attribution.enabled = (
+        False  # still runs with features.salience: attribution (stages.attribution.enabled)
+    )
     sub.curation.methods = []
     return sub
