@@ -91,14 +91,14 @@ class Attribution:
     def _margin_effects(self, kinds: Sequence[str | None]) -> list[np.ndarray]:
         """`margin_effect` for each of `kinds`, the entries' pair rows worked out once."""
         rows = np.repeat(np.arange(len(self.pair_ids)), np.diff(self.indptr))
+        pair_kinds = np.asarray(self.kinds, dtype=object)
         out = []
         for kind in kinds:
-            if kind is None:
-                latents, values, n = self.latents, self.values, len(self.pair_ids)
-            else:
-                is_kind = np.array([k == kind for k in self.kinds], dtype=bool)
+            latents, values, n = self.latents, self.values, len(self.pair_ids)
+            if kind is not None:
+                is_kind = pair_kinds == kind
                 keep = is_kind[rows]
-                latents, values, n = self.latents[keep], self.values[keep], int(is_kind.sum())
+                latents, values, n = latents[keep], values[keep], int(is_kind.sum())
             total = np.bincount(latents, weights=values, minlength=self.num_latents)
             out.append(total.astype(np.float64) / max(n, 1))
         return out
