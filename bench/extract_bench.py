@@ -20,7 +20,7 @@ from safer_rm.activations import extract_pairs
 from safer_rm.models import load_reward_model
 from safer_rm.models.batching import length_batches, pad_batch
 from safer_rm.models.layers import transformer_blocks
-from safer_rm.reward.train import use_bf16
+from safer_rm.precision import use_bf16
 
 
 def matmul_peak(bf16: bool, n: int = 1024, reps: int = 10) -> float:

@@ -12,8 +12,8 @@ import tempfile
 from bench.common import bench_pairs, interleaved
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.models.prefix_cache import PrefixCache
+from safer_rm.precision import use_bf16
 from safer_rm.reward import RMConfig, train_reward_model
-from safer_rm.reward.train import use_bf16
 
 
 def run(
@@ -27,7 +27,7 @@ def run(
     tokens = sum(len(e.input_ids) for e in chosen + rejected)
     bf16 = use_bf16("auto")
     tmp = tempfile.TemporaryDirectory()
-    prefix = PrefixCache(4, "bench-batch", f"{tmp.name}/prefix")
+    prefix = PrefixCache(4, "bench-batch", f"{tmp.name}/prefix", bf16=bf16)
     prefix.fill(
         load_reward_model("minilm", tok),
         [e.input_ids for e in chosen + rejected],

@@ -22,8 +22,8 @@ import torch
 from bench.common import bench_pairs, bench_renderer, interleaved, timed
 from safer_rm.models import load_reward_model
 from safer_rm.models.prefix_cache import PrefixCache
+from safer_rm.precision import use_bf16
 from safer_rm.reward import RMConfig, train_reward_model
-from safer_rm.reward.train import use_bf16
 
 
 def run(
@@ -63,7 +63,7 @@ def run(
                     bf16="true" if bf16 else "false",
                     logging_steps=10_000,
                 )
-                prefix = PrefixCache(freeze, "bench", f"{tmp}/prefix") if freeze else None
+                prefix = PrefixCache(freeze, "bench", f"{tmp}/prefix", bf16=bf16) if freeze else None
                 if (
                     prefix is not None
                 ):  # the cache is shared by every variant of a run: filled once, timed apart

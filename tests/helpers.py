@@ -110,7 +110,15 @@ def toy_config(tmp_path, model_path, **rm) -> str:
         "rm": {"lr": 3e-3, "epochs": 2, "batch_size": 8, "grad_accum": 1, "bf16": "false", **rm},
         "eval": {"rewardbench": "${root}/rb.jsonl", "rewardbench_hub": None},
         # small analysis settings: the whole pipeline runs in seconds on the tiny models
-        "activations": {"layer": 1, "positions": "response", "batch_size": 16, "shard_vectors": 200},
+        # precision fixed, not `auto`: the same path on CPUs with and without AVX-512 BF16 (tests that exercise
+        # bf16 autocast force it on; CPU autocast runs without the instructions, only slower)
+        "activations": {
+            "layer": 1,
+            "positions": "response",
+            "batch_size": 16,
+            "shard_vectors": 200,
+            "bf16": "false",
+        },
         "sae": {
             "num_latents": 128,
             "k": 8,

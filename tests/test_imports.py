@@ -224,3 +224,38 @@ def test_the_reference_check_sees_missing_files(tmp_path):
         "src/m.py:6: docs/design.md",
         "src/m.py:6: method.md",
     ]
+
+
+# --- what the commands a newcomer types first import -----------------------------------------------------
+
+HEAVY = ("torch", "transformers", "datasets", "sparsify", "matplotlib", "pandas")
+
+
+def _imported_after(code: str, cwd: Path) -> set[str]:
+    """Which of HEAVY a fresh interpreter has imported after running `code` (stdout silenced)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import contextlib, io, sys\n"
+        f"with contextlib.redirect_stdout(io.StringIO()):\n    {code}\n"
+        f"print('imported:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, check=True)
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("imported:"), out.stdout
+    return set(filter(None, last.removeprefix("imported:").split(",")))
+
+
+def test_config_and_the_command_line_parser_import_no_torch_or_transformers():
+    assert _imported_after("import safer_rm.config", REPO) == set()
+    assert _imported_after("from safer_rm.cli import build_parser; build_parser()", REPO) == set()
+
+
+def test_a_dry_run_imports_no_torch_or_transformers(tmp_path):
+    """`safer run --dry-run` plans every stage of the demo (fingerprints, input hashes) without the libraries
+    that do the work: they load in the stage functions."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"extends: {REPO / 'configs' / 'demo.yaml'}\nrun:\n  dir: {tmp_path / 'run'}\n")
+    code = f"from safer_rm.cli import main; main(['run', {str(cfg)!r}, '--dry-run'])"
+    assert _imported_after(code, tmp_path) == set()

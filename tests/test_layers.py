@@ -87,3 +87,41 @@ def test_training_over_cached_prefix_matches_training_without(tiny_llama, tmp_pa
     np.testing.assert_allclose(
         reward_pairs(again, renderer, test, progress=False).margin, s_cached.margin, atol=0.1
     )
+
+
+def test_the_last_block_at_the_first_position_only_gives_the_same_rewards_and_gradients(tiny_bert):
+    """BERT's head reads position 0: the last block computing that row alone (keys and values from every
+    position) gives the full forward's rewards on a padded batch, and the same gradients for every trained
+    parameter (dropout off); a decoder, whose head reads the last token, is left alone."""
+    from safer_rm.models.head_position import first_position_only
+
+    tok = load_tokenizer(str(tiny_bert))
+    model = load_reward_model(str(tiny_bert), tok)
+    (ids, mask), _ = _batch(tok)
+    assert bool((mask == 0).any())  # padded rows, so the mask's query row matters
+    model.eval()  # dropout off, gradients still flow
+    rewards, grads = [], []
+    for shortcut in (False, True):
+        model.zero_grad()
+        with first_position_only(model, enabled=shortcut) as on:
+            assert on == shortcut
+            r = model(input_ids=ids, attention_mask=mask).logits[:, 0]
+        r.square().sum().backward()
+        rewards.append(r.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    np.testing.assert_allclose(rewards[1], rewards[0], rtol=1e-5, atol=1e-6)
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        np.testing.assert_allclose(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-6, err_msg=name)
+    blocks = model.bert.encoder.layer
+    assert "forward" not in blocks[-1].__dict__  # restored on exit
+
+
+def test_the_first_position_shortcut_leaves_decoders_alone(tiny_llama):
+    from safer_rm.models.head_position import first_position_only, reads_first_position
+
+    tok = load_tokenizer(str(tiny_llama))
+    model = load_reward_model(str(tiny_llama), tok)
+    assert not reads_first_position(model)
+    with first_position_only(model) as on:
+        assert on is False

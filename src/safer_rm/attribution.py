@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .data.records import PreferencePair
 from .io import quiet
 from .models.batching import autocast, length_batches, pad_batch
+from .models.head_position import first_position_only
 from .models.layers import Resume, transformer_blocks
 from .models.render import Renderer
 from .sae import TopKSAE
@@ -212,12 +213,15 @@ def attribute_texts(
     was_training = model.training
     model.eval()
     if prefix is not None:
-        prefix.fill(model, [list(s) for s in input_ids], pad_id, batch_size, bf16, progress)
+        prefix.fill(model, [list(s) for s in input_ids], pad_id, batch_size, progress)
     capture = _Capture(sae, standardized)
     batches = length_batches([len(s) for s in input_ids], batch_size)
-    block = transformer_blocks(model)[layer - 1]
+    blocks = transformer_blocks(model)
+    block = blocks[layer - 1]
     resume_ctx = Resume(model, prefix.layer) if prefix is not None else contextlib.nullcontext()
-    with _frozen(model), resume_ctx as resume:
+    # only what the head reads, unless the SAE sits on the last block (its every position is captured)
+    shortcut = first_position_only(model, enabled=layer < len(blocks))
+    with _frozen(model), resume_ctx as resume, shortcut:
         for idx in tqdm(batches, desc=desc, unit="batch", disable=quiet(progress), leave=False):
             seqs = [list(input_ids[i]) for i in idx]
             ids, mask = pad_batch(seqs, pad_id)

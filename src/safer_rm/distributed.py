@@ -14,11 +14,12 @@ import atexit
 import datetime
 import logging
 import os
+import sys
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,7 +27,12 @@ T = TypeVar("T")
 
 def init() -> None:
     """Join the process group the launcher describes (a no-op for a single process)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
         return
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
@@ -39,21 +45,29 @@ def init() -> None:
     log.info("rank %d of %d (%s)", rank(), world(), backend)
 
 
+def _dist():
+    """torch.distributed where it was imported (a process group needs it; a process that never imported it,
+    like `safer --help` or `--dry-run`, is a single process and need not import torch to know)."""
+    return sys.modules.get("torch.distributed")
+
+
 def _leave() -> None:
-    if dist.is_initialized():
+    dist = _dist()
+    if dist is not None and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def active() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    dist = _dist()
+    return dist is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def rank() -> int:
-    return dist.get_rank() if active() else 0
+    return _dist().get_rank() if active() else 0
 
 
 def world() -> int:
-    return dist.get_world_size() if active() else 1
+    return _dist().get_world_size() if active() else 1
 
 
 def is_main() -> bool:
@@ -62,7 +76,7 @@ def is_main() -> bool:
 
 def barrier() -> None:
     if active():
-        dist.barrier()
+        _dist().barrier()
 
 
 def broadcast(value: T) -> T:
@@ -70,7 +84,7 @@ def broadcast(value: T) -> T:
     if not active():
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    _dist().broadcast_object_list(box, src=0)
     return box[0]
 
 
@@ -79,7 +93,7 @@ def gather_objects(value: Any) -> list[Any]:
     if not active():
         return [value]
     out: list[Any] = [None] * world()
-    dist.all_gather_object(out, value)
+    _dist().all_gather_object(out, value)
     return out
 
 
@@ -92,6 +106,7 @@ def all_reduce_mean_(tensors: Sequence[torch.Tensor]) -> None:
     """Average tensors (gradients) over ranks in place."""
     if not active():
         return
+    dist = _dist()
     for t in tensors:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t.div_(world())

@@ -14,9 +14,10 @@ def setup_logging(quiet: bool, run_dir: str | None = None) -> None:
     if quiet or not sys.stderr.isatty():
         os.environ["TQDM_DISABLE"] = "1"  # progress bars only where a terminal shows them
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # and none of transformers' (loading, saving)
-        from transformers.utils import logging as hf_logging
+        if "huggingface_hub" in sys.modules:  # read at import: loaded already (e.g. by a test), tell it now
+            from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+            hf_logging.disable_progress_bar()
     root = logging.getLogger()
     root.handlers.clear()
     handler = logging.StreamHandler(sys.stderr)

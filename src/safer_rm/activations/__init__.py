@@ -1,9 +1,21 @@
 """Hidden states of the reward model at one layer, at the positions a policy picks, standardised, cached."""
 
-from .cache import ActivationCache, CacheBatches, CacheWriter
+from ..lazy import lazy_exports
 from .config import ActivationsConfig
-from .extract import extract_pairs, standardize
-from .positions import POLICIES, TokenTexts, select_positions
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ActivationCache": "cache",
+        "CacheBatches": "cache",
+        "CacheWriter": "cache",
+        "extract_pairs": "extract",
+        "standardize": "extract",
+        "POLICIES": "positions",
+        "TokenTexts": "positions",
+        "select_positions": "positions",
+    },
+)
 
 __all__ = [
     "POLICIES",

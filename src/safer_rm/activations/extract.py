@@ -87,9 +87,7 @@ def extract_pairs(
     texts = TokenTexts(renderer.tok)
     positions = [select_positions(policy, e.input_ids, e.response_start, texts, min_gap) for e in encoded]
     if prefix is not None and layer >= prefix.layer:
-        prefix.fill(
-            model, [e.input_ids for e in encoded], renderer.tok.pad_token_id, batch_size, bf16, progress
-        )
+        prefix.fill(model, [e.input_ids for e in encoded], renderer.tok.pad_token_id, batch_size, progress)
     else:
         prefix = None
     meta = {

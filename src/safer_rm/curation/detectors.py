@@ -19,7 +19,6 @@ import random
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from ..data.records import PreferencePair
 from ..metrics import auroc, precision_at
@@ -88,6 +87,8 @@ def fit_probe(x: np.ndarray, l2: float = 1e-3, steps: int = 200) -> np.ndarray:
     """Weights w of P(chosen > rejected) = sigmoid(x . w), x = f(chosen) - f(rejected) per pair, every label
     "chosen": no intercept, so swapping a pair's sides flips its probability. Mean logistic loss + l2 |w|^2,
     L-BFGS (float64, deterministic)."""
+    import torch
+
     xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
     w = torch.zeros(xt.shape[1], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")

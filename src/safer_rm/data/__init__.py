@@ -1,11 +1,25 @@
 """Preference data from any source: one record type, loaders with format detection, mixing, splitting."""
 
+from ..lazy import lazy_exports
 from .config import DataConfig, SourceConfig
-from .formats import FORMATS, RowProblem, detect_format
-from .load import load_source
-from .mix import PairSplit, build_pairs, prompt_disjoint_split
-from .quality import DropReport
-from .records import PreferencePair, iter_pairs, read_pairs, write_pairs
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "FORMATS": "formats",
+        "RowProblem": "formats",
+        "detect_format": "formats",
+        "load_source": "load",
+        "PairSplit": "mix",
+        "build_pairs": "mix",
+        "prompt_disjoint_split": "mix",
+        "DropReport": "quality",
+        "PreferencePair": "records",
+        "iter_pairs": "records",
+        "read_pairs": "records",
+        "write_pairs": "records",
+    },
+)
 
 __all__ = [
     "FORMATS",

@@ -82,7 +82,7 @@ def subrun_config(cfg: Config, root: Path, plan: Repeat) -> Config:
     sub.sae.seed = cfg.sae.seed + plan.index
     sub.audit.enabled = sub.causal.enabled = sub.eval.pool = False
     sub.detect.enabled = True
-    # the stage still runs when features.salience is attribution (stages.attribution.enabled)
+    # the stage still runs when features.salience is attribution (stages.inputs.attribution_enabled)
     sub.attribution.enabled = False
     sub.curation.methods = []
     return sub

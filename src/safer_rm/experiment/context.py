@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .. import distributed
-from ..activations import ActivationCache
 from ..config import Config, config_dict
 from ..curation.detectors import parse_fold
 from ..data import read_pairs
@@ -22,18 +21,22 @@ from ..data.records import PreferencePair
 from ..errors import StageError
 from ..features.selection import Selection
 from ..io import read_csv, read_json, sha256_file, sha256_text
-from ..models import Renderer, load_reward_model, load_tokenizer
-from ..models.layers import num_layers
-from ..models.prefix_cache import PrefixCache
-from ..reward.evaluate import EvalSet, load_rewardbench, set_style
-from ..reward.scoring import reward_pairs
-from ..reward.train import EXISTING_FILE, RENDER_FILE, use_bf16
-from ..sae import hookpoint_for, load_sae
+from ..precision import use_bf16
+from ..reward.files import EXISTING_FILE, RENDER_FILE
 from .graph import CLEAN
 from .rundir import RunDir, fingerprint
 
+if TYPE_CHECKING:  # loaded where models are: planning a run (`--dry-run`) imports no torch
+    import torch
+
+    from ..models import Renderer
+    from ..models.prefix_cache import PrefixCache
+    from ..reward.evaluate import EvalSet
+
 
 def pick_device(setting: str) -> torch.device:
+    import torch
+
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise StageError("run.device=cuda but no CUDA device is available")
@@ -70,7 +73,6 @@ class RMHandle:
 class RunContext:
     cfg: Config
     run: RunDir
-    device: torch.device
     resume: bool = True
     given: GivenData | None = None
     cache_root: Path | None = None
@@ -84,13 +86,27 @@ class RunContext:
     _rewardbench: list | None = None
     _extra: dict = field(default_factory=dict)
     _hashes: dict = field(default_factory=dict)
+    _device: torch.device | None = None
 
     @classmethod
     def create(cls, cfg: Config, resume: bool = True, **kw) -> RunContext:
         distributed.init()
-        if cfg.run.threads is not None:
-            torch.set_num_threads(cfg.run.threads)
-        return cls(cfg, RunDir(cfg.run.path, config_dict(cfg)), pick_device(cfg.run.device), resume, **kw)
+        ctx = cls(cfg, RunDir(cfg.run.path, config_dict(cfg)), resume, **kw)
+        if cfg.run.device == "cuda":
+            ctx.device  # noqa: B018  (asked for explicitly: fail now, not in the first stage that needs it)
+        return ctx
+
+    @property
+    def device(self) -> torch.device:
+        """The run's device, resolved when a stage first needs it (with torch's thread count set), so that
+        planning a run imports no torch."""
+        if self._device is None:
+            import torch
+
+            if self.cfg.run.threads is not None:
+                torch.set_num_threads(self.cfg.run.threads)
+            self._device = pick_device(self.cfg.run.device)
+        return self._device
 
     @property
     def main(self) -> bool:
@@ -145,6 +161,8 @@ class RunContext:
         return {src.name: src.hub or src.path for src in self.cfg.data.sources}
 
     def rewardbench(self) -> list[PreferencePair]:
+        from ..reward.evaluate import load_rewardbench
+
         if self._rewardbench is None:
             self._rewardbench = load_rewardbench(self.cfg.eval, self.cfg.data.root, seed=self.cfg.data.seed)
         return self._rewardbench
@@ -160,6 +178,8 @@ class RunContext:
 
     def extra_sets(self) -> list[EvalSet]:
         """The configured `eval.extra` sets, loaded once per context."""
+        from ..reward.evaluate import EvalSet, set_style
+
         out = []
         for src in self.cfg.eval.extra_sets():
             if src.name not in self._extra:
@@ -172,6 +192,8 @@ class RunContext:
 
     def eval_sets(self) -> list[EvalSet]:
         """Everything an RM is evaluated on: RewardBench, the held-out split, the pool, the extra sets."""
+        from ..reward.evaluate import EvalSet
+
         ec = self.cfg.eval
         sets = [EvalSet("rewardbench", self.rewardbench(), "rewardbench")]
         if ec.heldout:
@@ -201,23 +223,30 @@ class RunContext:
         return self._hashes[stamp]
 
     # ---- models --------------------------------------------------------------------------------------
-    def prefix_cache(self, frozen: int | None = None, owner: dict | None = None) -> PrefixCache | None:
+    def prefix_cache(
+        self, frozen: int | None = None, owner: dict | None = None, bf16: bool | None = None
+    ) -> PrefixCache | None:
         """The shared cache of frozen lower-block states (None when nothing is frozen or caching is off): the
-        backbone's, or, with `owner` (an existing reward model's source and weight hashes), that model's own."""
+        backbone's, or, with `owner` (an existing reward model's source and weight hashes), that model's own.
+        `bf16`: the precision its frozen blocks run in (default `rm.bf16`; a trained RM's own, from its render
+        settings), whatever stage fills it."""
+        from ..models.prefix_cache import PrefixCache
+
         frozen = self.cfg.rm.freeze_layers if frozen is None else frozen
         if frozen <= 0 or not self.cfg.rm.cache_frozen:
             return None
+        bf16 = use_bf16(self.cfg.rm.bf16) if bf16 is None else bool(bf16)
         key = (
             (self.cfg.model.name, self.cfg.model.revision, frozen)
             if owner is None
             else ("existing", owner, frozen)
         )
         fp = fingerprint(list(key))
-        if fp not in self.prefix_caches:
-            root = self.cache_root or self.run.path("cache")
-            folder = root / (f"frozen-{frozen}" if owner is None else f"frozen-{frozen}-{fp[:10]}")
-            self.prefix_caches[fp] = PrefixCache(frozen, fp, folder)
-        return self.prefix_caches[fp]
+        name = f"frozen-{frozen}" if owner is None else f"frozen-{frozen}-{fp[:10]}"
+        if (fp, bf16) not in self.prefix_caches:
+            folder = (self.cache_root or self.run.path("cache")) / (f"{name}-bf16" if bf16 else name)
+            self.prefix_caches[fp, bf16] = PrefixCache(frozen, fp, folder, bf16=bf16)
+        return self.prefix_caches[fp, bf16]
 
     def model_source(self, variant: str = CLEAN, seed: int | None = None) -> str:
         """Where a reward model's weights and tokenizer are read from: its run folder, or the existing reward
@@ -232,6 +261,8 @@ class RunContext:
 
     def tokenizer(self, variant: str = CLEAN, seed: int | None = None):
         """The tokenizer of a trained (or existing) reward model."""
+        from ..models import load_tokenizer
+
         seed = self.seed0 if seed is None else seed
         source = self.model_source(variant, seed)
         if (self.rm_dir(variant, seed) / EXISTING_FILE).is_file():
@@ -241,6 +272,8 @@ class RunContext:
 
     def reward_model(self, variant: str = CLEAN, seed: int | None = None) -> RMHandle:
         """A trained (or existing) reward model: model, tokenizer, renderer, render settings, its prefix cache."""
+        from ..models import Renderer, load_reward_model
+
         seed = self.seed0 if seed is None else seed
         path = self.rm_dir(variant, seed)
         source = self.model_source(variant, seed)
@@ -266,11 +299,15 @@ class RunContext:
             tok,
             Renderer.from_settings(tok, settings),
             settings,
-            self.prefix_cache(settings.get("frozen_layers", 0), settings.get("owner")),
+            self.prefix_cache(
+                settings.get("frozen_layers", 0), settings.get("owner"), settings.get("frozen_bf16")
+            ),
         )
 
     def margins(self, variant: str, seed: int, pairs: list[PreferencePair], desc: str) -> np.ndarray:
         """r(chosen) - r(rejected) of a trained (or existing) reward model on `pairs`."""
+        from ..reward.scoring import reward_pairs
+
         rm = self.reward_model(variant, seed)
         return reward_pairs(
             rm.model,
@@ -295,11 +332,16 @@ class RunContext:
                 .num_hidden_layers
             )
         else:
+            from ..models.layers import num_layers
+
             n = num_layers(model)
         return max(1, round(0.75 * n))
 
     def load_sae(self, root: str | Path | None = None):
         """(SAE, layer): the run's SAE, or the one at `root`, checked against the cached layer's width and index."""
+        from ..activations import ActivationCache
+        from ..sae import hookpoint_for, load_sae
+
         layer = self.run.info("extract").get("layer")
         if layer is None:
             raise StageError("no extraction recorded in the manifest; run `safer extract` first")

@@ -5,12 +5,14 @@ under experiment/stages/ (the README's development section has a worked example)
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from ..config import config_dict
 from ..curation.detectors import parse_fold
 from ..features.judges import judge_fingerprint
 from .audit import repeat_plan
 from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve, trained_models
-from .stages import analysis, attribution, detect, reward, sweep
+from .stages import inputs
 
 
 def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
@@ -35,11 +37,27 @@ def _audit_needs(cfg, key: Key) -> list[tuple[str, Key]]:
     return list(dict.fromkeys(out))
 
 
+class work:
+    """A stage function (`module` under experiment/stages), imported on its first call: the planner, `--dry-run`
+    and the command line read the declarations below without importing torch or transformers."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def __call__(self, ctx, key: Key) -> dict | None:
+        return getattr(import_module(f"{__package__}.stages.{self.module}"), self.name)(ctx, key)
+
+    def __repr__(self) -> str:
+        return f"stages.{self.module}.{self.name}"
+
+
 def _analysis_needs(*names: str):
     """Needs of the stages that read the attribution when it runs (features, score)."""
 
     def needs(cfg, key: Key) -> list[tuple[str, Key]]:
-        return [(n, Key()) for n in names] + ([("attribute", Key())] if attribution.enabled(cfg) else [])
+        return [(n, Key()) for n in names] + (
+            [("attribute", Key())] if inputs.attribution_enabled(cfg) else []
+        )
 
     return needs
 
@@ -120,24 +138,34 @@ def _summary_features(info: dict) -> dict:
     }
 
 
+def _summary_attribution(info: dict) -> dict:
+    check = info.get("check") or {}
+    return {
+        **{k: v for k, v in info.items() if k != "check"},
+        "check_pearson": check.get("pearson"),
+        "check_slope": check.get("slope"),
+        "check_points": check.get("points"),
+    }
+
+
 STAGES: list[Stage] = [
     Stage(
         "data",
-        reward.data,
+        work("reward", "data"),
         needs=need(),
         sections=("data",),
-        inputs=reward.data_inputs,
+        inputs=inputs.data_inputs,
         rank0=True,
         writes=("data/train.jsonl", "data/test.jsonl"),
     ),
     Stage(
         "train-rm",
-        reward.train_rm,
+        work("reward", "train_rm"),
         needs=_train_needs,
         sections=("model", "rm"),
         over=trained_models,
         values=_train_values,
-        inputs=reward.train_inputs,
+        inputs=inputs.train_inputs,
         by_content=("curate",),  # an edited set that comes out byte-identical is not trained on again
         writes=("rm/{variant}/seed-{seed}/config.json",),
         folder="rm",
@@ -149,10 +177,10 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "pool",
-        reward.pool,
+        work("reward", "pool"),
         needs=need("data"),
-        values=reward.pool_settings,
-        inputs=reward.pool_inputs,
+        values=inputs.pool_settings,
+        inputs=inputs.pool_inputs,
         rank0=True,
         enabled=lambda cfg: cfg.eval.pool,
         writes=("pool/pairs.jsonl",),
@@ -165,10 +193,10 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "evaluate",
-        reward.evaluate_model,
+        work("reward", "evaluate_model"),
         needs=_evaluate_needs,
         sections=("eval",),
-        inputs=reward.eval_inputs,
+        inputs=inputs.eval_inputs,
         over=per_model,
         writes=("eval/{variant}/seed-{seed}.json",),
         folder="eval",
@@ -179,11 +207,11 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "extract",
-        analysis.extract,
+        work("analysis", "extract"),
         needs=need("train-rm"),
         sections=("activations",),
         cache=True,
-        writes=tuple(f"activations/{w}/index.json" for w in analysis.CACHES),
+        writes=tuple(f"activations/{w}/index.json" for w in inputs.CACHES),
         folder="activations",
         command=Command(
             "Cache the clean reward model's hidden states at the chosen layer and positions.",
@@ -192,7 +220,7 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "train-sae",
-        analysis.fit_sae,
+        work("analysis", "fit_sae"),
         needs=need("extract"),
         sections=("sae",),
         writes=("sae/metrics.json",),
@@ -207,14 +235,14 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "attribute",
-        attribution.attribute,
+        work("attribution", "attribute"),
         needs=need("train-sae"),
         sections=("attribution",),
         rank0=True,
-        enabled=attribution.enabled,
+        enabled=inputs.attribution_enabled,
         writes=("attribution/attribution.safetensors", "attribution/summary.json"),
         folder="attribution",
-        summary=attribution.summary,
+        summary=_summary_attribution,
         summary_key="attribution",
         command=Command(
             "Reward attribution of every SAE latent on every training pair (z_i * d_i . dr/dh, one backward "
@@ -224,7 +252,7 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "features",
-        analysis.features,
+        work("analysis", "features"),
         needs=_analysis_needs("train-sae"),
         sections=("features", "judge"),
         rank0=True,
@@ -239,7 +267,7 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "score",
-        analysis.score,
+        work("analysis", "score"),
         needs=_analysis_needs("features"),
         writes=("scores/pairs.csv",),
         folder="scores",
@@ -252,12 +280,12 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "curate",
-        sweep.curate,
+        work("sweep", "curate"),
         needs=need("score"),
         sections=("curation",),
         over=per_edit,
         rank0=True,
-        values=sweep.edit_settings,
+        values=inputs.edit_settings,
         writes=("curated/{variant}/train.jsonl",),
         folder="curated",
         command=Command(
@@ -267,17 +295,17 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "folds",
-        detect.folds,
+        work("detect", "folds"),
         needs=need("data"),
-        values=detect.fold_settings,
+        values=inputs.fold_settings,
         rank0=True,
         enabled=lambda cfg: cfg.detect.enabled and cfg.detect.folds >= 2,
         writes=("data/folds/assignment.csv",),
     ),
     Stage(
         "detect",
-        detect.detect,
-        needs=detect.detect_needs,
+        work("detect", "detect"),
+        needs=inputs.detect_needs,
         sections=("detect",),
         enabled=lambda cfg: cfg.detect.enabled,
         writes=("detect/scores.csv", "detect/summary.json"),
@@ -291,7 +319,7 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "inspect",
-        detect.inspect,
+        work("detect", "inspect"),
         needs=need("detect"),
         sections=("inspect",),
         rank0=True,
@@ -302,7 +330,7 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "causal",
-        sweep.causal,
+        work("sweep", "causal"),
         needs=need("features"),
         sections=("causal",),
         values=_causal_values,
@@ -318,7 +346,7 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "audit",
-        detect.audit,
+        work("detect", "audit"),
         needs=_audit_needs,
         values=_audit_values,
         sections=("model", "rm", "activations", "sae", "attribution", "features", "judge", "detect", "audit"),

@@ -1,8 +1,19 @@
 """Backbones (embedded or any Hugging Face model) and rendering of pairs into tokens."""
 
+from ..lazy import lazy_exports
 from .config import ModelConfig
-from .registry import load_reward_model, load_tokenizer, resolve
-from .render import Encoded, Renderer, truncation_counts
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "load_reward_model": "registry",
+        "load_tokenizer": "registry",
+        "resolve": "registry",
+        "Encoded": "render",
+        "Renderer": "render",
+        "truncation_counts": "render",
+    },
+)
 
 __all__ = [
     "Encoded",

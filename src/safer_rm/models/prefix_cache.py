@@ -8,6 +8,11 @@ changes: not during training, not between the variants of an experiment (poisoni
 drops pairs; the texts stay the same), not in evaluation. This cache holds layer N of every text (bf16)
 in safetensors shards on disk (the unflushed rest in memory), so each text pays for the lower blocks once
 per run.
+
+The precision the frozen blocks run in (`bf16` autocast or fp32) belongs to the cache, not to its callers:
+the states are part of the reward model's input, so every stage that fills the cache (training, scoring,
+extraction, attribution) must compute them alike, or the first stage to fill a text would decide what every
+later stage reads. It is part of the fingerprint (a cache made in the other precision is discarded).
 """
 
 from __future__ import annotations
@@ -35,12 +40,19 @@ def text_key(ids: Sequence[int]) -> str:
 
 
 class PrefixCache:
-    """Layer-`layer` states keyed by token ids. `fingerprint` names the frozen weights they came from."""
+    """Layer-`layer` states keyed by token ids. `fingerprint` names the frozen weights they came from, `bf16`
+    whether the frozen blocks run under bf16 autocast (as in the reward model's training)."""
 
     def __init__(
-        self, layer: int, fingerprint: str, directory: str | Path | None = None, flush_every: int = 2048
+        self,
+        layer: int,
+        fingerprint: str,
+        directory: str | Path | None = None,
+        flush_every: int = 2048,
+        bf16: bool = False,
     ):
-        self.layer, self.fingerprint, self.flush_every = layer, fingerprint, flush_every
+        self.layer, self.flush_every, self.bf16 = layer, flush_every, bf16
+        self.fingerprint = f"{fingerprint}-bf16" if bf16 else fingerprint
         self.dir = Path(directory) if directory else None
         self.where: dict[str, str] = {}  # key -> shard file
         self._handles: dict[str, object] = {}
@@ -89,10 +101,10 @@ class PrefixCache:
         sequences: Sequence[Sequence[int]],
         pad_id: int,
         batch_size: int = 64,
-        bf16: bool = False,
         progress: bool = True,
     ) -> int:
-        """Compute the states of every sequence not cached yet; returns how many were computed."""
+        """Compute the states of every sequence not cached yet, in the cache's precision; returns how many
+        were computed."""
         todo: dict[str, Sequence[int]] = {}
         for ids in sequences:
             key = text_key(ids)
@@ -111,7 +123,7 @@ class PrefixCache:
             batches, desc=f"frozen blocks 1-{self.layer}", unit="batch", disable=quiet(progress), leave=False
         ):
             ids, mask = pad_batch([todo[keys[i]] for i in idx], pad_id)
-            with autocast(device, bf16):
+            with autocast(device, self.bf16):
                 hidden = hidden_at(
                     model, self.layer, input_ids=ids.to(device), attention_mask=mask.to(device)
                 )

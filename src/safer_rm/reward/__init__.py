@@ -1,9 +1,25 @@
 """Reward models: Bradley-Terry training, batched scoring, RewardBench-style evaluation."""
 
+from ..lazy import lazy_exports
 from .config import EvalConfig, RMConfig
-from .evaluate import SECTIONS, EvalSet, evaluate_sets, section_scores, subset_accuracy
-from .scoring import PairRewards, reward_pairs, score_encoded
-from .train import BradleyTerryTrainer, PairCollator, bradley_terry_loss, train_reward_model
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "SECTIONS": "evaluate",
+        "EvalSet": "evaluate",
+        "evaluate_sets": "evaluate",
+        "section_scores": "evaluate",
+        "subset_accuracy": "evaluate",
+        "PairRewards": "scoring",
+        "reward_pairs": "scoring",
+        "score_encoded": "scoring",
+        "BradleyTerryTrainer": "train",
+        "PairCollator": "train",
+        "bradley_terry_loss": "train",
+        "train_reward_model": "train",
+    },
+)
 
 __all__ = [
     "SECTIONS",

@@ -38,6 +38,10 @@ class RMConfig:
     cache_frozen: bool = True
     """With freeze_layers > 0: compute the frozen blocks once per text and train/score over cached states
     (identical results without dropout in the frozen blocks; much faster, shared by all variants of a run)."""
+    group_by_length: bool = True
+    """Draw training batches of pairs of similar length (transformers' `LengthGroupedSampler`: shuffled, then
+    sorted by length within mega-batches of 50 batches), so little of each batch is padding; false: plain
+    shuffled batches."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on large models."""
     seed: int = 0

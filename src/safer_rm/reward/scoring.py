@@ -14,6 +14,7 @@ from .. import distributed
 from ..data.records import PreferencePair
 from ..io import quiet
 from ..models.batching import autocast, length_batches, pad_batch
+from ..models.head_position import first_position_only
 from ..models.layers import Resume
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
@@ -42,7 +43,7 @@ def score_encoded(
     was_training = model.training
     model.eval()
     if prefix is not None:
-        prefix.fill(model, [e.input_ids for e in encoded], pad_id, batch_size, bf16, progress)
+        prefix.fill(model, [e.input_ids for e in encoded], pad_id, batch_size, progress)
     out = np.zeros(len(encoded), dtype=np.float32)
     batches = length_batches([len(e.input_ids) for e in encoded], batch_size)
     mine = distributed.my_share(batches)  # with several processes: every world-th batch, merged below
@@ -55,7 +56,7 @@ def score_encoded(
                 if resume
                 else contextlib.nullcontext()
             )
-            with autocast(device, bf16), feed:
+            with autocast(device, bf16), feed, first_position_only(model):
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             out[idx] = logits[:, 0].float().cpu().numpy()
     if distributed.active():

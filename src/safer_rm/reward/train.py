@@ -21,31 +21,15 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from ..data.records import PreferencePair
 from ..io import quiet, write_json, write_text
 from ..models.batching import pad_batch
+from ..models.head_position import first_position_only
 from ..models.layers import Resume, transformer_blocks
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
+from ..precision import use_bf16
 from .config import RMConfig
+from .files import RENDER_FILE
 
 log = logging.getLogger(__name__)
-RENDER_FILE = "safer_render.json"
-EXISTING_FILE = "safer_existing.json"
-"""In a run's rm/ folder: the existing reward model (`model.reward_model`) that folder stands for."""
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def use_bf16(setting: str) -> bool:
-    if setting in ("true", "false"):
-        return setting == "true"
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_bf16()
 
 
 class PairDataset(Dataset):
@@ -90,9 +74,20 @@ class BradleyTerryTrainer(Trainer):
 
     loss_is_scaled_for_ga = False  # our loss is a per-micro-batch mean: let Trainer divide by accumulation
 
-    def __init__(self, *args, resume: Resume | None = None, **kwargs):
+    def __init__(self, *args, resume: Resume | None = None, lengths: list[int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.resume = resume
+        self.lengths = lengths
+
+    def _get_train_sampler(self, *args, **kwargs):
+        """With `lengths` (a pair's is its longer side: both are padded to one width), batches of pairs of
+        similar length; transformers' own switch for it is named differently across its versions."""
+        if self.lengths is None:
+            return super()._get_train_sampler(*args, **kwargs)
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(size, lengths=self.lengths)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         feed = (
@@ -100,7 +95,7 @@ class BradleyTerryTrainer(Trainer):
             if "prefix_hidden" in inputs
             else contextlib.nullcontext()
         )
-        with feed:
+        with feed, first_position_only(self.model):  # only what the head reads (models/head_position.py)
             rewards = (
                 model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
                 .logits[:, 0]
@@ -200,10 +195,12 @@ def train_reward_model(
     if prefix is not None:
         if prefix.layer != cfg.freeze_layers or cfg.freeze_layers == 0:
             raise ValueError(f"prefix cache of layer {prefix.layer} needs rm.freeze_layers={prefix.layer}")
+        if prefix.bf16 != bf16:
+            raise ValueError(f"prefix cache computed with bf16={prefix.bf16} for a training with bf16={bf16}")
         seqs = [e.input_ids for e in chosen + rejected]
         if eval_ds is not None:
             seqs += [e.input_ids for e in eval_ds.chosen + eval_ds.rejected]
-        prefix.fill(model, seqs, tokenizer.pad_token_id, cfg.eval_batch_size, bf16)
+        prefix.fill(model, seqs, tokenizer.pad_token_id, cfg.eval_batch_size)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     per_epoch = math.ceil(len(train_pairs) / cfg.batch_size / cfg.grad_accum)
@@ -247,6 +244,9 @@ def train_reward_model(
         compute_metrics=pair_accuracy if eval_ds is not None else None,
         callbacks=[history],
         resume=Resume(model, prefix.layer) if prefix is not None else None,
+        lengths=[max(len(c.input_ids), len(r.input_ids)) for c, r in zip(chosen, rejected)]
+        if cfg.group_by_length
+        else None,
     )
     if args.disable_tqdm:
         trainer.remove_callback(PrinterCallback)  # quiet: the loss goes to the log only
@@ -273,7 +273,9 @@ def train_reward_model(
         (out_dir / "training_args.bin").unlink(missing_ok=True)
         (out_dir / "training_args.json").write_text(args.to_json_string(), encoding="utf-8")
         tokenizer.save_pretrained(str(out_dir))
-        write_json(out_dir / RENDER_FILE, {**renderer.settings(), "frozen_layers": cfg.freeze_layers})
+        # how its frozen states are computed: whoever loads it computes them alike
+        frozen = {"frozen_layers": cfg.freeze_layers, "frozen_bf16": bf16}
+        write_json(out_dir / RENDER_FILE, {**renderer.settings(), **frozen})
     return {
         "steps": int(result.global_step),
         "train_loss": float(result.training_loss),

@@ -12,17 +12,38 @@ sparsify's layout.
     sae = load_sae(run_dir / "sae", hookpoint_for(12), d_in=2048, layer=12).sae
 """
 
-from .batches import TensorBatches
+from ..lazy import lazy_exports
 from .config import SAEConfig
-from .files import LoadedSAE, SAEMeta, hookpoint_for, load_sae, save_sae
-from .hooks import checkpoint_hook, eval_hook
-from .metrics import MetricAccumulator, SAEMetrics, evaluate_sae, fvu, l0, nmse
-from .model import Encoding, TopKSAE
-from .records import EvalRow, Hook, LogRow, StepInfo, TrainResult, TwoStageResult
-from .train import (
-    lr_factor,
-    train_sae,
-    train_two_stage,
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "TensorBatches": "batches",
+        "LoadedSAE": "files",
+        "SAEMeta": "files",
+        "hookpoint_for": "files",
+        "load_sae": "files",
+        "save_sae": "files",
+        "checkpoint_hook": "hooks",
+        "eval_hook": "hooks",
+        "MetricAccumulator": "metrics",
+        "SAEMetrics": "metrics",
+        "evaluate_sae": "metrics",
+        "fvu": "metrics",
+        "l0": "metrics",
+        "nmse": "metrics",
+        "Encoding": "model",
+        "TopKSAE": "model",
+        "EvalRow": "records",
+        "Hook": "records",
+        "LogRow": "records",
+        "StepInfo": "records",
+        "TrainResult": "records",
+        "TwoStageResult": "records",
+        "lr_factor": "train",
+        "train_sae": "train",
+        "train_two_stage": "train",
+    },
 )
 
 __all__ = [

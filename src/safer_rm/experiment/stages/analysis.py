@@ -21,17 +21,17 @@ from ...features.salience import compute_salience
 from ...features.selection import Selection, select_features
 from ...features.specificity import specific_candidates, specificity_pairs
 from ...io import read_json, save_tensors, write_csv, write_json
+from ...precision import use_bf16
 from ...report import write_dashboard
-from ...reward.train import use_bf16
 from ...sae import SAEMeta, evaluate_sae, hookpoint_for, save_sae, train_two_stage
 from ...sae.lens import save_sae_lens
 from ...splice import reward_fidelity, spliced_margins
 from ..context import RunContext
 from ..graph import CLEAN, Key
 from .attribution import read_attribution
+from .inputs import CACHES
 
 log = logging.getLogger(__name__)
-CACHES = ("pairs", "general", "heldout")
 
 
 def extract(ctx: RunContext, key: Key) -> dict:

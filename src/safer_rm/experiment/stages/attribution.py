@@ -10,15 +10,12 @@ from safetensors.torch import load_file
 from ...attribution import Attribution, attribute_pairs, check_against_ablation
 from ...errors import StageError
 from ...io import save_tensors, write_json
-from ...reward.train import use_bf16
+from ...precision import use_bf16
 from ..context import RunContext
 from ..graph import CLEAN, Key
+from .inputs import attribution_enabled
 
 FILE = ("attribution", "attribution.safetensors")
-
-
-def enabled(cfg) -> bool:
-    return cfg.attribution.enabled or cfg.features.salience == "attribution"
 
 
 def attribute(ctx: RunContext, key: Key) -> dict:
@@ -78,7 +75,7 @@ def attribute(ctx: RunContext, key: Key) -> dict:
 
 def read_attribution(ctx: RunContext) -> Attribution | None:
     """The run's attribution, matched to its training pairs; None when the stage is off."""
-    if not enabled(ctx.cfg):
+    if not attribution_enabled(ctx.cfg):
         return None
     path = ctx.run.path(*FILE)
     if not path.is_file():
@@ -88,13 +85,3 @@ def read_attribution(ctx: RunContext) -> Attribution | None:
     if len(att.indptr) != len(train) + 1:
         raise StageError(f"{path}: attribution of {len(att.indptr) - 1} pairs, {len(train)} training pairs")
     return att
-
-
-def summary(info: dict) -> dict:
-    check = info.get("check") or {}
-    return {
-        **{k: v for k, v in info.items() if k != "check"},
-        "check_pearson": check.get("pearson"),
-        "check_slope": check.get("slope"),
-        "check_points": check.get("points"),
-    }

@@ -36,10 +36,6 @@ from .analysis import encoder
 log = logging.getLogger(__name__)
 
 
-def fold_settings(cfg, key: Key) -> dict:
-    return {"detect": {"folds": cfg.detect.folds, "seed": cfg.detect.seed}}
-
-
 def folds(ctx: RunContext, key: Key) -> dict:
     """Split the clean training pairs into K folds (pairs sharing a prompt stay together): fold i's reward
     model trains on the others and scores fold i."""
@@ -58,15 +54,6 @@ def folds(ctx: RunContext, key: Key) -> dict:
         [{"id": p.id, "fold": int(f)} for p, f in zip(train, fold)],
     )
     return {"folds": ctx.cfg.detect.folds, "sizes": np.bincount(fold).tolist()}
-
-
-def detect_needs(cfg, key: Key) -> list[tuple[str, Key]]:
-    s0 = cfg.run.seeds[0]
-    return (
-        [("score", Key())]
-        + [("train-rm", Key(v, s0)) for v in fold_variants(cfg)]
-        + [("train-rm", Key(CLEAN, s)) for s in ensemble_seeds(cfg)]
-    )
 
 
 def _train_seconds(ctx: RunContext, variant: str, seed: int) -> float:

@@ -7,36 +7,21 @@ import shutil
 from pathlib import Path
 
 from ... import distributed
-from ...config import config_dict
-from ...data import SourceConfig, build_pairs, write_pairs
-from ...data.load import data_root, expand
+from ...data import build_pairs, write_pairs
 from ...data.pool import build_pool
 from ...errors import StageError
 from ...io import read_json, write_json
 from ...models import Renderer, load_reward_model, load_tokenizer
 from ...models.registry import resolve
+from ...precision import use_bf16
 from ...reward.evaluate import evaluate_sets, write_margins
-from ...reward.train import EXISTING_FILE, RENDER_FILE, train_reward_model, use_bf16
+from ...reward.files import EXISTING_FILE, RENDER_FILE
+from ...reward.train import train_reward_model
 from ..context import RunContext
-from ..graph import CLEAN, Key, instance_name
+from ..graph import Key, instance_name
+from .inputs import existing_rm, given_rm, source_files
 
 log = logging.getLogger(__name__)
-
-
-def source_files(ctx: RunContext, sources=None) -> dict[str, str]:
-    """Local files or dataset folders of sources (default: the data's), by source name (hub datasets have none)."""
-    sources = ctx.cfg.data.sources if sources is None else sources
-    paths = {src.name: expand(src.path, ctx.cfg.data.root) for src in sources}
-    return {name: path for name, path in paths.items() if path and Path(path).exists()}
-
-
-def data_inputs(ctx: RunContext, key: Key) -> dict:
-    if ctx.given is not None:
-        return {"given": ctx.given.fingerprint}
-    return {
-        "root": data_root(ctx.cfg.data.root),
-        "files": {name: ctx.file_hash(Path(p)) for name, p in source_files(ctx).items()},
-    }
 
 
 def data(ctx: RunContext, key: Key) -> dict:
@@ -64,31 +49,6 @@ def data(ctx: RunContext, key: Key) -> dict:
     }
 
 
-def _given_rm(ctx: RunContext, key: Key) -> Path | None:
-    """The reward model a sub-run was given for this (clean) model, if any."""
-    if ctx.given is None or key.variant != CLEAN:
-        return None
-    return ctx.given.rm_from.get(key.seed)
-
-
-def _existing(ctx: RunContext, key: Key) -> str | None:
-    return ctx.cfg.model.reward_model if key.variant == CLEAN else None
-
-
-def train_inputs(ctx: RunContext, key: Key) -> dict:
-    out = {"train": ctx.file_hash(ctx.train_path(key.variant))}
-    src = _given_rm(ctx, key)
-    if src is not None:
-        files = sorted([*src.glob("*.safetensors"), *src.glob("*.bin"), src / "config.json"])
-        out["copied"] = {f.name: ctx.file_hash(f) for f in files}
-    existing = _existing(ctx, key)
-    if existing and Path(existing).is_dir():
-        files = sorted([*Path(existing).glob("*.safetensors"), Path(existing) / "config.json"])
-        files += [Path(existing) / RENDER_FILE] if (Path(existing) / RENDER_FILE).is_file() else []
-        out["existing"] = {f.name: ctx.file_hash(f) for f in files}
-    return out
-
-
 def train_rm(ctx: RunContext, key: Key) -> dict:
     """A Bradley-Terry reward model on one variant's training set, one seed (or, for the clean model, the
     existing reward model of `model.reward_model`, or the one a sub-run was given)."""
@@ -96,9 +56,9 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
 
     mc, rc = ctx.cfg.model, ctx.cfg.rm
     out = ctx.rm_dir(key.variant, key.seed)
-    src = _given_rm(ctx, key)
-    if src is not None or _existing(ctx, key):
-        info = (copy_rm(src, out) if src is not None else use_existing(ctx, out)) if ctx.main else {}
+    src = given_rm(ctx, key)
+    if src is not None or existing_rm(ctx, key):
+        info = (copy_rm(src, out) if src is not None else useexisting_rm(ctx, out)) if ctx.main else {}
         distributed.barrier()
         return info
     (out / EXISTING_FILE).unlink(missing_ok=True)  # an existing RM stood here before: this one is trained
@@ -122,29 +82,6 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
     if ctx.main:
         write_json(out / "train_summary.json", info)
     return {k: v for k, v in info.items() if k != "history"}
-
-
-def eval_inputs(ctx: RunContext, key: Key) -> dict:
-    """Hashes of the local evaluation files (RewardBench and the extra sets): an edited file reruns evaluations."""
-    ec = ctx.cfg.eval
-    files = source_files(ctx, [SourceConfig(name="rewardbench", path=ec.rewardbench), *ec.extra_sets()])
-    return {name: ctx.file_hash(Path(p)) for name, p in files.items()}
-
-
-def pool_inputs(ctx: RunContext, key: Key) -> dict:
-    files = source_files(ctx, ctx.cfg.eval.pool_sources)
-    return {
-        "data": ctx.file_hash(ctx.train_path()),
-        "files": {n: ctx.file_hash(Path(p)) for n, p in files.items()},
-    }
-
-
-def pool_settings(cfg, key: Key) -> dict:
-    d = config_dict(cfg)
-    return {
-        "eval": {k: d["eval"][k] for k in ("pool", "pool_max_per_source", "pool_sources")},
-        "data": {k: d["data"][k] for k in ("sources", "seed")},
-    }
 
 
 def pool(ctx: RunContext, key: Key) -> dict:
@@ -173,12 +110,12 @@ def pool(ctx: RunContext, key: Key) -> dict:
     return info
 
 
-def use_existing(ctx: RunContext, out: Path) -> dict:
+def useexisting_rm(ctx: RunContext, out: Path) -> dict:
     """Stand an existing reward model in for the clean one: no training, no copy of its weights. The run
     folder holds its config, its render settings and where it lives. The settings are inferred from its
     tokenizer (chat template when it has one) and `model.*`; a reward model trained by safer-rm brings its own
-    (safer_render.json), frozen blocks included, whose states are cached in bf16 as they were in its training,
-    so it scores exactly as in the run that trained it."""
+    (safer_render.json), frozen blocks included, whose states are computed in the precision of its training
+    (`frozen_bf16`) and cached, so it scores as in the run that trained it."""
     from transformers import AutoConfig
 
     mc = ctx.cfg.model
@@ -200,9 +137,10 @@ def use_existing(ctx: RunContext, out: Path) -> dict:
         settings = read_json(saved)
         renderer = Renderer.from_settings(tok, settings)
         frozen = int(settings.get("frozen_layers", 0))
+        frozen_bf16 = bool(settings.get("frozen_bf16", use_bf16(ctx.cfg.rm.bf16)))
     else:
         renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt, mc.min_prompt_tokens)
-        frozen = 0
+        frozen, frozen_bf16 = 0, False
     weights = {f.name: ctx.file_hash(f) for f in sorted(Path(source).glob("*.safetensors"))}
     if out.exists():
         shutil.rmtree(out)
@@ -211,7 +149,8 @@ def use_existing(ctx: RunContext, out: Path) -> dict:
         source, revision=revision, trust_remote_code=mc.trust_remote_code
     ).save_pretrained(out)
     owner = {"source": source, "revision": revision, "weights": weights}
-    write_json(out / RENDER_FILE, {**renderer.settings(), "frozen_layers": frozen, "owner": owner})
+    frozen_settings = {"frozen_layers": frozen, "frozen_bf16": frozen_bf16}
+    write_json(out / RENDER_FILE, {**renderer.settings(), **frozen_settings, "owner": owner})
     info = {
         "source": source,
         "revision": revision,

@@ -6,26 +6,11 @@ from ...curation.edits import apply_edit, edit_count, rank_for_edit
 from ...curation.export import Card, export_pairs
 from ...data import write_pairs
 from ...io import write_csv, write_json
-from ...reward.train import use_bf16
+from ...precision import use_bf16
 from ...splice import causal_test, evaluation_groups
 from ..context import RunContext
 from ..graph import CLEAN, Key
-
-
-def edit_settings(cfg, key: Key) -> dict:
-    """The settings of one edited set: (mode, method, ratio) from its name and the shared curation keys."""
-    mode, method, ratio = key.variant.split("-", 2)
-    cc = cfg.curation
-    return {
-        "curation": {
-            "mode": mode,
-            "method": method,
-            "ratio": float(ratio),
-            "scope": cc.scope,
-            "stratify": cc.stratify,
-            "seed": cc.seed,
-        }
-    }
+from .inputs import edit_settings
 
 
 def curate(ctx: RunContext, key: Key) -> dict:
