@@ -1,48 +1,53 @@
-"""Where a run's time goes: stage seconds from its manifest (and its audit sub-run's), grouped by stage kind,
-for one run or side by side for several (e.g. a demo before and after a change, each from a fresh clone).
+"""Where runs' time goes, side by side: stage seconds from each run's manifest (every variant and seed of a stage
+summed, the audit sub-runs' stages listed as `audit/repeat-0: <stage>` and already inside `audit`), and the
+ratio of the last run to the first. Use it to see what a change did to the demo, e.g. a demo before and after,
+each from a fresh clone:
 
-    python -m bench.stage_timings runs/demo [/other/clone/runs/demo ...] [--json out.json]
+    python -m bench.stage_timings /before/runs/demo runs/demo [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import defaultdict
 from pathlib import Path
+
+from safer_rm.experiment.timing import stage_groups, subrun_groups
 
 
 def stage_seconds(run: Path) -> dict[str, float]:
-    """Seconds by stage group (`train-rm` sums every variant and seed; the audit sub-run's stages are listed
-    as `audit: <stage>` and are already inside `audit`)."""
-    out: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    for prefix, manifest in (("", run / "manifest.json"), ("audit: ", run / "audit" / "manifest.json")):
-        if not manifest.is_file():
-            continue
-        for name, entry in json.loads(manifest.read_text())["stages"].items():
-            if entry.get("seconds") is None:
-                continue
-            group = prefix + name.split("/", 1)[0]
-            out[group] += float(entry["seconds"])
-            counts[group] += 1
-    return {f"{g} (x{counts[g]})" if counts[g] > 1 else g: round(s, 1) for g, s in out.items()}
+    """Seconds by stage group, the sub-runs' groups prefixed by their folder, and the top-level total."""
+    groups = stage_groups(run)
+    out = {g.label: g.seconds for g in groups}
+    for sub, gs in subrun_groups(run).items():
+        out.update({f"{sub}: {g.label}": g.seconds for g in gs})
+    out["total (stage sum)"] = round(sum(g.seconds for g in groups), 1)
+    return out
+
+
+def side_by_side(runs: list[Path]) -> tuple[list[str], dict[str, dict[str, float]]]:
+    table = {str(r): stage_seconds(r) for r in runs}
+    rows = list(dict.fromkeys(k for secs in table.values() for k in secs))
+    rows.append(rows.pop(rows.index("total (stage sum)")))
+    return rows, table
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("runs", nargs="+", type=Path, help="run directories (the first is the reference)")
+    ap.add_argument("--json", type=Path, help="also write the table as JSON")
     args = ap.parse_args()
-    table = {str(r): stage_seconds(r) for r in args.runs}
-    for secs in table.values():
-        top = sum(v for k, v in secs.items() if not k.startswith("audit: "))
-        secs["total (top level)"] = round(top, 1)
-    groups = list(dict.fromkeys(g for secs in table.values() for g in secs))
-    width = max(len(g) for g in groups)
-    print(" " * width + "".join(f"  {Path(r).parent.parent.name or r:>14}" for r in table))
-    for g in groups:
-        print(g.ljust(width) + "".join(f"  {secs.get(g, float('nan')):>14.1f}" for secs in table.values()))
+    rows, table = side_by_side(args.runs)
+    width = max(len(r) for r in rows)
+    cols = list(table)
+    print(" " * width + "".join(f"  {f'run {i + 1}':>10}" for i in range(len(cols))) + "  last/first")
+    for r in rows:
+        vals = [table[c].get(r) for c in cols]
+        cells = "".join(f"  {v:>10.1f}" if v is not None else f"  {'-':>10}" for v in vals)
+        ratio = f"{vals[-1] / vals[0]:.2f}" if vals[0] and vals[-1] is not None and len(vals) > 1 else "-"
+        print(f"{r:<{width}}{cells}  {ratio:>10}")
+    for i, c in enumerate(cols):
+        print(f"run {i + 1}: {c}")
     if args.json:
         args.json.write_text(json.dumps(table, indent=2))
 

@@ -12,8 +12,19 @@ from helpers import toy_config
 
 def test_run_writes_summary_and_resumes(tmp_path, tiny_bert, capsys):
     cfg = toy_config(tmp_path, tiny_bert)
-    assert main(["run", cfg, "-q"]) == 0
+    assert main(["run", cfg, "-q", "--set", "run.budget_s=0.5"]) == 0
+    out = capsys.readouterr().out.splitlines()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    # the run ends with where its time went and, past its budget, says so naming the largest stages
+    timing = summary["timing"]
+    groups = {g["stage"]: g for g in timing["groups"]}
+    assert groups["train-rm"]["count"] == groups["evaluate"]["count"] == 1 + 3 * 2  # clean + 3 methods x 2
+    assert abs(sum(g["seconds"] for g in groups.values()) - timing["total_s"]) < 0.5
+    assert abs(sum(g["share"] for g in groups.values()) - 1) < 0.01
+    assert timing["budget_s"] == 0.5 and timing["over_budget"] is True
+    assert timing["subruns"]["audit/repeat-0"] and "audit" in groups
+    assert out[-1].startswith("OVER BUDGET") and timing["largest"][0].split(" (x")[0] in out[-1]
+    assert any(line.strip().startswith("train-rm (x7)") for line in out)
     clean = summary["variants"]["clean"]
     assert set(clean["rewardbench"]) == {"Chat", "Safety", "overall", "n"}
     assert all(0.0 <= v <= 1.0 for k, v in clean["rewardbench"].items() if k != "n")

@@ -45,13 +45,14 @@ def _dry_run(ctx, targets, force=frozenset()) -> int:
 
 def cmd_run(cfg, args) -> int:
     from .experiment.runner import Runner
-    from .experiment.summary import write_summary
 
     ctx = _context(cfg, args, resume=args.resume)
     runner = Runner(ctx)
     targets = runner.planner.matching(args.stages) if args.stages else runner.planner.leaves()
     if args.dry_run:
         return _dry_run(ctx, targets)
+    from .experiment.summary import write_summary  # the report's plots and tables: not for a dry run
+
     finished = ctx.run.finished()
     if finished and not (args.resume or args.fresh):
         raise SaferError(
@@ -63,7 +64,10 @@ def cmd_run(cfg, args) -> int:
     runner.run(targets)
     summary = write_summary(ctx, runner.planner)
     if summary:
-        print(f"summary: {ctx.run.path('summary.json')} (total {summary['timing']['total_s']} s)")
+        from .experiment.timing import timing_lines
+
+        print(f"summary: {ctx.run.path('summary.json')}, report: {ctx.run.path('report', 'index.html')}")
+        print("\n".join(timing_lines(summary["timing"])))
     return 0
 
 
@@ -73,7 +77,6 @@ def _stage_command(name: str):
     def action(cfg, args) -> int:
         from .experiment.registry import BY_NAME
         from .experiment.runner import Runner
-        from .experiment.summary import write_summary
 
         ctx = _context(cfg, args)
         if args.fresh:
@@ -88,6 +91,8 @@ def _stage_command(name: str):
         runner.run(targets, force)
         command = BY_NAME[name].command
         if command.summary:
+            from .experiment.summary import write_summary
+
             write_summary(ctx, runner.planner)
         print(command.done.format(run=ctx.run.root))
         return 0

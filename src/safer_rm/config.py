@@ -32,11 +32,16 @@ class RunConfig:
     """Device for scoring and extraction (training follows transformers/accelerate)."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Seeds of the experiment; reward models of every variant are trained once per seed."""
+    budget_s: float | None = None
+    """Seconds the run's stages should take in all (their sum, as `safer run` prints it last). Over it, the run
+    says so in its last lines and names the largest stages; null: no budget. The demo sets 600."""
     threads: int | None = None
     """CPU threads of torch (None: torch's default, one per core). Results depend on it: reductions split
     differently. With `rm.bf16: false`, a fixed count gives the same scores in every process on one machine."""
 
     def check(self) -> None:
+        if self.budget_s is not None and self.budget_s <= 0:
+            raise ConfigError("budget_s", f"must be > 0 seconds or null, got {self.budget_s}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("threads", f"must be >= 1 or null, got {self.threads}")
         if not self.name or "/" in self.name or self.name in (".", ".."):

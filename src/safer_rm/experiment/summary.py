@@ -16,6 +16,7 @@ from .context import RunContext
 from .graph import CLEAN, Key, variants
 from .plan import Planner
 from .stages.analysis import read_features
+from .timing import run_timing
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def machine(ctx: RunContext) -> dict:
     `rm.bf16: auto`), the thread count, the BLAS torch was built with."""
     import torch
 
-    from ..reward.train import use_bf16
+    from ..precision import use_bf16
 
     return {
         "bf16": use_bf16(ctx.cfg.rm.bf16),
@@ -183,11 +184,9 @@ def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
             summary[st.summary_key or st.name] = st.summary(ctx.run.info(st.name))
     summary["machine"] = machine(ctx)
     summary["disk_bytes"] = ctx.run.disk_usage()
-    stages = ctx.run.stage_seconds()
     summary["timing"] = {
-        "total_s": round(sum(stages.values()), 1),
-        "wall_s": round(time.time() - ctx.started, 1),
-        "stages": stages,
+        **run_timing(ctx.run.root, ctx.cfg.run.budget_s, round(time.time() - ctx.started, 1)),
+        "stages": ctx.run.stage_seconds(),
     }
     write_json(ctx.run.path("summary.json"), summary)
     write_report(ctx.run.root, rows, summary, read_features(ctx))

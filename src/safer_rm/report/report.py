@@ -69,6 +69,9 @@ def _summary_sections(summary: Mapping[str, Any]) -> str:
         k for k, v in summary.items() if isinstance(v, Mapping) and k not in names and k not in SKIP_SUMMARY
     ]
     for name in names:
+        if name == "timing" and isinstance(summary[name].get("groups"), list):
+            parts.append("<h3>timing</h3>" + _timing_section(summary[name]))
+            continue
         if name == "causal" and isinstance(summary[name].get("scales"), list):
             parts.append(f"<h3>{esc(name)}</h3>" + _causal_section(summary[name]))
             continue
@@ -77,6 +80,24 @@ def _summary_sections(summary: Mapping[str, Any]) -> str:
             + (kv_table(summary[name]) if summary[name] else '<p class="muted">empty</p>')
         )
     return "\n".join(parts)
+
+
+def _timing_section(t: Mapping[str, Any]) -> str:
+    """Seconds and share of each stage (variants and seeds summed), the total, and the budget if set."""
+    rows = "".join(
+        f"<tr><td>{esc(g['stage'])}</td><td>{g['count']}</td><td>{g['seconds']:.1f}</td>"
+        f"<td>{100 * g['share']:.1f} %</td></tr>"
+        for g in t["groups"]
+    )
+    budget = t.get("budget_s")
+    note = ""
+    if budget is not None:
+        state = "over" if t.get("over_budget") else "within"
+        note = f"<p><b>{state} budget</b>: {t['total_s']:.0f} s of run.budget_s {budget:.0f} s</p>"
+    return (
+        "<table><tr><th>stage</th><th>runs</th><th>seconds</th><th>share</th></tr>"
+        f"{rows}<tr><td><b>total</b></td><td></td><td>{t['total_s']:.1f}</td><td></td></tr></table>{note}"
+    )
 
 
 def _interval(v: Mapping[str, Any] | None) -> str:
