@@ -6,7 +6,8 @@ all tokens of the padded batches) of
   fill, scoring), against `unsorted`: the same sequences and batch size in data order;
 - `training`: the pair batches of one training epoch as the Trainer's seeded sampler draws them (seed 0, ours
   and TRL's alike), collated by ours (`PairCollator`) and by TRL's `DataCollatorForPreference`: both must
-  give the same tensors."""
+  give the same tensors;
+- `training_length_grouped`: the same epoch as our trainer draws it with `rm.group_by_length` (the default)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,15 @@ def pad_fraction(masks: list[torch.Tensor]) -> float:
     return 1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
 
 
-def train_batches(n_pairs: int, batch_size: int, seed: int = 0) -> list[list[int]]:
+def train_batches(
+    n_pairs: int, batch_size: int, seed: int = 0, lengths: list[int] | None = None
+) -> list[list[int]]:
     """Pair indices of one epoch's batches as `transformers.Trainer` draws them with seed/data_seed `seed`
-    (its seeded random sampler), read from a Trainer's own train dataloader over a dataset of indices."""
-    from transformers import Trainer, TrainingArguments
+    (its seeded random sampler), read from a Trainer's own train dataloader over a dataset of indices; with
+    `lengths`, as our trainer draws them with `rm.group_by_length` (length-grouped)."""
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    from safer_rm.reward.train import BradleyTerryTrainer
 
     class Index(torch.utils.data.Dataset):
         def __len__(self):
@@ -60,7 +66,19 @@ def train_batches(n_pairs: int, batch_size: int, seed: int = 0) -> list[list[int
             report_to=[],
             use_cpu=not torch.cuda.is_available(),
         )
-        trainer = Trainer(model=torch.nn.Linear(1, 1), args=args, train_dataset=Index(), data_collator=list)
+        if lengths is None:
+            trainer = Trainer(
+                model=torch.nn.Linear(1, 1), args=args, train_dataset=Index(), data_collator=list
+            )
+        else:
+            set_seed(seed)  # as Trainer.train does before drawing the first epoch
+            trainer = BradleyTerryTrainer(
+                model=torch.nn.Linear(1, 1),
+                args=args,
+                train_dataset=Index(),
+                data_collator=list,
+                lengths=lengths,
+            )
         return [list(b) for b in trainer.get_train_dataloader()]
 
 
@@ -117,6 +135,12 @@ def run(
         masks.append(a["attention_mask"])
     checks["training_padded_to_longest"] = longest
     checks["training_trl_collator_identical"] = same
+    pair_lengths = [max(len(c.input_ids), len(r.input_ids)) for c, r in zip(chosen, rejected)]
+    grouped_order = train_batches(len(pairs), train_batch_pairs, lengths=pair_lengths)
+    grouped_masks = [ours([data[i] for i in idx])["attention_mask"] for idx in grouped_order]
+    checks["grouped_training_covers_every_pair_once"] = sorted(i for b in grouped_order for i in b) == list(
+        range(len(pairs))
+    )
     lengths = [len(s) for s in seqs]
     return {
         "model": label,
@@ -138,6 +162,11 @@ def run(
             "batch_pairs": train_batch_pairs,
             "batches": len(order),
             "padding_fraction": pad_fraction(masks),
+        },
+        "training_length_grouped": {
+            "batch_pairs": train_batch_pairs,
+            "batches": len(grouped_order),
+            "padding_fraction": pad_fraction(grouped_masks),
         },
         "checks": checks,
         "ok": all(checks.values()),

@@ -4,7 +4,7 @@ the same pairs (TRL gets our rendered token ids, pre-tokenised, and pads with th
 size, steps, precision, seed (so the same batches) and no gradient checkpointing (TRL's RewardConfig turns it
 on by default; ours has it off), side by side in one run (interleaved rounds, median). Both are timed by their
 Trainer's own `train_runtime` (the training loop alone); ours end to end (tokenising, training, saving the
-model) is reported beside it. Also our trainer with the lower blocks frozen over the cached prefix (MiniLM: 4
+model) is reported beside it. Also our trainer with the lower blocks frozen over the cached prefix (MiniLM: 5
 of 6, the demo's setting; SmolLM2: 26 of 30, configs/smol.yaml's) against full fine-tuning, with the one-off
 prefix fill reported separately."""
 
@@ -33,7 +33,7 @@ def run(
     rounds: int = 3,
     *,
     model: str = "minilm",
-    freeze_layers: int = 4,
+    freeze_layers: int = 5,
 ) -> dict:
     """`model`: an embedded model of `bench.common.MODELS`; `freeze_layers`: the blocks frozen (and cached) in
     the third variant."""

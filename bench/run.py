@@ -14,7 +14,15 @@ from pathlib import Path
 
 import torch
 
-from bench import extract_bench, features_bench, padding_bench, rm_batch_bench, rm_bench, sae_bench
+from bench import (
+    demo_cuts_bench,
+    extract_bench,
+    features_bench,
+    padding_bench,
+    rm_batch_bench,
+    rm_bench,
+    sae_bench,
+)
 from safer_rm.io import write_json
 
 BENCHES = {
@@ -23,6 +31,7 @@ BENCHES = {
     "features": features_bench.run,
     "rm_training": rm_bench.run,
     "rm_batch": rm_batch_bench.run,
+    "demo_cuts": demo_cuts_bench.run,
     "padding": padding_bench.run,
     # SmolLM2 as configs/smol.yaml runs it: activations after block 29 of 30, blocks 1-28 frozen and cached,
     # 128 tokens, batches of 8 pairs; fewer pairs and rounds than MiniLM (6x the parameters per token)

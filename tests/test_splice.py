@@ -281,3 +281,34 @@ def test_causal_groups_are_sections_and_heldout_sets_sampled_by_subset():
     assert {k: [p.id for p in v] for k, v in staged.items()} == {
         k: [p.id for p in v] for k, v in groups.items()
     }
+
+
+def test_the_causal_test_encodes_each_batch_once_with_the_same_results(tiny_llama, tmp_path):
+    """Every condition splices into the same batches: the encoding memo serves the SAE codes of identical inputs
+    after the first pass (7 conditions here: base, 2 scales x (selection + 2 draws)), and the results equal a
+    run that encodes every pass afresh; a different input is a miss, never a stale code."""
+    from safer_rm.splice import EncodingMemo
+
+    model, renderer, pairs, sae = _setup(tiny_llama, tmp_path)
+    groups = {"heldout safety": _as(pairs[:10], "safety"), "heldout chat": _as(pairs[10:20], "chat")}
+    calls = []
+    encode = sae.encode
+    sae.encode = lambda x: calls.append(x.shape[0]) or encode(x)
+    try:
+        run = dict(draws=2, scales=[0.0, 2.0], n_boot=200, batch_size=8)
+        fresh = causal_test(model, renderer, sae, 1, [0, 9, 18], groups, memo=None, **run)
+        per_pass = len(calls) // 7
+        assert len(calls) == 7 * per_pass and per_pass >= 2  # several batches per pass, no memo
+        calls.clear()
+        memoised = causal_test(model, renderer, sae, 1, [0, 9, 18], groups, **run)
+        assert len(calls) == per_pass  # each batch encoded once
+    finally:
+        sae.encode = encode
+    assert json.dumps(memoised, sort_keys=True) == json.dumps(fresh, sort_keys=True)
+    memo = EncodingMemo(max_vectors=10)
+    x = torch.randn(6, sae.d_in)
+    first = memo.encode(sae, x)
+    assert memo.encode(sae, x.clone()) is first and memo.hits == 1
+    memo.encode(sae, x + 1e-3)
+    memo.encode(sae, torch.randn(6, sae.d_in))  # over max_vectors: the oldest goes
+    assert memo.misses == 3 and len(memo.entries) == 1

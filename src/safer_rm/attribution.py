@@ -35,7 +35,7 @@ from .models.head_position import first_position_only
 from .models.layers import Resume, transformer_blocks
 from .models.render import Renderer
 from .sae import TopKSAE
-from .splice import SAESplice, sae_frame, spliced_margins
+from .splice import EncodingMemo, SAESplice, sae_frame, spliced_margins
 
 
 @dataclass
@@ -158,8 +158,8 @@ class _Capture:
     """Forward hook on the SAE layer: the splice with the error term kept, its top-k activations made leaves
     of the autograd graph so dr/dz comes out of one backward pass."""
 
-    def __init__(self, sae: TopKSAE, standardized: bool):
-        self.sae, self.standardized = sae, standardized
+    def __init__(self, sae: TopKSAE, standardized: bool, memo: EncodingMemo):
+        self.sae, self.standardized, self.memo = sae, standardized, memo
         self.acts: torch.Tensor | None = None
         self.indices: torch.Tensor | None = None
 
@@ -168,7 +168,7 @@ class _Capture:
         shape, dtype = h.shape, h.dtype
         flat = h.detach().reshape(-1, shape[-1]).float()
         x, scale, shift = sae_frame(flat, self.standardized)
-        enc = self.sae.encode(x.to(self.sae.device))
+        enc = self.memo.encode(self.sae, x.to(self.sae.device))  # the base pass reuses it
         acts = enc.acts.detach().float().requires_grad_(True)
         recon = self.sae.decode(acts.to(self.sae.dtype), enc.indices).float().to(flat.device)
         recon = recon * scale + shift
@@ -214,7 +214,8 @@ def attribute_texts(
     model.eval()
     if prefix is not None:
         prefix.fill(model, [list(s) for s in input_ids], pad_id, batch_size, progress)
-    capture = _Capture(sae, standardized)
+    memo = EncodingMemo(max_vectors=50_000)  # a batch's codes, from its gradient pass to its base pass
+    capture = _Capture(sae, standardized, memo)
     batches = length_batches([len(s) for s in input_ids], batch_size)
     blocks = transformer_blocks(model)
     block = blocks[layer - 1]
@@ -247,7 +248,7 @@ def attribute_texts(
             dense = dense.view(len(idx), L).cpu().numpy()
             with torch.no_grad(), autocast(device, bf16), feed():
                 with SAESplice(
-                    model, sae, layer, keep_error=True, ablate=range(L), standardized=standardized
+                    model, sae, layer, keep_error=True, ablate=range(L), standardized=standardized, memo=memo
                 ):
                     r0 = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
             reward[idx] = r.detach().cpu().numpy()

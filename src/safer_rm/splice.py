@@ -10,8 +10,9 @@ decoded and de-standardised in place of the original. Two uses:
 
 from __future__ import annotations
 
+import hashlib
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from functools import partial
 
@@ -23,7 +24,7 @@ from .data.records import PreferencePair
 from .models.layers import transformer_blocks
 from .reward.evaluate import SECTION_ORDER, SECTIONS, section_scores, subset_accuracy
 from .reward.scoring import reward_pairs
-from .sae import TopKSAE
+from .sae import Encoding, TopKSAE
 from .stats import mean_interval, paired_difference
 
 SAFETY_GROUPS = ("Safety", "heldout safety")
@@ -32,6 +33,35 @@ CHAT_GROUPS = ("Chat", "Chat Hard", "heldout chat")
 FLAT_GROUPS = {"safety": ("Safety", "heldout safety", "safety"), "chat": ("Chat", "heldout chat", "chat")}
 """The group each flat (backward-compatible) key name stands for: the first of these present."""
 LEVEL = 0.95
+
+
+class EncodingMemo:
+    """SAE encodings by the content of the vectors encoded, so passes that splice one SAE into the same inputs
+    (the causal test's conditions over the same pairs; attribution's base pass after its gradient pass) encode
+    each batch once: on CPU the encoder and its top-k are most of a spliced pass. A key is a digest of the
+    vectors' bytes and shape, so different inputs never share a code; the oldest entries go past `max_vectors`
+    vectors held (k activations and indices each)."""
+
+    def __init__(self, max_vectors: int = 300_000):
+        self.max_vectors = max_vectors
+        self.entries: OrderedDict[bytes, Encoding] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def encode(self, sae: TopKSAE, x: torch.Tensor) -> Encoding:
+        data = x.detach().float().contiguous().cpu().numpy()
+        key = hashlib.blake2b(data.tobytes(), digest_size=16, person=str(data.shape).encode()[:16]).digest()
+        if key in self.entries:
+            self.hits += 1
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        self.misses += 1
+        acts, indices = sae.encode(x)
+        enc = Encoding(acts.detach(), indices)
+        self.entries[key] = enc
+        held = sum(e.indices.shape[0] for e in self.entries.values())
+        while held > self.max_vectors and len(self.entries) > 1:
+            held -= self.entries.popitem(last=False)[1].indices.shape[0]
+        return enc
 
 
 def sae_frame(flat: torch.Tensor, standardized: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -58,6 +88,7 @@ class SAESplice:
         ablate: Iterable[int] = (),
         standardized: bool = True,
         scale: float = 0.0,
+        memo: EncodingMemo | None = None,
     ):
         if layer < 1:
             raise ValueError("the SAE can be spliced after a block (layer >= 1)")
@@ -65,6 +96,7 @@ class SAESplice:
         self.keep_error, self.standardized = keep_error, standardized
         self.ablate = torch.as_tensor(sorted(set(int(i) for i in ablate)), dtype=torch.long)
         self.scale = float(scale)
+        self.memo = memo
         self._handle = None
 
     def _edit(self, acts: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -78,7 +110,8 @@ class SAESplice:
         shape, dtype = h.shape, h.dtype
         flat = h.reshape(-1, shape[-1]).float()
         x, scale, shift = sae_frame(flat, self.standardized)
-        acts, indices = self.sae.encode(x.to(self.sae.device))
+        x = x.to(self.sae.device)
+        acts, indices = self.memo.encode(self.sae, x) if self.memo is not None else self.sae.encode(x)
         full = self.sae.decode(acts, indices).float().to(flat.device)
         if len(self.ablate):
             part = self.sae.decode(self._edit(acts, indices), indices).float().to(flat.device)
@@ -119,12 +152,22 @@ def spliced_margins(
     prefix=None,
     desc: str = "spliced scoring",
     standardized: bool = True,
+    memo: EncodingMemo | None = None,
 ) -> np.ndarray:
     """Reward margins of `pairs` with the SAE spliced in at `layer` (the `ablate` latents scaled by `scale`).
-    `standardized`: the SAE was trained on per-vector standardised states (`activations.standardize`)."""
-    with SAESplice(
-        model, sae, layer, keep_error=keep_error, ablate=ablate, scale=scale, standardized=standardized
-    ):
+    `standardized`: the SAE was trained on per-vector standardised states (`activations.standardize`); `memo`:
+    encodings shared with other passes over the same pairs."""
+    splice = SAESplice(
+        model,
+        sae,
+        layer,
+        keep_error=keep_error,
+        ablate=ablate,
+        scale=scale,
+        standardized=standardized,
+        memo=memo,
+    )
+    with splice:
         return reward_pairs(model, renderer, pairs, batch_size, bf16, desc, prefix=prefix).margin
 
 
@@ -252,6 +295,7 @@ def causal_test(
     selected = sorted(set(int(i) for i in selected))
     random_sets = _random_sets(sae.num_latents, selected, draws, seed)
     groups = {name: list(pairs) for name, pairs in groups.items() if len(pairs)}
+    kw = {"memo": EncodingMemo(), **kw}  # every condition splices into the same batches: encode them once
     score = partial(_score_groups, model, renderer, sae, layer, groups, kw)
     base = score((), 0.0, "causal: spliced")
     boot = {"n_boot": n_boot, "seed": seed}

@@ -73,12 +73,23 @@ def _one_seed(cfg: Config, seed: int) -> Config:
     return sub
 
 
-def subrun_config(cfg: Config, root: Path, plan: Repeat) -> Config:
+def shares_sae(cfg: Config) -> bool:
+    """Whether the audit's sub-runs use the run's SAE: its layer is a frozen block of every reward model the run
+    trains (so a planted RM computes the same vectors there as the clean one), and `audit.share_sae` is on."""
+    layer = cfg.activations.layer
+    frozen = layer is not None and 1 <= layer <= cfg.rm.freeze_layers
+    return cfg.audit.share_sae and frozen and not cfg.model.reward_model and not cfg.sae.path
+
+
+def subrun_config(cfg: Config, root: Path, plan: Repeat, sae: Path | None = None) -> Config:
     """A repeat's config: the parent's, in <run>/audit/repeat-<i>, one seed, its own reward model (never an
-    existing one: the point is a model trained on the planted set), the detectors on, nothing of the sweep.
+    existing one: the point is a model trained on the planted set), the detectors on, nothing of the sweep;
+    `sae`: the run's SAE, to use instead of training one (see `shares_sae`).
     No reward attribution unless the features rank by it: no detector reads it (2 min of the demo's audit)."""
     sub = _one_seed(cfg, plan.seed)
     sub.run.dir = str(root)
+    if sae is not None:
+        sub.sae.path = str(sae)
     sub.sae.seed = cfg.sae.seed + plan.index
     sub.audit.enabled = sub.causal.enabled = sub.eval.pool = False
     sub.detect.enabled = True

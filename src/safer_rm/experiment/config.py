@@ -26,6 +26,10 @@ class AuditConfig:
     scope: Literal["all", "safety"] = "all"
     """Where flips are planted: among all pairs, or among safety pairs only (the threat SAFER is about; the
     count stays a percent of all pairs)."""
+    share_sae: bool = True
+    """When the SAE's layer is one of the frozen blocks (`activations.layer <= rm.freeze_layers`), every reward
+    model of the run computes the same vectors there, so the sub-runs use the run's SAE instead of training
+    another on them (features, scores and detectors are still their own). Off: each sub-run trains its own."""
     repeats: int = 1
     """Independent audits (sub-runs audit/repeat-<i>): repeat i uses the run's i-th seed (or first seed + i) for
     its reward model and SAE, and plants with `seed` + i unless shared. Results are pooled with intervals."""

@@ -77,6 +77,9 @@ class RunContext:
     given: GivenData | None = None
     cache_root: Path | None = None
     """Folder of the frozen-block cache (a sub-run shares its parent's); default <run>/cache."""
+    judgements: Path | None = None
+    """Folder of the judge's verdict cache (a sub-run shares its parent's: verdicts are keyed by the contexts
+    they judged, so the same latent with the same contexts is judged once); default <run>/features/judgements."""
     subrun: Callable[[RunContext, list[str]], None] | None = None
     """Runs stages of another context (set by the runner; the audit's sub-run uses it)."""
     started: float = field(default_factory=time.time)
@@ -142,6 +145,9 @@ class RunContext:
 
     def features_dir(self) -> Path:
         return self.run.path("features")
+
+    def judgements_dir(self) -> Path:
+        return self.judgements or self.features_dir() / "judgements"
 
     def scores_path(self) -> Path:
         return self.run.path("scores", "pairs.csv")

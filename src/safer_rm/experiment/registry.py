@@ -10,7 +10,7 @@ from importlib import import_module
 from ..config import config_dict
 from ..curation.detectors import parse_fold
 from ..features.judges import judge_fingerprint
-from .audit import repeat_plan
+from .audit import repeat_plan, shares_sae
 from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve, trained_models
 from .stages import inputs
 
@@ -28,7 +28,7 @@ def _evaluate_needs(cfg, key: Key) -> list[tuple[str, Key]]:
 
 
 def _audit_needs(cfg, key: Key) -> list[tuple[str, Key]]:
-    out = [("data", Key())]
+    out = [("data", Key())] + ([("train-sae", Key())] if shares_sae(cfg) else [])
     for plan in repeat_plan(cfg):
         if plan.shared is not None:
             out += [("curate", Key(plan.shared))] + [

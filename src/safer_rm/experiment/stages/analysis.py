@@ -166,7 +166,7 @@ def features(ctx: RunContext, key: Key) -> dict:
     values, meta, counts = top_activations(cache, encode, examined, fc.top_m, fc.batch_size)
     tok = ctx.tokenizer(CLEAN, ctx.seed0)
     items, uninterpretable = build_contexts(cache, tok, examined, values, meta, counts, fc, ranked)
-    judge = make_judge(jc, cache_dir=ctx.features_dir() / "judgements")
+    judge = make_judge(jc, cache_dir=ctx.judgements_dir())
     to_judge = [it for it in items if it.latent not in uninterpretable]
     judgements = {j.latent: j for j in judge.judge(to_judge)}
     use_judge = jc.kind != "none"

@@ -28,7 +28,7 @@ from ...data import read_pairs, write_pairs
 from ...errors import StageError
 from ...io import read_csv, read_json, write_csv, write_json
 from ...report.suspects import write_suspects_page
-from ..audit import planted_indices, repeat_plan, subrun_config
+from ..audit import planted_indices, repeat_plan, shares_sae, subrun_config
 from ..context import GivenData, RunContext
 from ..graph import CLEAN, Key, ensemble_seeds, fold_variants
 from .analysis import encoder
@@ -194,11 +194,17 @@ def audit(ctx: RunContext, key: Key) -> dict:
             rm_from=rm_from,
         )
         sub = type(ctx).create(
-            subrun_config(ctx.cfg, ctx.run.path("audit", f"repeat-{plan.index}"), plan),
+            subrun_config(
+                ctx.cfg,
+                ctx.run.path("audit", f"repeat-{plan.index}"),
+                plan,
+                ctx.sae_dir() if shares_sae(ctx.cfg) else None,
+            ),
             resume=ctx.resume,
             given=given,
             cache_root=ctx.cache_root or ctx.run.path("cache"),
             prefix_caches=ctx.prefix_caches,
+            judgements=ctx.judgements_dir(),
         )
         ctx.subrun(sub, ["detect"])
         rows = read_csv(sub.run.path("detect", "scores.csv"))

@@ -57,10 +57,12 @@ class SentenceEncoder:
 
     @torch.inference_mode()
     def __call__(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embeddings in input order; batched by length (longest first), so little of a batch is padding."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = []
         for start in range(0, len(texts), batch_size):
             enc = self.tok(
-                list(texts[start : start + batch_size]),
+                [texts[i] for i in order[start : start + batch_size]],
                 padding=True,
                 truncation=True,
                 max_length=ENCODER_MAX_TOKENS,
@@ -71,7 +73,11 @@ class SentenceEncoder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
         width = self.model.config.hidden_size
-        return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)
+        if not out:
+            return np.zeros((0, width), dtype=np.float32)
+        emb = np.empty((len(texts), width), dtype=np.float32)
+        emb[order] = np.concatenate(out)
+        return emb
 
 
 @cache
