@@ -108,7 +108,8 @@ def toy_config(tmp_path, model_path, **rm) -> str:
         },
         "model": {"name": str(model_path), "max_length": 48},
         "rm": {"lr": 3e-3, "epochs": 2, "batch_size": 8, "grad_accum": 1, "bf16": "false", **rm},
-        "eval": {"rewardbench": "${root}/rb.jsonl", "rewardbench_hub": None},
+        # 200 bootstrap replicates (the default is 2000): intervals as wide, drawn from fewer resamples
+        "eval": {"rewardbench": "${root}/rb.jsonl", "rewardbench_hub": None, "bootstrap": 200},
         # small analysis settings: the whole pipeline runs in seconds on the tiny models
         # precision fixed, not `auto`: the same path on CPUs with and without AVX-512 BF16 (tests that exercise
         # bf16 autocast force it on; CPU autocast runs without the instructions, only slower)

@@ -5,11 +5,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from safer_rm.cli import main
 
 from helpers import toy_config
 
 
+@pytest.mark.slow(36)
 def test_run_writes_summary_and_resumes(tmp_path, tiny_bert, capsys):
     cfg = toy_config(tmp_path, tiny_bert)
     assert main(["run", cfg, "-q", "--set", "run.budget_s=0.5"]) == 0

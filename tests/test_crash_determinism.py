@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from helpers import outputs, toy_config
@@ -38,6 +39,7 @@ def _run(cfg: str, *extra: str, timeout: float | None = None):
     )
 
 
+@pytest.mark.slow(46)
 def test_two_processes_give_bitwise_identical_scores_and_edits(tmp_path, tiny_bert):
     a, b = tmp_path / "a", tmp_path / "b"
     for run in (a, b):
@@ -62,6 +64,7 @@ def kill_points(cfg_path: str) -> list[str]:
     return [n for n in order if n in points]
 
 
+@pytest.mark.slow(188)
 def test_sigkill_inside_every_stage_then_resume_gives_identical_results(tmp_path, tiny_bert):
     """Two kills per stage, each at a seeded random moment within that stage's duration in the reference run;
     after every kill the run resumes (--resume); the final outputs equal the uninterrupted run's. Each attempt

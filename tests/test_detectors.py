@@ -134,3 +134,27 @@ def test_paired_auroc_differences_against_a_reference_detector():
     d = out["good"]["all"]
     assert d["diff"] == pytest.approx(want, abs=1e-6) and 0 < d["low"] <= d["diff"] <= d["high"]
     assert out["same"]["safety"] == {"diff": 0.0, "low": 0.0, "high": 0.0}  # paired: identical detectors
+
+
+def test_ranking_metrics_equal_the_three_metrics_bit_for_bit_with_ties():
+    """One stable sort gives what auroc, average_precision and precision_at give separately (the audit's
+    bootstrap calls it tens of thousands of times), ties and one-class samples included."""
+    import numpy as np
+
+    from safer_rm.curation.detectors import average_precision, ranking_metrics
+    from safer_rm.metrics import auroc, precision_at
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        n = int(rng.integers(1, 60))
+        scores = rng.integers(0, 5, n).astype(float) if trial % 2 else rng.normal(size=n)
+        positive = rng.random(n) < (0.3 if trial % 3 else 1.0)  # every third: all positive, no AUROC
+        n_pos = int(positive.sum())
+        want = {
+            "auroc": auroc(scores, positive),
+            "ap": average_precision(scores, positive),
+            "precision": precision_at(scores, positive, n_pos),
+        }
+        got = ranking_metrics(scores, positive)
+        for key, value in want.items():
+            assert (np.isnan(value) and np.isnan(got[key])) or got[key] == value, (key, scores, positive)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from safer_rm.activations import ActivationCache
@@ -39,6 +40,7 @@ def _cache_digest(folder: Path) -> list:
     return [{k: v.tolist() for k, v in shard.items()} for shard in cache.iter_shards()]
 
 
+@pytest.mark.slow(43)
 def test_two_processes_shard_extraction_and_scoring_exactly(tmp_path, tiny_bert):
     cfg = toy_config(tmp_path, tiny_bert)
     one = tmp_path / "run"

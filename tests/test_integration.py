@@ -17,11 +17,13 @@ needs_smollm2 = pytest.mark.skipif(
 
 
 @needs_mirror
+@pytest.mark.slow(127)
 def test_demo_config_end_to_end_on_a_small_slice(tmp_path, monkeypatch):
     monkeypatch.setenv("SAFER_DATA_ROOT", str(SHARED))
     overrides = [
         "data.n_pairs=160",
         "eval.max_rewardbench_pairs=120",
+        "eval.pool_max_per_source=40",
         "sae.stage1_tokens=20000",
         "sae.stage2_epochs=2",
         "sae.batch_size=512",

@@ -29,13 +29,15 @@ on whenever the trainer computed a training loss, and all 16 blocks ran under th
 (activations dropped, recomputed in the backward pass) at every one of them. UltraFeedback's rows all parse
 (they were all dropped as `no_shared_prefix` before data/formats.py learnt that schema).
 
-Every ratio runs as a variant of its own; on these ~43 training pairs the edit counts are what the ratios give
-(0.5 % and 1 % round to no pair, so those six variants train on the clean set; 2.5 % and up edit 1-4 pairs).
+Every ratio runs as a variant of its own; on these ~27 training pairs the edit counts are what the ratios give
+(0.5 % and 1 % round to no pair, so those six variants train on the clean set; 2.5 % and up edit 1-3 pairs).
 An edit of one pair at 0.5 % needs >= 101 training pairs, which would more than double the runtime.
 
 Why these sizes: with the profile's 3 seeds and batches of 2 pairs the test took ~16 min on one CPU thread
 (~90 trainings; micro-batches through 16 checkpointed blocks under bf16 autocast were ~85 % of it); one seed
-and batches of 8 pairs make 35 trainings of a quarter of the micro-batches each.
+and batches of 8 pairs make 35 trainings of a quarter of the micro-batches each. On a CPU without AVX-512 BF16
+autocast's bf16 matmuls take a slow generic path (~1 ms per call at this width), so the pairs are as few as keep
+every training at several optimiser steps of accumulated micro-batches: 30 rows, 296 s -> about 200 s here.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ VARIANTS = {
     *(f"poison-{m}-{r:.1f}" for m in METHODS for r in POISON),
     *(f"denoise-{m}-{r:.1f}" for m in METHODS for r in DENOISE),
 }
-N_PKU, N_ULTRA = 34, 12
+N_PKU, N_ULTRA = 22, 8
 RB_PER_SUBSET = 1
 GRAD_ACCUM = 2
 BATCH = 8  # pairs per micro-batch (the profile: 2)
@@ -183,7 +185,7 @@ class _Spy:
 
 
 @needs_mirror
-@pytest.mark.slow
+@pytest.mark.slow(211)
 def test_paper_profile_runs_every_stage_on_cpu(tmp_path, monkeypatch):
     import datasets
     import huggingface_hub.constants as hub_constants

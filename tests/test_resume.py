@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from helpers import toy_config
 
 
@@ -17,6 +19,7 @@ def _manifest(run):
         return {"stages": {}}
 
 
+@pytest.mark.slow(28)
 def test_run_killed_during_a_stage_resumes_and_reuses_finished_artifacts(tmp_path, tiny_bert):
     cfg = toy_config(tmp_path, tiny_bert)
     run = tmp_path / "run"

@@ -23,6 +23,7 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow(29)
 def test_run_with_a_remote_judge_leaks_no_key_and_loses_no_data(tmp_path, tiny_bert, monkeypatch, caplog):
     seen: list[str] = []
     monkeypatch.setenv("PLANTED_JUDGE_KEY", KEY)

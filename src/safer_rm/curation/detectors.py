@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..data.records import PreferencePair
-from ..metrics import auroc, precision_at
+from ..metrics import auroc
 from ..stats import Interval
 
 DETECTORS = ("safer", "margin", "oof_margin", "ensemble", "probe", "combined", "combined_probe")
@@ -131,13 +131,63 @@ RANKING_METRICS = ("auroc", "ap", "precision")
 
 
 def ranking_metrics(suspicion: np.ndarray, positive: np.ndarray) -> dict[str, float]:
-    """AUROC, average precision and precision at the number of positives of a suspicion score (high = suspect)."""
-    n = int(np.asarray(positive).sum())
-    return {
-        "auroc": auroc(suspicion, positive),
-        "ap": average_precision(suspicion, positive),
-        "precision": precision_at(suspicion, positive, n),
+    """AUROC, average precision and precision at the number of positives of a suspicion score (high = suspect):
+    the values of `auroc`, `average_precision` and `precision_at`, bit for bit, from one stable sort (the
+    audit's bootstrap calls this tens of thousands of times)."""
+    s = np.asarray(suspicion, dtype=float)
+    y = np.asarray(positive).astype(bool)
+    n, n_pos = len(s), int(y.sum())
+    order = np.argsort(-s, kind="stable")  # descending, ties in input order
+    hits = y[order]
+    nan = float("nan")
+    if n_pos == 0:
+        return {"auroc": nan, "ap": nan, "precision": nan}
+    precision = np.cumsum(hits) / np.arange(1, n + 1)
+    out = {"auroc": nan, "ap": float(precision[hits].mean()), "precision": float(hits[:n_pos].mean())}
+    if n_pos < n:  # AUROC over mid-ranks (ascending, 1-based), summed in input order as `auroc` sums them
+        desc = s[order]
+        start = np.flatnonzero(np.r_[True, desc[1:] != desc[:-1]])  # first position of each tie group
+        size = np.diff(np.r_[start, n])
+        mid = (n - start) - (size - 1) / 2.0  # the group's highest ascending rank minus half its extra
+        ranks = np.empty(n)
+        ranks[order] = np.repeat(mid, size)
+        u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+        out["auroc"] = float(u / (n_pos * (n - n_pos)))
+    return out
+
+
+def bootstrap_rankings(
+    values: dict[str, list[np.ndarray]],
+    planted: Sequence[np.ndarray],
+    safety: Sequence[np.ndarray],
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """{(detector, population): {metric: [n_boot, repeats]}}: `ranking_metrics` on every bootstrap resample of
+    every repeat (`_resample`: one resample per repeat and replicate, shared by every detector and population,
+    so differences between detectors are paired). `detector_metrics` and `auroc_differences` read it."""
+    pops = {pop: _masks(planted, safety, pop) for pop in ("all", "safety")}
+    suspicion = {
+        name: [-np.asarray(v, dtype=float) for v in per_repeat] for name, per_repeat in values.items()
     }
+    labels = [np.asarray(pl).astype(bool) for pl in planted]
+    table = {
+        (name, pop): {m: np.full((n_boot, len(labels)), np.nan) for m in RANKING_METRICS}
+        for name in values
+        for pop in pops
+    }
+    for b in range(n_boot):
+        for r in range(len(labels)):
+            idx = _resample(len(labels[r]), seed, r, b)
+            y = labels[r][idx]
+            for pop, masks in pops.items():
+                mk = masks[r][idx]
+                for name in values:
+                    got = ranking_metrics(suspicion[name][r][idx][mk], y[mk])
+                    cell = table[name, pop]
+                    for m in RANKING_METRICS:
+                        cell[m][b, r] = got[m]
+    return table
 
 
 def detector_metrics(
@@ -147,12 +197,15 @@ def detector_metrics(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    table: dict | None = None,
 ) -> dict[str, dict]:
     """Each detector's AUROC, AP and precision at q on planted flips, over all pairs and over safety pairs
     alone, pooled over audit repeats (the mean of the repeats' values), with percentile bootstrap intervals
     (pairs resampled within each repeat). `values[name]` is a list of per-repeat arrays (higher = looks right);
-    `planted` and `safety` are per-repeat masks."""
+    `planted` and `safety` are per-repeat masks; `table`: their `bootstrap_rankings`, if already computed."""
     repeats = len(planted)
+    table = table if table is not None else bootstrap_rankings(values, planted, safety, n_boot, seed)
+    alpha = (1 - confidence) / 2
     out: dict[str, dict] = {}
     for name, per_repeat in values.items():
         out[name] = {}
@@ -162,16 +215,7 @@ def detector_metrics(
                 ranking_metrics(-np.asarray(v)[mk], np.asarray(pl)[mk])
                 for v, pl, mk in zip(per_repeat, planted, masks)
             ]
-            boot = {m: np.zeros(n_boot) for m in RANKING_METRICS}
-            for b in range(n_boot):
-                rows = []
-                for r in range(repeats):
-                    idx = _resample(len(planted[r]), seed, r, b)
-                    mk = masks[r][idx]
-                    rows.append(ranking_metrics(-np.asarray(per_repeat[r])[idx][mk], planted[r][idx][mk]))
-                for m in RANKING_METRICS:
-                    boot[m][b] = _mean([row[m] for row in rows])
-            alpha = (1 - confidence) / 2
+            boot = {m: np.array([_mean(row) for row in table[name, pop][m]]) for m in RANKING_METRICS}
             out[name][pop] = {
                 m: Interval(
                     float(np.nanmean([p[m] for p in point])),
@@ -223,11 +267,14 @@ def auroc_differences(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    table: dict | None = None,
 ) -> dict[str, dict]:
     """Each detector's AUROC minus the `reference` detector's, over all pairs and over safety pairs, mean over
-    repeats, with a paired percentile bootstrap interval (both detectors on the same resamples)."""
+    repeats, with a paired percentile bootstrap interval (both detectors on the same resamples); `table`: the
+    detectors' `bootstrap_rankings`, if already computed."""
     alpha = (1 - confidence) / 2
     repeats = range(len(planted))
+    table = table if table is not None else bootstrap_rankings(values, planted, safety, n_boot, seed)
     out: dict[str, dict] = {}
     for name in values:
         if name == reference:
@@ -245,20 +292,8 @@ def auroc_differences(
                 for r in repeats
             ]
             point = _mean([_auroc_delta(*args[r], None) for r in repeats])
-            boot = np.array(
-                [
-                    _mean(
-                        [
-                            _auroc_delta(
-                                *args[r],
-                                _resample(len(planted[r]), seed, r, b),
-                            )
-                            for r in repeats
-                        ]
-                    )
-                    for b in range(n_boot)
-                ]
-            )
+            mine, ref = table[name, pop]["auroc"], table[reference, pop]["auroc"]
+            boot = np.array([_mean(list(a - b)) for a, b in zip(mine, ref)])
             out[name][pop] = {
                 "diff": round(point, 6),
                 "low": round(float(np.nanquantile(boot, alpha)), 6),

@@ -16,6 +16,7 @@ from ...curation.detectors import (
     DETECTORS,
     assign_folds,
     auroc_differences,
+    bootstrap_rankings,
     combine_ranks,
     detector_metrics,
     percentile_ranks,
@@ -227,11 +228,11 @@ def audit(ctx: RunContext, key: Key) -> dict:
                 "cost_s": info["cost_s"],
             }
         )
-    metrics = detector_metrics(per_repeat, planted_masks, safety_masks, ctx.cfg.eval.bootstrap, seed=ac.seed)
+    boot = {"n_boot": ctx.cfg.eval.bootstrap, "seed": ac.seed}
+    table = bootstrap_rankings(per_repeat, planted_masks, safety_masks, **boot)  # shared by both below
+    metrics = detector_metrics(per_repeat, planted_masks, safety_masks, **boot, table=table)
     reference = "oof_margin" if "oof_margin" in per_repeat else "margin"
-    versus = auroc_differences(
-        per_repeat, planted_masks, safety_masks, reference, ctx.cfg.eval.bootstrap, seed=ac.seed
-    )
+    versus = auroc_differences(per_repeat, planted_masks, safety_masks, reference, **boot, table=table)
     result = {
         "q": ac.ratio,
         "scope": ac.scope,
