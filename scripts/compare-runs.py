@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compare two run directories of the same config (e.g. `make demo` before and after a refactor): sha256 of
-the data split, pair scores, edited sets and the audit's scores, and the accuracies of every variant in
-summary.json. Exit 0 when all are identical, 1 otherwise.
+the data split, pair scores, feature selection, edited sets, the causal test's and the audit's results and each
+audit repeat's scores, and the accuracies of every variant in summary.json. Exit 0 when all are identical, 1
+otherwise; a file every run writes that is missing from both runs counts as a difference (nothing is skipped).
 
     python3 scripts/compare-runs.py RUN_A RUN_B
 """
@@ -13,21 +14,30 @@ import json
 import sys
 from pathlib import Path
 
+EXPECTED = (  # every run of a config with the sweep writes these; one missing from both runs is reported, not skipped
+    "data/train.jsonl",
+    "data/test.jsonl",
+    "scores/pairs.csv",
+    "scores/contributions.safetensors",
+    "features/selection.json",
+)
+OPTIONAL = ("causal/results.json", "audit/results.json")  # stages a config may turn off
+GLOBS = (  # edited sets, and each audit repeat's scores and detector values (audit/repeat-<i>/...)
+    "curated/*/train.jsonl",
+    "curated/*/edits.csv",
+    "audit/repeat-*/scores/pairs.csv",
+    "audit/repeat-*/detect/scores.csv",
+)
+
+
+def files(run: Path) -> list[str]:
+    found = [name for name in EXPECTED + OPTIONAL if (run / name).is_file()]
+    found += [str(f.relative_to(run)) for pattern in GLOBS for f in sorted(run.glob(pattern))]
+    return found
+
 
 def digests(run: Path) -> dict[str, str]:
-    files = [
-        run / "data" / "train.jsonl",
-        run / "data" / "test.jsonl",
-        run / "scores" / "pairs.csv",
-        run / "scores" / "contributions.safetensors",
-        *sorted((run / "curated").glob("*/train.jsonl")),
-        *sorted((run / "curated").glob("*/edits.csv")),
-        run / "audit" / "scores" / "pairs.csv",
-        run / "features" / "selection.json",
-        run / "causal" / "results.json",
-        run / "audit" / "results.json",
-    ]
-    return {str(f.relative_to(run)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+    return {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in files(run)}
 
 
 def accuracies(run: Path) -> dict:
@@ -38,7 +48,11 @@ def accuracies(run: Path) -> dict:
 def main(a: Path, b: Path) -> int:
     da, db = digests(a), digests(b)
     differ = sorted(k for k in set(da) | set(db) if da.get(k) != db.get(k))
-    print(f"files: {len(da)} in {a}, {len(db)} in {b}; identical: {len(da) - len(differ)}")
+    print(f"files: {len(da)} in {a}, {len(db)} in {b}; identical: {len(set(da) | set(db)) - len(differ)}")
+    for name in EXPECTED:
+        if name not in da and name not in db:
+            print(f"  missing from both runs: {name}")
+            differ.append(name)
     for name in differ:
         print(f"  differs: {name}")
     acc_a, acc_b = accuracies(a), accuracies(b)

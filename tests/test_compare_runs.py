@@ -1,4 +1,5 @@
-"""scripts/compare-runs.py: identical runs pass, a changed score file or accuracy fails and is named."""
+"""scripts/compare-runs.py: identical runs pass, a changed score file or accuracy fails and is named, the audit
+repeats' scores are compared, and a file every run writes that is missing fails instead of being skipped."""
 
 from __future__ import annotations
 
@@ -10,13 +11,21 @@ import sys
 from helpers import ROOT
 
 SCRIPT = ROOT / "scripts" / "compare-runs.py"
+FILES = {
+    "data/train.jsonl": "{}\n",
+    "data/test.jsonl": "{}\n",
+    "scores/pairs.csv": "id,safer_score\na,1.0\n",
+    "scores/contributions.safetensors": "x",
+    "features/selection.json": "{}",
+    "curated/poison-safer-5.0/train.jsonl": "{}\n",
+    "audit/repeat-0/scores/pairs.csv": "id,safer_score\na,2.0\n",
+}
 
 
 def _run_dir(path, safety=0.5):
-    (path / "scores").mkdir(parents=True)
-    (path / "scores" / "pairs.csv").write_text("id,safer_score\na,1.0\n")
-    (path / "curated" / "poison-safer-5.0").mkdir(parents=True)
-    (path / "curated" / "poison-safer-5.0" / "train.jsonl").write_text("{}\n")
+    for name, text in FILES.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
     variants = {"clean": {"rewardbench": {"Safety": safety}, "heldout": {"safety": 0.7}}}
     (path / "summary.json").write_text(json.dumps({"variants": variants}))
     return path
@@ -31,9 +40,19 @@ def test_identical_runs_pass_and_differences_are_named(tmp_path):
     b = tmp_path / "b"
     shutil.copytree(a, b)
     same = _compare(a, b)
-    assert same.returncode == 0 and "identical: 2" in same.stdout, same.stdout
+    assert same.returncode == 0 and f"identical: {len(FILES)}" in same.stdout, same.stdout
     (b / "scores" / "pairs.csv").write_text("id,safer_score\na,1.5\n")
+    (b / "audit" / "repeat-0" / "scores" / "pairs.csv").write_text("id,safer_score\na,2.5\n")
     changed = _compare(a, b)
     assert changed.returncode == 1 and "differs: scores/pairs.csv" in changed.stdout
+    assert "differs: audit/repeat-0/scores/pairs.csv" in changed.stdout
     c = _run_dir(tmp_path / "c", safety=0.6)
     assert "differs: clean" in _compare(a, c).stdout
+
+
+def test_a_file_missing_from_both_runs_fails(tmp_path):
+    a, b = _run_dir(tmp_path / "a"), _run_dir(tmp_path / "b")
+    for run in (a, b):
+        (run / "features" / "selection.json").unlink()
+    out = _compare(a, b)
+    assert out.returncode == 1 and "missing from both runs: features/selection.json" in out.stdout, out.stdout
