@@ -88,3 +88,39 @@ def test_heldout_split_by_kind():
     g = grouped_accuracy(pairs, np.array([1, 0, 1, 1], dtype=bool))
     assert g["safety"] == pytest.approx(2 / 3) and g["chat"] == 1.0
     assert g["by_source"]["pku"] == {"accuracy": 0.5, "n": 2}
+
+
+@pytest.mark.parametrize("ratio, steps", [(0.03, 300), (0.25, 16), (0.0, 40)])
+def test_warmup_is_the_configured_share_of_the_steps(ratio, steps, tmp_path):
+    """`rm.warmup_ratio` reaches the scheduler as a share on the installed transformers (4 reads a `warmup_steps`
+    below 1 as no warm-up, 5 has no `warmup_ratio`)."""
+    import math
+
+    from safer_rm.reward.arguments import training_arguments
+
+    cfg = RMConfig(warmup_ratio=ratio, bf16="false")
+    args = training_arguments(
+        cfg, tmp_path, bf16=False, per_epoch=steps, has_eval=False, quiet=True, use_cpu=True
+    )
+    assert args.get_warmup_steps(steps) == math.ceil(ratio * steps)
+
+
+def test_training_warms_up_over_the_configured_steps(tiny_bert, tmp_path):
+    """End to end through the Trainer: 16 optimizer steps with warmup_ratio 0.25 and a linear schedule: the
+    learning rate rises over the first 4 steps to its peak and falls after."""
+    tok = load_tokenizer(str(tiny_bert))
+    model = load_reward_model(str(tiny_bert), tok)
+    cfg = RMConfig(
+        lr=1e-3, epochs=1, batch_size=4, grad_accum=1, warmup_ratio=0.25, scheduler="linear", bf16="false",
+        logging_steps=1, select_best=False,
+    )  # fmt: skip
+    info = train_reward_model(
+        model, tok, Renderer(tok, 32), pairs_from(separable_rows(64, seed=3)), cfg, tmp_path / "rm"
+    )
+    lrs = {row["step"]: row["learning_rate"] for row in info["history"] if "learning_rate" in row}
+    assert info["steps"] == 16 and len(lrs) == 16
+    peak = max(lrs.values())
+    assert peak == pytest.approx(1e-3, rel=1e-6)
+    rising = [lrs[s] for s in range(1, 5)]
+    assert all(a < b for a, b in zip(rising, rising[1:])) and rising[0] < peak / 2, lrs
+    assert all(lrs[s] > lrs[s + 1] for s in range(5, 16)), lrs

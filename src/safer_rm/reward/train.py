@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback
 
 from ..data.records import PreferencePair
 from ..io import quiet, write_json, write_text
@@ -26,6 +26,7 @@ from ..models.layers import Resume, transformer_blocks
 from ..models.prefix_cache import PrefixCache
 from ..models.render import Encoded, Renderer, truncation_counts
 from ..precision import use_bf16
+from .arguments import training_arguments
 from .config import RMConfig
 from .files import RENDER_FILE
 
@@ -204,33 +205,13 @@ def train_reward_model(
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     per_epoch = math.ceil(len(train_pairs) / cfg.batch_size / cfg.grad_accum)
-    args = TrainingArguments(
-        output_dir=str(out_dir / "checkpoints"),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr,
-        lr_scheduler_type=cfg.scheduler,
-        warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        num_train_epochs=cfg.epochs,
+    args = training_arguments(
+        cfg,
+        out_dir,
         bf16=bf16,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        logging_steps=max(1, min(cfg.logging_steps, per_epoch)),
-        save_strategy="epoch" if (cfg.save_checkpoints or cfg.select_best) else "no",
-        save_total_limit=2 if cfg.select_best else 1,
-        eval_strategy="epoch" if eval_ds is not None else "no",
-        load_best_model_at_end=eval_ds is not None,
-        metric_for_best_model="accuracy" if eval_ds is not None else None,
-        greater_is_better=True,
-        report_to=[],
-        remove_unused_columns=False,
-        dataloader_num_workers=cfg.num_workers,
-        deepspeed=cfg.deepspeed,
-        fsdp=cfg.fsdp or None,
-        disable_tqdm=quiet(),
+        per_epoch=per_epoch,
+        has_eval=eval_ds is not None,
+        quiet=quiet(),
         use_cpu=not torch.cuda.is_available(),
     )
     history = LossHistory()
