@@ -203,6 +203,10 @@ class ActivationCache:
         if carry is not None and not drop_last and carry.shape[0]:
             yield carry.to(dtype)
 
+    def batch_count(self, batch_size: int) -> int:
+        """How many batches `iter_batches(batch_size)` yields (a shard's last batch may be short)."""
+        return sum(-(-int(s["vectors"]) // batch_size) for s in self.index["shards"])
+
     def iter_batches(self, batch_size: int) -> Iterator[Batch]:
         """Every vector with its index fields, in cache order."""
         for shard in self.iter_shards():

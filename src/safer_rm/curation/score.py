@@ -9,17 +9,14 @@ disagrees with the features (likely noise)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..activations.cache import ActivationCache
-from ..io import quiet
-
-Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+from ..sae.encoded import Encoder, LatentColumns, encoded_batches
 
 
 @dataclass
@@ -53,32 +50,18 @@ def safer_scores(
     latents = [*safe, *unsafe]
     signs = [1] * len(safe) + [-1] * len(unsafe)
     n_pairs = len(cache.pairs)
-    slot = {latent: j for j, latent in enumerate(latents)}
-    max_latent = max(latents) + 1 if latents else 1
-    lookup = torch.full((max_latent,), -1, dtype=torch.long)
-    for latent, j in slot.items():
-        lookup[latent] = j
+    column = LatentColumns(latents)
     sums = torch.zeros(n_pairs * 2, max(len(latents), 1), dtype=torch.float64)
     positions = torch.zeros(n_pairs * 2, dtype=torch.float64)
-    for batch in tqdm(
-        cache.iter_batches(batch_size),
-        desc="pair scores",
-        unit="batch",
-        disable=quiet(progress),
-        total=-(-len(cache) // batch_size),
-        leave=False,
-    ):
-        text = batch.pair.long() * 2 + batch.side.long()
+    # without latents only the positions are counted: nothing is encoded (acts and indices come empty)
+    for b in encoded_batches(cache, encode if latents else None, batch_size, "pair scores", progress):
+        text = b.response
         positions.index_add_(0, text, torch.ones_like(text, dtype=torch.float64))
-        if not latents:
-            continue
-        values, indices = encode(batch.x.float())
-        idx = indices.long()
-        j = torch.where(idx < max_latent, lookup[idx.clamp(max=max_latent - 1)], torch.full_like(idx, -1))
+        j = column(b.indices)
         keep = j >= 0
-        rows = text.unsqueeze(1).expand_as(idx)
+        rows = text.unsqueeze(1).expand_as(b.indices)
         flat = rows[keep] * sums.shape[1] + j[keep]
-        sums.view(-1).index_add_(0, flat, values[keep].double())
+        sums.view(-1).index_add_(0, flat, b.acts[keep].double())
     means = sums / positions.clamp(min=1).unsqueeze(1)
     sign = torch.tensor(signs or [0], dtype=torch.float64)
     per_feature = (means[0::2] - means[1::2]) * sign

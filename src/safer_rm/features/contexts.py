@@ -7,18 +7,15 @@ uninterpretable."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..activations.cache import SIDES, ActivationCache
-from ..io import quiet
+from ..sae.encoded import Encoder, LatentColumns, encoded_batches
 from .config import FeaturesConfig
 from .types import Context, LatentContexts
-
-Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @torch.inference_mode()
@@ -32,35 +29,22 @@ def top_activations(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For each latent: its `top_m` highest activations, the cache rows they come from, and its number of
     activations overall. Returns (values [L, M], meta [L, M, 4] = pair/side/position/token, counts [L])."""
-    lat = torch.as_tensor(list(latents), dtype=torch.long)
-    slot = torch.full((int(lat.max()) + 1 if len(lat) else 1,), -1, dtype=torch.long)
-    slot[lat] = torch.arange(len(lat))
-    best_v = torch.zeros(len(lat), top_m)
-    best_meta = torch.full((len(lat), top_m, 4), -1, dtype=torch.long)
-    counts = torch.zeros(len(lat), dtype=torch.long)
-    for batch in tqdm(
-        cache.iter_batches(batch_size),
-        desc="contexts",
-        unit="batch",
-        disable=quiet(progress),
-        total=-(-len(cache) // batch_size),
-        leave=False,
-    ):
-        values, indices = encode(batch.x.float())
-        n = values.shape[0]
-        idx = indices.long()
-        inside = idx < slot.shape[0]
-        s = torch.where(inside, slot[idx.clamp(max=slot.shape[0] - 1)], torch.full_like(idx, -1))
-        keep = (s >= 0) & (values > 0)
-        dense = torch.zeros(len(lat), n)
-        rows = torch.arange(n).unsqueeze(1).expand_as(idx)
-        dense[s[keep], rows[keep]] = values[keep].float()
+    latents = list(latents)
+    column = LatentColumns(latents)
+    best_v = torch.zeros(len(latents), top_m)
+    best_meta = torch.full((len(latents), top_m, 4), -1, dtype=torch.long)
+    counts = torch.zeros(len(latents), dtype=torch.long)
+    for b in encoded_batches(cache, encode, batch_size, "contexts", progress):
+        n = b.acts.shape[0]
+        s = column(b.indices)
+        keep = (s >= 0) & (b.acts > 0)
+        dense = torch.zeros(len(latents), n)
+        rows = torch.arange(n).unsqueeze(1).expand_as(b.indices)
+        dense[s[keep], rows[keep]] = b.acts[keep].float()
         counts += (dense > 0).sum(1)
-        meta = torch.stack(
-            [batch.pair.long(), batch.side.long(), batch.position.long(), batch.token.long()], 1
-        )
+        meta = torch.stack([b.pair, b.side, b.position, b.token], 1)
         cand_v = torch.cat([best_v, dense], 1)
-        cand_meta = torch.cat([best_meta, meta.unsqueeze(0).expand(len(lat), n, 4)], 1)
+        cand_meta = torch.cat([best_meta, meta.unsqueeze(0).expand(len(latents), n, 4)], 1)
         top = torch.topk(cand_v, min(top_m, cand_v.shape[1]), dim=1)
         best_v = top.values
         best_meta = torch.gather(cand_meta, 1, top.indices.unsqueeze(-1).expand(-1, -1, 4))

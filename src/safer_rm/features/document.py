@@ -10,7 +10,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..data.records import PreferencePair
-from .salience import Salience
+from .salience import Salience, rank_order
 from .selection import Selection
 from .types import Judgement, LatentContexts
 
@@ -31,8 +31,7 @@ def features_document(
     """`ranked`: the values latents were ranked by (the firing salience by default); `attribution`: the
     per-latent reward effects (Attribution.latent_table), shown beside each latent."""
     ranked = sal.salience if ranked is None else ranked
-    order = np.lexsort((np.arange(len(ranked)), -np.abs(ranked)))
-    rank = {int(latent): r + 1 for r, latent in enumerate(order)}
+    rank = {int(latent): r + 1 for r, latent in enumerate(rank_order(ranked))}
     sign = selection.signs()
     latents = []
     for item in items:
@@ -42,13 +41,7 @@ def features_document(
             {
                 "latent": i,
                 "rank": rank[i],
-                "salience": float(sal.salience[i]),
-                "chosen_sum": float(sal.chosen_sum[i]),
-                "rejected_sum": float(sal.rejected_sum[i]),
-                "chosen_count": int(sal.chosen_count[i]),
-                "rejected_count": int(sal.rejected_count[i]),
-                "chosen_mean": float(sal.chosen_mean[i]),
-                "rejected_mean": float(sal.rejected_mean[i]),
+                **sal.stats(i),
                 "selected": {1: "safe", -1: "unsafe"}.get(sign.get(i, 0)),
                 "reason": selection.reasons.get(i)
                 or (f"uninterpretable: {uninterpretable[i]}" if i in uninterpretable else None),

@@ -10,18 +10,15 @@ contributes the mean over its own positions).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..activations.cache import ActivationCache
-from ..io import quiet
+from ..sae.encoded import Encoder, encoded_batches
 
 NORMALIZATIONS = ("none", "per_position", "per_response")
-Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -41,25 +38,30 @@ class Salience:
 
     def ranking(self) -> np.ndarray:
         """Latent ids by |s| descending (ties by id)."""
-        return np.lexsort((np.arange(len(self.salience)), -np.abs(self.salience)))
+        return rank_order(self.salience)
+
+    def stats(self, i: int) -> dict:
+        """Latent i's statistics as plain numbers (in a row of salience.csv and an entry of features.json)."""
+        return {
+            "salience": float(self.salience[i]),
+            "chosen_sum": float(self.chosen_sum[i]),
+            "rejected_sum": float(self.rejected_sum[i]),
+            "chosen_count": int(self.chosen_count[i]),
+            "rejected_count": int(self.rejected_count[i]),
+            "chosen_mean": float(self.chosen_mean[i]),
+            "rejected_mean": float(self.rejected_mean[i]),
+        }
 
     def table(self, top: int | None = None) -> list[dict]:
-        rows = []
-        for rank, i in enumerate(self.ranking()[:top]):
-            rows.append(
-                {
-                    "rank": rank + 1,
-                    "latent": int(i),
-                    "salience": float(self.salience[i]),
-                    "chosen_sum": float(self.chosen_sum[i]),
-                    "rejected_sum": float(self.rejected_sum[i]),
-                    "chosen_count": int(self.chosen_count[i]),
-                    "rejected_count": int(self.rejected_count[i]),
-                    "chosen_mean": float(self.chosen_mean[i]),
-                    "rejected_mean": float(self.rejected_mean[i]),
-                }
-            )
-        return rows
+        return [
+            {"rank": rank + 1, "latent": int(i), **self.stats(i)}
+            for rank, i in enumerate(self.ranking()[:top])
+        ]
+
+
+def rank_order(values: np.ndarray) -> np.ndarray:
+    """Indices by |value| descending, ties by index."""
+    return np.lexsort((np.arange(len(values)), -np.abs(values)))
 
 
 def salience_from_sums(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
@@ -93,24 +95,15 @@ def compute_salience(
             torch.ones(shard["pair"].shape[0], dtype=torch.float64),
         )
     per_side = torch.stack([per_text[0::2].sum(), per_text[1::2].sum()])
-    for batch in tqdm(
-        cache.iter_batches(batch_size),
-        desc="salience",
-        unit="batch",
-        disable=quiet(progress),
-        total=-(-len(cache) // batch_size),
-        leave=False,
-    ):
-        values, indices = encode(batch.x.float())
-        values = values.double()
-        side = batch.side.long()
+    for b in encoded_batches(cache, encode, batch_size, "salience", progress):
+        values = b.acts.double()
         if normalize == "per_response":
-            weight = 1.0 / per_text[batch.pair.long() * 2 + side]
+            weight = 1.0 / per_text[b.response]
         elif normalize == "per_position":
-            weight = 1.0 / per_side[side]
+            weight = 1.0 / per_side[b.side]
         else:
-            weight = torch.ones_like(side, dtype=torch.float64)
-        flat = (side.unsqueeze(1) * num_latents + indices.long()).reshape(-1)
+            weight = torch.ones_like(b.side, dtype=torch.float64)
+        flat = (b.side.unsqueeze(1) * num_latents + b.indices).reshape(-1)
         raw.index_add_(0, flat, values.reshape(-1))
         weighted.index_add_(0, flat, (values * weight.unsqueeze(1)).reshape(-1))
         counts.index_add_(0, flat, (values > 0).double().reshape(-1))

@@ -1,6 +1,7 @@
 """TopK sparse autoencoders on reward-model hidden states (docs/method.md §2): the model (on sparsify's
-`SparseCoder`), a two-stage trainer over cached activation batches, streaming metrics, and files in
-sparsify's layout.
+`SparseCoder`), a two-stage trainer over cached activation batches, streaming metrics, files in sparsify's
+layout, and an activation cache encoded batch by batch (`encoded_batches`, for the passes of features/ and
+curation/).
 
     from safer_rm.sae import SAEConfig, TensorBatches, train_two_stage, evaluate_sae, save_sae, load_sae, SAEMeta
 
@@ -19,6 +20,9 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "TensorBatches": "batches",
+        "EncodedBatch": "encoded",
+        "LatentColumns": "encoded",
+        "encoded_batches": "encoded",
         "LoadedSAE": "files",
         "SAEMeta": "files",
         "hookpoint_for": "files",
@@ -47,9 +51,11 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __all__ = [
+    "EncodedBatch",
     "Encoding",
     "EvalRow",
     "Hook",
+    "LatentColumns",
     "LoadedSAE",
     "LogRow",
     "MetricAccumulator",
@@ -62,6 +68,7 @@ __all__ = [
     "TrainResult",
     "TwoStageResult",
     "checkpoint_hook",
+    "encoded_batches",
     "eval_hook",
     "evaluate_sae",
     "fvu",
