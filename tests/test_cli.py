@@ -36,6 +36,15 @@ def test_run_writes_summary_and_resumes(tmp_path, tiny_bert, capsys):
     assert summary["timing"]["total_s"] > 0 and "train-rm/clean/seed-0" in summary["timing"]["stages"]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stages"]["data"]["status"] == "done" and "safer-rm" in manifest["versions"]
+    # each stage's peak memory (its own, reset when it starts) and the code and machine that ran it
+    train = manifest["stages"]["train-rm/clean/seed-0"]
+    assert (
+        train["peak_rss_scope"] in ("stage", "sampled") and 50 * 2**20 < train["peak_rss_bytes"] < 8 * 2**30
+    )
+    assert groups["train-rm"]["peak_rss_bytes"] >= train["peak_rss_bytes"]
+    assert manifest["provenance"]["machine"]["cores"] >= 1 and "cpu" in manifest["provenance"]["machine"]
+    assert "commit" in train and "commit" in manifest["provenance"]
+    assert any("GiB RAM" in line for line in out)
     assert set(manifest["inputs"]) == {"data/safety", "data/chat"}
     for name in (
         "results.csv",

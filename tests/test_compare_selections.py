@@ -1,22 +1,17 @@
-"""compare_options and scripts/compare-selections.py: run directories that differ only in their feature
-selection, written in the real formats (evaluations through `write_margins`, the audit through
-`detector_metrics`), compared variant by variant and audit by audit."""
+"""compare_options and `safer compare`: run directories that differ only in their feature selection, written
+in the real formats (evaluations through `write_margins`, the audit through `detector_metrics`), compared
+variant by variant and audit by audit; runs in an older layout refused with one line naming their version."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import runpy
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import ROOT
+from safer_rm.cli import main
 
-SCRIPT = ROOT / "scripts" / "compare-selections.py"
 SEEDS = (0, 1)
 SHARED = ("clean", "poison-random-5.0", "poison-reward_margin-5.0")
 SAFER = "poison-safer-5.0"
@@ -78,6 +73,7 @@ def _causal_scales(rng):
 
 
 CAUSAL_FLAT = {"n_latents": 4, "draws": 3, "safety_margin_drop": 0.05, "random_safety_margin_drop": 0.003}
+"""causal/results.json as versions before the scales wrote it: no longer read."""
 
 
 PLANTED = np.arange(TRAIN) % 7 == 0
@@ -138,8 +134,8 @@ def _write_features(run, ranking, n_safe):
 @pytest.fixture
 def runs(tmp_path):
     """Three options: `firing` (base, seeds 0 and 1), `attr` (seeds 0 and 1, its evaluations written in
-    reversed pair order), `spec` (seed 0 alone, the old flat causal layout). The shared variants are the same
-    files in every run; the SAFER variants, SAFER scores and selections differ."""
+    reversed pair order), `spec` (seed 0 alone). The shared variants are the same files in every run; the SAFER
+    variants, SAFER scores and selections differ."""
     rng = np.random.default_rng(0)
     base = tmp_path / "firing"
     for variant in SHARED:
@@ -153,16 +149,15 @@ def runs(tmp_path):
             _write_eval(run, SAFER, s, rng, reverse=label == "attr")
         (run / "data").mkdir(parents=True)
         (run / "data" / "train.jsonl").write_text('{"id": "train:0"}\n')
-        causal = CAUSAL_FLAT if label == "spec" else _causal_scales(rng)
         (run / "causal").mkdir(parents=True)
-        (run / "causal" / "results.json").write_text(json.dumps(causal))
+        (run / "causal" / "results.json").write_text(json.dumps(_causal_scales(rng)))
         _write_audit(run, rng.normal(0, 1, TRAIN))
         _write_features(run, ["firing", "attribution", "firing"][k], 3 + k)
     return out
 
 
 def _compare(runs, **kw):
-    from safer_rm.experiment.compare import compare_options
+    from safer_rm.experiment.options import compare_options
 
     return compare_options(runs["firing"], runs, n_boot=N_BOOT, **kw)
 
@@ -262,14 +257,10 @@ def test_causal_audit_and_selection(runs):
 
     result = _compare(runs)
     causal = result["options"]["firing"]["causal"]
-    assert causal["layout"] == "scales" and causal["n_latents"] == 4
+    assert causal["n_latents"] == 4 and causal["draws"] == 3 and len(causal["scales"]) == 1
     group = causal["scales"][0]["groups"]["Safety"]
     assert group["n"] == 20 and group["random_margin_drop_sd"] == 0.005 and group["versus_random"]["n"] == 20
     assert set(group) >= {"base_accuracy", "accuracy", "accuracy_diff", "margin_drop", "random_margin_drop"}
-    assert result["options"]["spec"]["causal"]["flat"] == {
-        "safety_margin_drop": 0.05,
-        "random_safety_margin_drop": 0.003,
-    }
     audit = result["options"]["attr"]["audit"]
     assert audit["detectors"]["safer"]["safety"]["low"] <= audit["detectors"]["safer"]["safety"]["value"]
     versus = audit["versus"]["firing"]
@@ -309,23 +300,18 @@ def test_shared_files_are_checked(runs):
     assert files["differ"] == ["data/train.jsonl"] and "data/test.jsonl" in files["missing"]
 
 
-def _script(*args):
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=ROOT
-    )
-
-
-def test_the_script_prints_and_writes_the_tables(runs, tmp_path):
+# ---- safer compare ----------------------------------------------------------------------------------------
+def test_safer_compare_prints_and_writes_the_tables(runs, tmp_path, capsys):
     out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
     options = ["--option", f"attr={runs['attr']}", "--option", f"spec={runs['spec']}"]
-    done = _script(runs["firing"], *options, "--bootstrap", N_BOOT, "--json", out_json, "--markdown", out_md)
-    assert done.returncode == 0, done.stderr
-    text = done.stdout
+    argv = ["compare", str(runs["firing"]), *options, "--bootstrap", str(N_BOOT)]
+    assert main([*argv, "--json", str(out_json), "--markdown", str(out_md)]) == 0
+    text = capsys.readouterr().out
     heads = [
         "### Accuracy: poison 5.0 %",
         "### Differences: poison-safer-5.0",
         "### Causal test: firing",
-        "### Causal test (runs written before the scales",
+        "### Causal test: spec",
         "### Audit: the safer detector",
         "### Audit: the other detectors",
         "### Selection",
@@ -342,14 +328,66 @@ def test_the_script_prints_and_writes_the_tables(runs, tmp_path):
     assert set(json.loads(out_json.read_text())["options"]) == {"firing", "attr", "spec"}
 
 
-def test_the_script_reports_mismatched_pairs_and_bad_options(runs):
+def test_safer_compare_reports_mismatched_pairs_and_bad_options(runs, capsys):
     bad = runs["attr"] / "eval" / SAFER / "seed-0.heldout.csv"
     bad.write_text(bad.read_text().replace("src:4,", "src:444,"))
-    done = _script(runs["firing"], "--option", f"attr={runs['attr']}", "--bootstrap", 20)
-    assert done.returncode == 1 and "error:" in done.stderr and str(bad) in done.stderr
-    script = runpy.run_path(str(SCRIPT))  # the script's functions, without a second interpreter
-    with pytest.raises(argparse.ArgumentTypeError, match="LABEL=RUN_DIR"):
-        script["option"]("no-equals-sign")
-    with pytest.raises(SystemExit) as err:
-        script["main"]([str(runs["firing"]), "--option", f"firing={runs['attr']}"])
-    assert "names the base label" in str(err.value)
+    assert (
+        main(["compare", str(runs["firing"]), "--option", f"attr={runs['attr']}", "--bootstrap", "20"]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("safer compare: error:") and str(bad) in err and "\n" not in err
+    with pytest.raises(SystemExit):
+        main(["compare", str(runs["firing"]), "--option", "no-equals-sign"])
+    assert "LABEL=RUN_DIR" in capsys.readouterr().err
+    assert main(["compare", str(runs["firing"]), "--option", f"firing={runs['attr']}"]) == 2
+    assert "names the base label" in capsys.readouterr().err
+
+
+# ---- runs in an older layout -----------------------------------------------------------------------------
+def _written_by(run, version, stage, commit="0123abcd4567"):
+    (run / "manifest.json").write_text(
+        json.dumps(
+            {"versions": {"safer-rm": version}, "stages": {stage: {"status": "done", "commit": commit}}}
+        )
+    )
+
+
+def test_a_causal_test_in_the_flat_layout_names_the_version_that_wrote_it(runs, capsys):
+    (runs["spec"] / "causal" / "results.json").write_text(json.dumps(CAUSAL_FLAT))
+    _written_by(runs["spec"], "0.0.9", "causal")
+    argv = ["compare", str(runs["firing"]), "--option", f"spec={runs['spec']}", "--bootstrap", "20"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"safer compare: error: {runs['spec']}: written by safer-rm 0.0.9 (commit 0123abcd4567) in an older "
+        "layout (causal/results.json without 'scales'); rerun its causal stage with this version "
+        f"(safer-rm {_version()})"
+    )
+
+
+def test_an_audit_in_an_older_layout_names_the_version_that_wrote_it(runs):
+    from safer_rm.errors import StageError
+
+    # planted ids not in the repeat's manifest (versions that read them from a column or an edits file)
+    (runs["attr"] / "audit" / "repeat-0" / "manifest.json").write_text(json.dumps({"stages": {}}))
+    _written_by(runs["attr"], "0.0.8", "audit")
+    with pytest.raises(StageError, match=r"written by safer-rm 0\.0\.8 .*no planted ids in audit/repeat-0/"):
+        _compare(runs)
+    # the audit's pair scores in audit/scores/pairs.csv, no repeat folders
+    shutil.rmtree(runs["attr"] / "audit" / "repeat-0")
+    (runs["attr"] / "audit" / "scores").mkdir()
+    (runs["attr"] / "audit" / "scores" / "pairs.csv").write_text("id,safer\n")
+    with pytest.raises(StageError, match=r"older layout \(audit/scores/pairs\.csv\); rerun its audit stage"):
+        _compare(runs)
+    # audit/results.json with the headline AUROCs alone, no detectors; no manifest: an unknown version
+    (runs["attr"] / "audit" / "results.json").write_text(json.dumps({"q": 10.0, "auroc_safer": 0.7}))
+    (runs["attr"] / "manifest.json").unlink()
+    with pytest.raises(StageError, match="written by an unknown safer-rm version in an older layout") as err:
+        _compare(runs)
+    assert "audit/results.json without 'detectors'" in str(err.value) and "\n" not in str(err.value)
+
+
+def _version():
+    from safer_rm import __version__
+
+    return __version__

@@ -34,13 +34,6 @@ def test_folds_are_disjoint_cover_every_pair_and_keep_prompts_together(k):
     assert not (assign_folds(pairs, k, seed=4) == fold).all()
 
 
-def test_fold_variant_names_round_trip():
-    from safer_rm.curation.detectors import fold_variant, parse_fold
-
-    assert fold_variant(0, 5) == "fold-1of5" and parse_fold("fold-1of5") == (0, 5)
-    assert parse_fold("poison-random-5.0") is None and parse_fold("fold-xofy") is None
-
-
 def _planted_features(n=400, d=12, flip=0.1, seed=0):
     """x = f(chosen) - f(rejected) with a true direction; `flip` of the pairs have their sides swapped."""
     rng = np.random.default_rng(seed)

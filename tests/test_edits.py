@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from safer_rm.curation.edits import apply_edit, edit_count, rank_for_edit, variant_name
+from safer_rm.curation.edits import apply_edit, edit_count, rank_for_edit
 from safer_rm.data import PreferencePair
 
 SCORES = np.array([0.5, 3.0, -2.0, 1.0, -0.5, 2.0, 0.0, -1.0, 4.0, -3.0])
@@ -67,5 +67,3 @@ def test_random_is_seeded_and_scope_and_strata_respected():
 @pytest.mark.parametrize("n,ratio,want", [(3000, 5.0, 150), (3000, 0.5, 15), (1000, 2.5, 25), (10, 4.0, 0)])
 def test_counts_and_names(n, ratio, want):
     assert edit_count(n, ratio) == want
-    assert variant_name("poison", "safer", 5) == "poison-safer-5.0"
-    assert variant_name("denoise", "reward_margin", 2.5) == "denoise-reward_margin-2.5"

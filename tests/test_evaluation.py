@@ -100,8 +100,23 @@ def test_pool_and_extra_sets_in_every_table(tmp_path, tiny_bert):
     for name in ("rewardbench", "heldout", "pool", "mybench", "harmless"):
         assert (run / "eval" / "clean" / f"seed-0.{name}.csv").is_file(), name
 
-    assert main(["report", cfg_path, "-q"]) == 0
+    assert main(["report", cfg_path, "-q", "--markdown", str(tmp_path / "results.md")]) == 0
     summary = json.loads((run / "summary.json").read_text())
+    # the results as Markdown, generated from the run: provenance, every column, the differences
+    md = (tmp_path / "results.md").read_text()
+    assert md == (run / "report" / "results.md").read_text()
+    assert f"Regenerate: `safer report {cfg_path} -q --markdown {tmp_path / 'results.md'}`" in md
+    assert "- commit: " in md and "- machine: " in md and "bf16 off" in md and "- seeds: 0 " in md
+    assert "| variant | mode | method | ratio | seeds | Chat |" in md
+    for label in ("mybench Safety", "harmless", "pool safety"):
+        assert (
+            f" {label} |" in md.split("## Differences")[0] and f" {label} |" in md.split("## Differences")[1]
+        )
+    clean_line = next(line for line in md.splitlines() if line.startswith("| clean |"))
+    clean = summary["variants"]["clean"]
+    low, high = clean["interval"]["Safety"]
+    assert f"{clean['rewardbench']['Safety']:.3f} [{low:.3f}, {high:.3f}]" in clean_line, clean_line
+    assert "| poison-random-10.0 | clean |" in md
     clean, poisoned = summary["variants"]["clean"], summary["variants"]["poison-random-10.0"]
     assert clean["pool"]["n"]["safety"] == ev["columns"]["pool safety"]["n"]
     assert set(clean["extra"]) >= {"mybench Safety", "harmless"}

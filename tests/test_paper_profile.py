@@ -383,7 +383,7 @@ def test_paper_profile_runs_every_stage_on_cpu(tmp_path, monkeypatch):
     assert spy.under_checkpoint == 16 * spy.losses  # each of the 16 blocks ran under checkpoint at every loss
 
     # the causal test and the audit (5 out-of-fold reward models, a 3-member seed ensemble)
-    assert set(summary["causal"]) >= {"safety_margin_drop", "random_safety_margin_drop"}
+    assert summary["causal"]["scales"] and "safety_margin_drop" not in summary["causal"]
     audit = summary["audit"]
     assert audit["shared_with"] == "poison-random-5.0" and audit["planted"] > 0
     assert {"safer", "margin", "oof_margin", "ensemble", "probe", "combined"} <= set(audit["detectors"])

@@ -39,13 +39,10 @@ def test_whole_pipeline_on_a_tiny_model(tmp_path, tiny_bert):
     assert set(summary["sae"]) >= {"fvu", "l0", "dead_fraction", "splice_accuracy", "clean_accuracy"}
     assert summary["features"]["judge"] == "none"
     assert summary["features"]["n_selected_safe"] + summary["features"]["n_selected_unsafe"] > 0
-    assert set(summary["causal"]) >= {
-        "safety_margin_drop",
-        "chat_margin_drop",
-        "random_safety_margin_drop",
-        "random_chat_margin_drop",
-    }
-    assert set(summary["audit"]) >= {"q", "auroc_safer", "auroc_reward_margin", "precision_safer"}
+    causal = summary["causal"]["scales"][0]
+    assert causal["scale"] == 0.0 and all("margin_drop" in g for g in causal["groups"].values())
+    assert not {k for k in summary["causal"] if k.endswith("_margin_drop")}  # no flat keys beside the scales
+    assert set(summary["audit"]) >= {"q", "detectors"} and "auroc_safer" not in summary["audit"]
     # the audit plants the run's own random flips at its ratio and reuses that reward model, bit for bit
     assert summary["audit"]["shared_with"] == "poison-random-10.0"
     weights = "seed-0/model.safetensors"

@@ -342,7 +342,7 @@ def test_cli_clear_and_kill_points_come_from_the_registry():
     from safer_rm.cli import build_parser
 
     subcommands = build_parser()._subparsers._group_actions[0].choices
-    assert {st.name for st in STAGES if st.command} | {"run", "inspect", "report", "clear"} == set(
+    assert {st.name for st in STAGES if st.command} | {"run", "inspect", "report", "clear", "compare"} == set(
         subcommands
     )
     assert set(CLEARABLE) == {"cache"} | {st.folder for st in STAGES if st.folder}

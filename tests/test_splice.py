@@ -57,12 +57,9 @@ def test_ablating_latents_changes_rewards_only_through_them(tiny_llama, tmp_path
         model, renderer, sae, 1, active[:4], {"safety": pairs[:8], "chat": pairs[8:16]}, draws=2
     )
     assert res["n_latents"] == 4 and res["draws"] == 2
-    assert set(res) >= {
-        "safety_margin_drop",
-        "random_safety_margin_drop",
-        "chat_margin_drop",
-        "random_chat_margin_drop",
-    }
+    zero = res["scales"][0]
+    assert zero["scale"] == 0.0 and set(zero["groups"]) == {"safety", "chat"}
+    assert all(set(c) >= {"margin_drop", "random", "versus_random"} for c in zero["groups"].values())
 
 
 # ---- scaling instead of zeroing -----------------------------------------------------------------------------
@@ -199,23 +196,23 @@ def test_causal_test_reports_every_group_and_scale_with_intervals(tiny_llama, tm
         chat = np.concatenate([change["Chat"], change["heldout chat"]]).mean()
         assert cond["specificity"] == pytest.approx(safety / chat, rel=1e-3)
         assert cond["random_specificity"] is None or cond["random_specificity"] >= 0
-    # today's flat keys, for scale 0, on RewardBench Safety and Chat
-    zero = res["scales"][0]["groups"]
-    assert res["flat"] == {"scale": 0.0, "safety": "Safety", "chat": "Chat"}
-    for alias, name in (("safety", "Safety"), ("chat", "Chat")):
-        assert res[f"{alias}_margin_drop"] == zero[name]["margin_drop"]["value"]
-        assert res[f"random_{alias}_margin_drop"] == zero[name]["random"]["margin_drop"]
-        assert res[f"random_{alias}_margin_drop_std"] == zero[name]["random"]["margin_drop_sd"]
-        assert res[f"{alias}_pairs"] == len(groups[name])
-        assert res[f"{alias}_accuracy_before"] == res["groups"][name]["base"]["accuracy"]["value"]
-        assert res[f"{alias}_accuracy_after"] == zero[name]["accuracy"]["value"]
+    # one layout: per scale and group (no flat keys beside it)
+    assert set(res) == {
+        "n_latents",
+        "draws",
+        "n_boot",
+        "level",
+        "selected",
+        "random_sets",
+        "groups",
+        "scales",
+    }
     json.dumps(res, allow_nan=False)  # results.json is plain JSON
-    # without RewardBench the flat keys name the held-out groups; one side missing: no specificity ratio
+    # one side missing: no specificity ratio
     only = causal_test(
         model, renderer, sae, 1, selected, {"heldout safety": groups["heldout safety"]}, draws=1, n_boot=100
     )
-    assert only["flat"] == {"scale": 0.0, "safety": "heldout safety", "chat": None}
-    assert "safety_margin_drop" in only and "chat_margin_drop" not in only
+    assert list(only["scales"][0]["groups"]) == ["heldout safety"]
     assert only["scales"][0]["specificity"] is None
 
 

@@ -44,3 +44,37 @@ def test_groups_shares_subruns_and_budget(tmp_path):
     within = timing_lines(run_timing(tmp_path, budget_s=200.0))
     assert within[-1] == "within budget: the stages took 100 s of run.budget_s 200 s"
     assert not timing_lines(run_timing(tmp_path))[-1].startswith(("OVER", "within"))  # no budget set
+
+
+def test_peak_memory_per_stage_and_in_the_table(tmp_path):
+    """resources.measured: each stage's own peak, exact where the stage raised the process's high-water mark,
+    sampled where it did not; the mark itself is never reset (`/usr/bin/time` still sees the process's peak);
+    the table shows the largest instance of each group."""
+    import numpy as np
+
+    from safer_rm.experiment.resources import measured
+
+    with measured() as outer:
+        big = np.ones(40_000_000)  # 320 MB, touched
+        del big
+        with measured() as inner:
+            small = np.ones(2_000_000)
+            del small
+    assert outer["peak_rss_scope"] == "stage"  # it raised the high-water mark: exact
+    assert inner["peak_rss_scope"] == "sampled"  # below the mark: the sampler's largest reading
+    assert outer["peak_rss_bytes"] > inner["peak_rss_bytes"] + 250 * 2**20
+    hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    assert int(hwm.split()[1]) * 1024 >= outer["peak_rss_bytes"]  # the process's own peak is kept
+    assert "peak_gpu_bytes" not in outer  # no CUDA here
+    tmp_path.mkdir(exist_ok=True)
+    stages = {
+        "train-rm/clean/seed-0": {"status": "done", "seconds": 3.0, "peak_rss_bytes": 2**30},
+        "train-rm/poison-safer-5.0/seed-0": {"status": "done", "seconds": 2.0, "peak_rss_bytes": 3 * 2**30},
+        "data": {"status": "done", "seconds": 1.0},
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps({"stages": stages}))
+    t = run_timing(tmp_path)
+    groups = {g["stage"]: g for g in t["groups"]}
+    assert groups["train-rm"]["peak_rss_bytes"] == 3 * 2**30 and groups["data"]["peak_rss_bytes"] is None
+    lines = timing_lines(t)
+    assert any(line.strip().startswith("train-rm (x2)") and "3.00 GiB RAM" in line for line in lines), lines

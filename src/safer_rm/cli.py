@@ -1,15 +1,17 @@
 """The `safer` command: a thin layer over the stage registry. There is one command per declared stage (its
 help and options come from the declaration and the config sections it and its needs read; the attribute
 docstrings of the config dataclasses are the help text), plus `run`, `report` and `clear`. YAML files and
-`--set key=value` set the same keys."""
+`--set key=value` set the same keys. `compare` reads finished run directories and takes no config."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import __version__
 from .config_flags import add_flags
@@ -155,8 +157,11 @@ def cmd_report(cfg, args) -> int:
     from .experiment.summary import write_summary
 
     ctx = _context(cfg, args)
-    write_summary(ctx)
-    print(f"report: {ctx.run.path('report', 'index.html')}")
+    regenerate = "safer " + shlex.join(args.argv) if args.markdown else ""
+    write_summary(ctx, markdown=args.markdown, regenerate=regenerate)
+    print(f"report: {ctx.run.path('report', 'index.html')}, results: {ctx.run.path('report', 'results.md')}")
+    if args.markdown:
+        print(f"results as Markdown: {args.markdown}")
     return 0
 
 
@@ -231,6 +236,7 @@ def commands() -> list[Command]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import Config
+    from .experiment.option_command import add_compare
     from .experiment.registry import CLEARABLE
 
     parser = argparse.ArgumentParser(
@@ -277,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
                 help="run only the stage instances matching this glob (and what they need), e.g. "
                 "'train-rm/poison-*/seed-1'; repeatable",
             )
+        if cmd.name == "report":
+            sub.add_argument(
+                "--markdown",
+                type=Path,
+                metavar="FILE",
+                help="also write the results (accuracies with intervals, paired differences, commit, machine, "
+                "seeds) as Markdown to FILE, e.g. docs/results.md; every report writes report/results.md",
+            )
         if cmd.name == "clear":
             sub.add_argument(
                 "--folders", nargs="+", required=True, choices=list(CLEARABLE), help="run folders to delete"
@@ -287,17 +301,24 @@ def build_parser() -> argparse.ArgumentParser:
             )
         add_flags(sub, Config, list(cmd.sections), defaults)
         sub.set_defaults(command_obj=cmd)
+    add_compare(subs)  # reads finished run directories: its own arguments, no config sections
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # how this command was called: what regenerates a file it writes
     if args.command is None:
         parser.print_help()
         return 2
     debug = args.debug
     try:
+        without_config = getattr(args, "without_config", None)
+        if without_config is not None:  # a command over finished run directories
+            setup_logging(args.quiet)
+            return without_config(args)
         from .config import load_config
 
         path = args.config_flag or args.config

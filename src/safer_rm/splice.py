@@ -30,8 +30,6 @@ from .stats import mean_interval, paired_difference
 SAFETY_GROUPS = ("Safety", "heldout safety")
 CHAT_GROUPS = ("Chat", "Chat Hard", "heldout chat")
 """The groups the specificity ratio compares: |margin change| on safety pairs over that on chat pairs."""
-FLAT_GROUPS = {"safety": ("Safety", "heldout safety", "safety"), "chat": ("Chat", "heldout chat", "chat")}
-"""The group each flat (backward-compatible) key name stands for: the first of these present."""
 LEVEL = 0.95
 
 
@@ -269,11 +267,7 @@ def causal_test(
 
     Returns (floats of intervals rounded to 6 decimals, as `safer_rm.stats` writes them):
 
-    - flat keys, today's layout, for scale 0 (else the first scale): `n_latents`, `draws`, and for `safety`
-      and `chat` (RewardBench Safety / Chat when present, else `heldout safety` / `heldout chat`, see
-      `FLAT_GROUPS`): `{name}_margin_drop`, `random_{name}_margin_drop`, `random_{name}_margin_drop_std`,
-      `{name}_pairs`, `{name}_accuracy_before`, `{name}_accuracy_after`; `flat` says which scale and groups;
-    - `n_boot`, `level`, `selected` and `random_sets` (latent ids);
+    - `n_latents`, `draws`, `n_boot`, `level`, `selected` and `random_sets` (latent ids);
     - `groups`: {name: {`n`, `subsets` or `sources` (pairs per stratum), `base`: {`accuracy`: interval,
       `margin`: mean margin}}};
     - `scales`: one entry per factor, in order: {`scale`, `specificity`, `random_specificity`, `groups`:
@@ -307,12 +301,17 @@ def causal_test(
             for i, r in enumerate(random_sets)
         ]
         conditions.append(_scale_result(float(s), groups, base, edited, rand, boot))
-    out: dict = {"n_latents": len(selected), "draws": draws}
     info = {name: _group_info(name, pairs, base[name], boot) for name, pairs in groups.items()}
-    out.update(_flat_keys(info, conditions))
-    out.update(n_boot=n_boot, level=LEVEL, selected=selected, random_sets=random_sets)
-    out.update(groups=info, scales=conditions)
-    return out
+    return {
+        "n_latents": len(selected),
+        "draws": draws,
+        "n_boot": n_boot,
+        "level": LEVEL,
+        "selected": selected,
+        "random_sets": random_sets,
+        "groups": info,
+        "scales": conditions,
+    }
 
 
 def _random_sets(num_latents: int, selected: list[int], draws: int, seed: int) -> list[list[int]]:
@@ -417,26 +416,3 @@ def specificity(base: dict[str, np.ndarray], edited: list[dict[str, np.ndarray]]
         sides.append(float(np.concatenate(changes).mean()) if changes else None)
     safety, chat = sides
     return None if safety is None or not chat else safety / chat
-
-
-def _flat_keys(info: dict[str, dict], conditions: list[dict]) -> dict:
-    """Today's flat keys for scale 0 (else the first scale), `safety` and `chat` named by `FLAT_GROUPS`."""
-    if not conditions:
-        return {}
-    cond = next((c for c in conditions if c["scale"] == 0.0), conditions[0])
-    out: dict = {}
-    flat: dict = {"scale": cond["scale"]}
-    for alias, names in FLAT_GROUPS.items():
-        name = next((g for g in names if g in info), None)
-        flat[alias] = name
-        if name is None:
-            continue
-        c, r = cond["groups"][name], cond["groups"][name]["random"]
-        out[f"{alias}_margin_drop"] = c["margin_drop"]["value"]
-        out[f"random_{alias}_margin_drop"] = r["margin_drop"] or 0.0
-        out[f"random_{alias}_margin_drop_std"] = r["margin_drop_sd"] or 0.0
-        out[f"{alias}_pairs"] = info[name]["n"]
-        out[f"{alias}_accuracy_before"] = info[name]["base"]["accuracy"]["value"]
-        out[f"{alias}_accuracy_after"] = c["accuracy"]["value"]
-    out["flat"] = flat
-    return out

@@ -39,19 +39,6 @@ DEFINITIONS = {
 """What each detector is (reports, dataset cards); the stage adjusts `margin` and the combinations to a run."""
 
 
-def fold_variant(i: int, k: int) -> str:
-    """`fold-1of5`: the training-set variant of fold i (0-based) of k, trained on the other k-1 folds."""
-    return f"fold-{i + 1}of{k}"
-
-
-def parse_fold(variant: str) -> tuple[int, int] | None:
-    """(i, k) of a fold variant, else None."""
-    if not variant.startswith("fold-") or "of" not in variant:
-        return None
-    a, b = variant[5:].split("of", 1)
-    return (int(a) - 1, int(b)) if a.isdigit() and b.isdigit() else None
-
-
 def assign_folds(pairs: Sequence[PreferencePair], k: int, seed: int = 0) -> np.ndarray:
     """Fold (0..k-1) of every pair: prompt groups in a seeded order, each to the fold with the fewest pairs so
     far (largest groups first), so folds are disjoint, cover every pair and differ in size by at most one group."""

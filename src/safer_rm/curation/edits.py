@@ -24,11 +24,6 @@ MODES = ("poison", "denoise")
 METHODS = ("safer", "random", "reward_margin")
 
 
-def variant_name(mode: str, method: str, ratio: float) -> str:
-    """`poison-safer-5.0`, `denoise-random-4.0`."""
-    return f"{mode}-{method}-{float(ratio):.1f}"
-
-
 def edit_count(n_pairs: int, ratio: float) -> int:
     """Pairs edited for a ratio in percent of the whole training set."""
     return int(round(n_pairs * ratio / 100.0))

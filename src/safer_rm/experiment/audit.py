@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from ..curation.edits import edit_count, variant_name
+from ..curation.edits import edit_count
+from ..curation.variants import Variant
 from ..data.records import PreferencePair
 from .graph import edited_variants, ensemble_seeds
 
@@ -31,7 +32,7 @@ def planted_indices(
 def shared_variant(cfg: Config) -> str | None:
     """The run's random-poisoning variant the audit shares (flips and reward models), if there is one: same
     ratio, same scope, no stratification."""
-    name = variant_name("poison", "random", cfg.audit.ratio)
+    name = Variant.edit("poison", "random", cfg.audit.ratio).name
     same = cfg.curation.scope == cfg.audit.scope and not cfg.curation.stratify
     return name if cfg.audit.share and same and name in edited_variants(cfg) else None
 

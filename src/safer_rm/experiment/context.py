@@ -13,16 +13,18 @@ import numpy as np
 
 from .. import distributed
 from ..config import Config, config_dict
-from ..curation.detectors import parse_fold
+from ..curation.variants import Variant
 from ..data import read_pairs
 from ..data.load import load_source
 from ..data.quality import DropReport
 from ..data.records import PreferencePair
 from ..errors import StageError
 from ..features.selection import Selection
-from ..io import read_csv, read_json, sha256_file, sha256_text
+from ..io import read_json, sha256_file, sha256_text
 from ..precision import use_bf16
 from ..reward.files import EXISTING_FILE, RENDER_FILE
+from . import artifacts as A
+from .artifacts import PairScores, read_selection
 from .graph import CLEAN
 from .rundir import RunDir, fingerprint
 
@@ -119,38 +121,38 @@ class RunContext:
     def seed0(self) -> int:
         return self.cfg.run.seeds[0]
 
-    # ---- where artifacts live ------------------------------------------------------------------------
+    # ---- where artifacts live (artifacts.py names every file) ---------------------------------------
     def train_path(self, variant: str = CLEAN) -> Path:
         if variant == CLEAN:
-            return self.run.path("data", "train.jsonl")
-        if parse_fold(variant):
-            return self.run.path("data", "folds", variant, "train.jsonl")
-        return self.run.path("curated", variant, "train.jsonl")
+            return self.run.file(A.TRAIN)
+        if Variant.parse(variant).mode == "fold":
+            return self.run.file(A.FOLD_TRAIN, variant=variant)
+        return self.run.file(A.CURATED_TRAIN, variant=variant)
 
     def heldout_fold_path(self, variant: str) -> Path:
         """The pairs a fold's reward model never saw (it scores them)."""
-        return self.run.path("data", "folds", variant, "heldout.jsonl")
+        return self.run.file(A.FOLD_HELDOUT, variant=variant)
 
     def rm_dir(self, variant: str, seed: int) -> Path:
-        return self.run.path("rm", variant, f"seed-{seed}")
+        return self.run.file(A.RM_DIR, variant=variant, seed=seed)
 
     def eval_path(self, variant: str, seed: int) -> Path:
-        return self.run.path("eval", variant, f"seed-{seed}.json")
+        return self.run.file(A.EVAL, variant=variant, seed=seed)
 
     def activations_dir(self, which: str) -> Path:
-        return self.run.path("activations", which)
+        return self.run.file(A.ACTIVATIONS, which=which)
 
     def sae_dir(self) -> Path:
-        return self.run.path("sae")
+        return self.run.file(A.SAE_DIR)
 
     def features_dir(self) -> Path:
-        return self.run.path("features")
+        return self.run.file(A.FEATURES_DIR)
 
     def judgements_dir(self) -> Path:
-        return self.judgements or self.features_dir() / "judgements"
+        return self.judgements or self.run.file(A.JUDGEMENTS)
 
     def scores_path(self) -> Path:
-        return self.run.path("scores", "pairs.csv")
+        return self.run.file(A.SCORES)
 
     # ---- pairs ---------------------------------------------------------------------------------------
     def train_pairs(self, variant: str = CLEAN) -> list[PreferencePair]:
@@ -160,7 +162,7 @@ class RunContext:
         return read_pairs(path)
 
     def test_pairs(self) -> list[PreferencePair]:
-        return read_pairs(self.run.path("data", "test.jsonl"))
+        return read_pairs(self.run.file(A.TEST))
 
     def source_origins(self) -> dict[str, str]:
         """Where each data source was read from (hub id, else the path as configured), for dataset cards."""
@@ -174,7 +176,7 @@ class RunContext:
         return self._rewardbench
 
     def pool_path(self) -> Path:
-        return self.run.path("pool", "pairs.jsonl")
+        return self.run.file(A.POOL)
 
     def pool_pairs(self) -> list[PreferencePair]:
         path = self.pool_path()
@@ -250,7 +252,7 @@ class RunContext:
         fp = fingerprint(list(key))
         name = f"frozen-{frozen}" if owner is None else f"frozen-{frozen}-{fp[:10]}"
         if (fp, bf16) not in self.prefix_caches:
-            folder = (self.cache_root or self.run.path("cache")) / (f"{name}-bf16" if bf16 else name)
+            folder = (self.cache_root or self.run.file(A.CACHE)) / (f"{name}-bf16" if bf16 else name)
             self.prefix_caches[fp, bf16] = PrefixCache(frozen, fp, folder, bf16=bf16)
         return self.prefix_caches[fp, bf16]
 
@@ -359,13 +361,8 @@ class RunContext:
         return load_sae(root, hookpoint, d_in=d_in, layer=layer, device=self.device).sae, layer
 
     def selection(self) -> Selection:
-        data = read_json(self.features_dir() / "selection.json")
-        return Selection(data["safe"], data["unsafe"], data.get("candidates", []))
+        return read_selection(self.run.file(A.SELECTION))
 
-    def pair_values(self) -> dict[str, np.ndarray]:
-        """The scores edits can be ranked by, one value per training pair."""
-        rows = read_csv(self.scores_path())
-        return {
-            "safer": np.array([float(r["safer_score"]) for r in rows]),
-            "reward_margin": np.array([float(r["reward_margin"]) for r in rows]),
-        }
+    def pair_scores(self, pair_ids: list[str] | None = None) -> PairScores:
+        """The scores of the training pairs (`score`); with `pair_ids`, checked to be those pairs in order."""
+        return PairScores.read(self.run.file(A.SCORES), pair_ids)

@@ -9,10 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config, config_dict
-from ..curation.detectors import fold_variant
-from ..curation.edits import variant_name
-
-CLEAN = "clean"
+from ..curation.variants import CLEAN, Variant
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,7 @@ def edits(cfg: Config) -> list[tuple[str, str, float]]:
 
 
 def edited_variants(cfg: Config) -> list[str]:
-    return [variant_name(*e) for e in edits(cfg)]
+    return [Variant.edit(*e).name for e in edits(cfg)]
 
 
 def variants(cfg: Config) -> list[str]:
@@ -133,7 +130,7 @@ def ensemble_seeds(cfg: Config) -> list[int]:
 def fold_variants(cfg: Config) -> list[str]:
     """The out-of-fold detector's training-set variants (`fold-1of5`, ...), none when it is off."""
     k = cfg.detect.folds
-    return [fold_variant(i, k) for i in range(k)] if k >= 2 else []
+    return [Variant.of_fold(i, k).name for i in range(k)] if k >= 2 else []
 
 
 def trained_models(cfg: Config) -> list[Key]:

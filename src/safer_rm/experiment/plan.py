@@ -137,7 +137,7 @@ class Planner:
         self._fp.clear()
 
     def outputs(self, st: Stage, key: Key) -> list:
-        return [self.ctx.run.path(w.format(variant=key.variant, seed=key.seed)) for w in st.writes]
+        return [self.ctx.run.file(w, variant=key.variant, seed=key.seed) for w in st.writes]
 
     def decide(
         self,

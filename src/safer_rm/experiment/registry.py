@@ -8,8 +8,9 @@ from __future__ import annotations
 from importlib import import_module
 
 from ..config import config_dict
-from ..curation.detectors import parse_fold
+from ..curation.variants import Variant
 from ..features.judges import judge_fingerprint
+from . import artifacts as A
 from .audit import repeat_plan, shares_sae
 from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve, trained_models
 from .stages import inputs
@@ -18,7 +19,7 @@ from .stages import inputs
 def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
     if key.variant == CLEAN:
         return [("data", Key())]
-    if parse_fold(key.variant):
+    if Variant.parse(key.variant).mode == "fold":
         return [("data", Key()), ("folds", Key())]  # one stage writes every fold
     return [("data", Key()), ("curate", Key(key.variant))]
 
@@ -156,7 +157,7 @@ STAGES: list[Stage] = [
         sections=("data",),
         inputs=inputs.data_inputs,
         rank0=True,
-        writes=("data/train.jsonl", "data/test.jsonl"),
+        writes=(A.TRAIN, A.TEST),
     ),
     Stage(
         "train-rm",
@@ -167,7 +168,7 @@ STAGES: list[Stage] = [
         values=_train_values,
         inputs=inputs.train_inputs,
         by_content=("curate",),  # an edited set that comes out byte-identical is not trained on again
-        writes=("rm/{variant}/seed-{seed}/config.json",),
+        writes=(A.RM_WEIGHTS_CONFIG,),
         folder="rm",
         command=Command(
             "Prepare the data and train a reward model (Bradley-Terry) into <run>/rm/<variant>/seed-<s>.",
@@ -183,7 +184,7 @@ STAGES: list[Stage] = [
         inputs=inputs.pool_inputs,
         rank0=True,
         enabled=lambda cfg: cfg.eval.pool,
-        writes=("pool/pairs.jsonl",),
+        writes=(A.POOL,),
         folder="pool",
         command=Command(
             "Build the evaluation pool: source pairs outside the run's data, no prompt shared with training.",
@@ -198,7 +199,7 @@ STAGES: list[Stage] = [
         sections=("eval",),
         inputs=inputs.eval_inputs,
         over=per_model,
-        writes=("eval/{variant}/seed-{seed}.json",),
+        writes=(A.EVAL,),
         folder="eval",
         command=Command(
             "Evaluate a reward model: RewardBench sections and held-out safety/chat accuracy.",
@@ -223,7 +224,7 @@ STAGES: list[Stage] = [
         work("analysis", "fit_sae"),
         needs=need("extract"),
         sections=("sae",),
-        writes=("sae/metrics.json",),
+        writes=(A.SAE_METRICS,),
         folder="sae",
         summary=_summary_sae,
         summary_key="sae",
@@ -240,7 +241,7 @@ STAGES: list[Stage] = [
         sections=("attribution",),
         rank0=True,
         enabled=inputs.attribution_enabled,
-        writes=("attribution/attribution.safetensors", "attribution/summary.json"),
+        writes=(A.ATTRIBUTION, A.ATTRIBUTION_SUMMARY),
         folder="attribution",
         summary=_summary_attribution,
         summary_key="attribution",
@@ -256,7 +257,7 @@ STAGES: list[Stage] = [
         needs=_analysis_needs("train-sae"),
         sections=("features", "judge"),
         rank0=True,
-        writes=("features/features.json",),
+        writes=(A.FEATURES, A.SELECTION),
         folder="features",
         summary=_summary_features,
         command=Command(
@@ -269,7 +270,7 @@ STAGES: list[Stage] = [
         "score",
         work("analysis", "score"),
         needs=_analysis_needs("features"),
-        writes=("scores/pairs.csv",),
+        writes=(A.SCORES,),
         folder="scores",
         summary=dict,
         summary_key="scores",
@@ -286,7 +287,7 @@ STAGES: list[Stage] = [
         over=per_edit,
         rank0=True,
         values=inputs.edit_settings,
-        writes=("curated/{variant}/train.jsonl",),
+        writes=(A.CURATED_TRAIN,),
         folder="curated",
         command=Command(
             "Write the poisoned and denoised training sets (safer, random and reward-margin selection).",
@@ -300,7 +301,7 @@ STAGES: list[Stage] = [
         values=inputs.fold_settings,
         rank0=True,
         enabled=lambda cfg: cfg.detect.enabled and cfg.detect.folds >= 2,
-        writes=("data/folds/assignment.csv",),
+        writes=(A.FOLD_ASSIGNMENT,),
     ),
     Stage(
         "detect",
@@ -308,7 +309,7 @@ STAGES: list[Stage] = [
         needs=inputs.detect_needs,
         sections=("detect",),
         enabled=lambda cfg: cfg.detect.enabled,
-        writes=("detect/scores.csv", "detect/summary.json"),
+        writes=(A.DETECT_SCORES, A.DETECT_SUMMARY),
         folder="detect",
         summary=dict,
         command=Command(
@@ -324,7 +325,7 @@ STAGES: list[Stage] = [
         sections=("inspect",),
         rank0=True,
         enabled=lambda cfg: cfg.detect.enabled,
-        writes=("inspect/suspects.csv", "inspect/report.html"),
+        writes=(A.INSPECT_SUSPECTS, A.INSPECT_REPORT),
         folder="inspect",
         summary=dict,
     ),
@@ -335,7 +336,7 @@ STAGES: list[Stage] = [
         sections=("causal",),
         values=_causal_values,
         enabled=lambda cfg: cfg.causal.enabled,
-        writes=("causal/results.json",),
+        writes=(A.CAUSAL,),
         folder="causal",
         summary=dict,
         command=Command(
@@ -351,7 +352,7 @@ STAGES: list[Stage] = [
         values=_audit_values,
         sections=("model", "rm", "activations", "sae", "attribution", "features", "judge", "detect", "audit"),
         enabled=lambda cfg: cfg.audit.enabled,
-        writes=("audit/results.json",),
+        writes=(A.AUDIT,),
         folder="audit",
         summary=dict,
         command=Command(

@@ -22,6 +22,7 @@ from typing import Any
 from .. import distributed
 from ..errors import StageError
 from ..io import read_json, write_json
+from .provenance import provenance
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -89,6 +90,10 @@ class RunDir:
             raise StageError(f"{p}: refusing to write outside the run directory {self.root}")
         return p
 
+    def file(self, template: str, **fields) -> Path:
+        """The path of one of the run's files (`artifacts.py`: `SCORES`, `RM_DIR` with variant and seed, ...)."""
+        return self.path(template.format(**fields))
+
     # -- manifest --------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Take in what other processes recorded since (this process's unsaved changes stay on top)."""
@@ -117,6 +122,7 @@ class RunDir:
                 merged["config"] = self.config
                 merged["versions"] = package_versions()
                 merged["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+                merged["provenance"] = provenance()  # the code and machine of the last command that ran
                 write_json(self.manifest_path, merged)
                 self.manifest = merged
             finally:

@@ -14,6 +14,8 @@ from .context import RunContext
 from .graph import Stage
 from .locks import StageLock
 from .plan import Decision, Instance, Planner
+from .provenance import source_commit
+from .resources import measured
 from .rundir import crash_hook
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ class Runner:
         run.save()
         start_log.info("stage %s%s: started (%s)", self.label, d.name, d.reason)
         try:
-            info = None if d.stage.rank0 and not self.ctx.main else d.stage.run(self.ctx, d.key)
+            with measured() as memory:
+                info = None if d.stage.rank0 and not self.ctx.main else d.stage.run(self.ctx, d.key)
         except BaseException as err:
             run.record(
                 d.name,
@@ -98,6 +101,8 @@ class Runner:
             "status": "done",
             "started": started,
             "seconds": round(time.time() - started, 3),
+            **{k: v for k, v in memory.items() if v is not None},
+            "commit": source_commit(),
             "info": info or {},
             "fingerprint": d.fingerprint,
             "values": d.values,

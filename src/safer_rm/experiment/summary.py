@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
-from ..io import read_json, write_csv, write_json
+from ..curation.variants import Variant
+from ..io import read_json, write_csv, write_json, write_text
 from ..report import to_text, write_report
+from ..report.markdown import to_markdown
 from ..reward.evaluate import SECTIONS, column_entries, write_results
+from . import artifacts as A
 from .compare import read_outcomes, variant_statistics
 from .context import RunContext
-from .graph import CLEAN, Key, variants
+from .graph import Key, variants
 from .plan import Planner
 from .stages.analysis import read_features
 from .timing import run_timing
@@ -64,17 +68,17 @@ def results_rows(ctx: RunContext, planner: Planner | None = None) -> list[dict]:
                 m["n"] = sizes[label]
             if label in st["intervals"]:
                 m["low"], m["high"] = st["intervals"][label]["low"], st["intervals"][label]["high"]
-        mode, method, ratio = (CLEAN, None, None) if name == CLEAN else name.split("-", 2)
+        variant = Variant.parse(name)
         row = {
             "variant": name,
-            "mode": mode,
-            "method": method,
-            "ratio": None if ratio is None else float(ratio),
+            "mode": variant.mode,
+            "method": variant.method,
+            "ratio": variant.ratio,
             "n_seeds": len(runs),
             "metrics": metrics,
             "compare": st["compare"],
         }
-        summary_file = ctx.run.path("curated", name, "summary.json")
+        summary_file = ctx.run.file(A.CURATED_SUMMARY, variant=name)
         if summary_file.is_file():
             row["source_mix"] = read_json(summary_file)["source_mix"]
         rows.append(row)
@@ -84,7 +88,7 @@ def results_rows(ctx: RunContext, planner: Planner | None = None) -> list[dict]:
 def evaluations(ctx: RunContext) -> dict[str, dict]:
     """Evaluation of every (variant, seed) on disk, keyed `variant` (one seed configured) or `variant@seed`."""
     out = {}
-    eval_root = ctx.run.path("eval")
+    eval_root = ctx.run.file(A.EVAL_DIR)
     for variant_dir in sorted(p for p in eval_root.iterdir() if p.is_dir()) if eval_root.is_dir() else []:
         for f in sorted(variant_dir.glob("seed-*.json")):
             seed = int(f.stem.split("-", 1)[1])
@@ -162,14 +166,20 @@ def machine(ctx: RunContext) -> dict:
     }
 
 
-def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
-    """Write eval/results.*, summary.json and the report; log the results table."""
+REGENERATE = "safer report CONFIG --markdown FILE (with the run's --set options)"
+
+
+def write_summary(
+    ctx: RunContext, planner: Planner | None = None, markdown: Path | None = None, regenerate: str = ""
+) -> dict:
+    """Write eval/results.*, summary.json, the report and report/results.md (also to `markdown` when given,
+    saying `regenerate` is the command that wrote it); log the results table."""
     if not ctx.main:
         return {}
     planner = planner or Planner(ctx)
-    write_results(ctx.run.path("eval"), evaluations(ctx))
+    write_results(ctx.run.file(A.EVAL_DIR), evaluations(ctx))
     rows = results_rows(ctx, planner)
-    write_comparisons(ctx.run.path("eval"), rows)
+    write_comparisons(ctx.run.file(A.EVAL_DIR), rows)
     summary = {
         "run": ctx.cfg.run.name,
         "variants": {row["variant"]: variant_summary(row) for row in rows},
@@ -188,8 +198,15 @@ def write_summary(ctx: RunContext, planner: Planner | None = None) -> dict:
         **run_timing(ctx.run.root, ctx.cfg.run.budget_s, round(time.time() - ctx.started, 1)),
         "stages": ctx.run.stage_seconds(),
     }
-    write_json(ctx.run.path("summary.json"), summary)
+    write_json(ctx.run.file(A.SUMMARY), summary)
     write_report(ctx.run.root, rows, summary, read_features(ctx))
+    results_md = to_markdown(
+        rows, summary, ctx.run.manifest, list(ctx.cfg.run.seeds), regenerate or REGENERATE
+    )
+    write_text(ctx.run.file(A.REPORT_RESULTS_MD), results_md)
+    if markdown is not None:
+        write_text(Path(markdown), results_md)
+        log.info("wrote the results as Markdown to %s", markdown)
     seeds = ctx.cfg.run.seeds
     over = (
         f"one seed ({seeds[0]}): not a result on its own" if len(seeds) == 1 else f"mean over seeds {seeds}"

@@ -20,6 +20,8 @@ class Group:
     name: str
     seconds: float
     count: int
+    peak_rss: int | None = None  # the largest peak resident memory of its stages (bytes; resources.py)
+    peak_gpu: int | None = None
 
     @property
     def label(self) -> str:
@@ -33,13 +35,26 @@ def stage_groups(root: Path) -> list[Group]:
         return []
     seconds: dict[str, float] = {}
     counts: dict[str, int] = {}
+    peaks: dict[str, dict[str, int]] = {}
     for name, entry in json.loads(manifest.read_text(encoding="utf-8"))["stages"].items():
         if entry.get("status") != "done" or entry.get("seconds") is None:
             continue
         group = name.split("/", 1)[0]
         seconds[group] = seconds.get(group, 0.0) + float(entry["seconds"])
         counts[group] = counts.get(group, 0) + 1
-    return [Group(g, round(s, 1), counts[g]) for g, s in seconds.items()]
+        for key in ("peak_rss_bytes", "peak_gpu_bytes"):
+            if entry.get(key) is not None:
+                peaks.setdefault(group, {})[key] = max(peaks.get(group, {}).get(key, 0), int(entry[key]))
+    return [
+        Group(
+            g,
+            round(s, 1),
+            counts[g],
+            peaks.get(g, {}).get("peak_rss_bytes"),
+            peaks.get(g, {}).get("peak_gpu_bytes"),
+        )
+        for g, s in seconds.items()
+    ]
 
 
 def subrun_groups(root: Path) -> dict[str, list[Group]]:
@@ -61,7 +76,14 @@ def run_timing(root: Path, budget_s: float | None = None, wall_s: float | None =
         "total_s": total,
         "wall_s": wall_s,
         "groups": [
-            {"stage": g.name, "count": g.count, "seconds": g.seconds, "share": _share(g.seconds, total)}
+            {
+                "stage": g.name,
+                "count": g.count,
+                "seconds": g.seconds,
+                "share": _share(g.seconds, total),
+                "peak_rss_bytes": g.peak_rss,
+                "peak_gpu_bytes": g.peak_gpu,
+            }
             for g in groups
         ],
         "subruns": {
@@ -79,14 +101,26 @@ def _share(seconds: float, total: float) -> float:
     return round(seconds / total, 3) if total > 0 else 0.0
 
 
+def _gib(value: int | None) -> str:
+    return f"{value / 2**30:5.2f} GiB" if value else f"{'-':>5}    "
+
+
 def timing_lines(timing: dict) -> list[str]:
     """The table `safer run` ends with, then one line on the budget (over it: the largest stages named)."""
     rows = [(f"{g['stage']} (x{g['count']})" if g["count"] > 1 else g["stage"], g) for g in timing["groups"]]
     subs = {sub: gs for sub, gs in timing.get("subruns", {}).items() if gs}
     width = max([len(label) for label, _ in rows] + [len("total (stage sum)")] + [30 if subs else 0])
-    lines = ["where the time went (seconds of each stage, summed over its variants and seeds):"]
+    memory = any(g.get("peak_rss_bytes") for _, g in rows)
+    gpu = any(g.get("peak_gpu_bytes") for _, g in rows)
+    lines = [
+        "where the time went (seconds of each stage, summed over its variants and seeds"
+        + ("; the peak memory of its largest instance" if memory else "")
+        + "):"
+    ]
     for label, g in rows:
-        lines.append(f"  {label:<{width}}  {g['seconds']:>8.1f} s  {100 * g['share']:>5.1f} %")
+        peak = f"  {_gib(g.get('peak_rss_bytes'))} RAM" if memory else ""
+        peak += f"  {_gib(g.get('peak_gpu_bytes'))} GPU" if gpu else ""
+        lines.append(f"  {label:<{width}}  {g['seconds']:>8.1f} s  {100 * g['share']:>5.1f} %{peak}")
         if g["stage"] == "audit":
             for sub, gs in subs.items():
                 for sg in gs:

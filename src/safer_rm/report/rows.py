@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..curation.variants import Variant
 from .page import as_float
 
 MODES = ("clean", "poison", "denoise")
@@ -57,8 +58,10 @@ def metric_interval(row: Mapping[str, Any], name: str) -> tuple[float, float] | 
 
 
 def _method_of(variant: str) -> str | None:
-    parts = str(variant).split("-", 2)
-    return parts[1] if len(parts) == 3 else None
+    try:
+        return Variant.parse(str(variant)).method
+    except ValueError:
+        return None
 
 
 def comparisons(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:

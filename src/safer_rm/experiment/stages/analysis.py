@@ -26,6 +26,8 @@ from ...report import write_dashboard
 from ...sae import SAEMeta, evaluate_sae, hookpoint_for, save_sae, train_two_stage
 from ...sae.lens import save_sae_lens
 from ...splice import reward_fidelity, spliced_margins
+from .. import artifacts as A
+from ..artifacts import write_pair_scores, write_selection
 from ..context import RunContext
 from ..graph import CLEAN, Key
 from .attribution import read_attribution
@@ -211,9 +213,9 @@ def features(ctx: RunContext, key: Key) -> dict:
     if probe:
         doc["judge_probe"] = probe
     write_csv(ctx.features_dir() / "salience.csv", sal.table())  # outputs only once all went well
-    write_json(ctx.features_dir() / "selection.json", selection.to_json())
-    write_json(ctx.features_dir() / "features.json", doc)
-    write_dashboard(doc, ctx.run.path("report", "features.html"))
+    write_selection(ctx.run.file(A.SELECTION), selection)
+    write_json(ctx.run.file(A.FEATURES), doc)
+    write_dashboard(doc, ctx.run.file(A.REPORT_DASHBOARD))
     return {
         "judge": jc.kind,
         "ranking": fc.salience,
@@ -329,9 +331,9 @@ def score(ctx: RunContext, key: Key) -> dict | None:
                 **(margin_columns(parts, selected[i]) if parts is not None else {}),
             }
         )
-    write_csv(ctx.scores_path(), rows)
+    write_pair_scores(ctx.run.file(A.SCORES), rows)
     save_tensors(
-        ctx.run.path("scores", "contributions.safetensors"),
+        ctx.run.file(A.CONTRIBUTIONS),
         {
             "contributions": torch.from_numpy(scores.contributions.astype(np.float32)),
             "latents": torch.tensor(scores.latents, dtype=torch.int64),

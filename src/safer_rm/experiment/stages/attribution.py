@@ -11,11 +11,10 @@ from ...attribution import Attribution, attribute_pairs, check_against_ablation
 from ...errors import StageError
 from ...io import save_tensors, write_json
 from ...precision import use_bf16
+from .. import artifacts as A
 from ..context import RunContext
 from ..graph import CLEAN, Key
 from .inputs import attribution_enabled
-
-FILE = ("attribution", "attribution.safetensors")
 
 
 def attribute(ctx: RunContext, key: Key) -> dict:
@@ -68,8 +67,8 @@ def attribute(ctx: RunContext, key: Key) -> dict:
         "mean_active_latents_per_pair": float(np.diff(att.indptr).mean()),
         "check": check,
     }
-    save_tensors(ctx.run.path(*FILE), att.tensors())
-    write_json(ctx.run.path("attribution", "summary.json"), {**info, "pair_ids": att.pair_ids})
+    save_tensors(ctx.run.file(A.ATTRIBUTION), att.tensors())
+    write_json(ctx.run.file(A.ATTRIBUTION_SUMMARY), {**info, "pair_ids": att.pair_ids})
     return info
 
 
@@ -77,7 +76,7 @@ def read_attribution(ctx: RunContext) -> Attribution | None:
     """The run's attribution, matched to its training pairs; None when the stage is off."""
     if not attribution_enabled(ctx.cfg):
         return None
-    path = ctx.run.path(*FILE)
+    path = ctx.run.file(A.ATTRIBUTION)
     if not path.is_file():
         raise StageError(f"{path} is missing; run `safer attribute`")
     train = ctx.train_pairs(CLEAN)

@@ -29,6 +29,7 @@ from ...data import read_pairs, write_pairs
 from ...errors import StageError
 from ...io import read_csv, read_json, write_csv, write_json
 from ...report.suspects import write_suspects_page
+from .. import artifacts as A
 from ..audit import planted_indices, repeat_plan, shares_sae, subrun_config
 from ..context import GivenData, RunContext
 from ..graph import CLEAN, Key, ensemble_seeds, fold_variants
@@ -51,7 +52,7 @@ def folds(ctx: RunContext, key: Key) -> dict:
         write_pairs(ctx.train_path(variant), [p for p, f in zip(train, fold) if f != i])
         write_pairs(ctx.heldout_fold_path(variant), [p for p, f in zip(train, fold) if f == i])
     write_csv(
-        ctx.run.path("data", "folds", "assignment.csv"),
+        ctx.run.file(A.FOLD_ASSIGNMENT),
         [{"id": p.id, "fold": int(f)} for p, f in zip(train, fold)],
     )
     return {"folds": ctx.cfg.detect.folds, "sizes": np.bincount(fold).tolist()}
@@ -66,13 +67,8 @@ def detect(ctx: RunContext, key: Key) -> dict:
     """Every detector's value for every training pair (detect/scores.csv) and each one's cost in seconds."""
     dc, s0 = ctx.cfg.detect, ctx.seed0
     train = ctx.train_pairs(CLEAN)
-    rows = read_csv(ctx.scores_path())
-    if [r["id"] for r in rows] != [p.id for p in train]:
-        raise StageError(f"{ctx.scores_path()}: scores and training pairs disagree; rerun `safer score`")
-    values = {
-        "safer": np.array([float(r["safer_score"]) for r in rows]),
-        "margin": np.array([float(r["reward_margin"]) for r in rows]),
-    }
+    scores = ctx.pair_scores([p.id for p in train])
+    values = {"safer": scores.safer, "margin": scores.reward_margin}
     seconds = ctx.run.stage_seconds()
     safer_cost = sum(seconds.get(s, 0.0) for s in ("extract", "train-sae", "features", "score"))
     cost = {"safer": safer_cost, "margin": _train_seconds(ctx, CLEAN, s0) + seconds.get("score", 0.0)}
@@ -122,7 +118,7 @@ def detect(ctx: RunContext, key: Key) -> dict:
         if fold is not None:
             row["fold"] = int(fold[i])
         out.append(row)
-    write_csv(ctx.run.path("detect", "scores.csv"), out)
+    write_csv(ctx.run.file(A.DETECT_SCORES), out)
     names = [d for d in DETECTORS if d in values]
     definitions = {d: DEFINITIONS[d] for d in names}
     if ctx.cfg.model.reward_model:
@@ -139,7 +135,7 @@ def detect(ctx: RunContext, key: Key) -> dict:
         "ensemble_seeds": seeds,
         "spearman": spearman_matrix({d: values[d] for d in names}),
     }
-    write_json(ctx.run.path("detect", "summary.json"), info)
+    write_json(ctx.run.file(A.DETECT_SUMMARY), info)
     return info
 
 
@@ -174,7 +170,7 @@ def audit(ctx: RunContext, key: Key) -> dict:
     planted_masks, safety_masks, repeats = [], [], []
     for plan in repeat_plan(ctx.cfg):
         if plan.shared is not None:  # the run's own random poisoning at this ratio: its flips and its models
-            ids = [r["id"] for r in read_csv(ctx.run.path("curated", plan.shared, "edits.csv"))]
+            ids = [r["id"] for r in read_csv(ctx.run.file(A.CURATED_EDITS, variant=plan.shared))]
             planted_pairs = ctx.train_pairs(plan.shared)
             rm_from = {s: ctx.rm_dir(plan.shared, s) for s in plan.copied_seeds}
         else:
@@ -189,7 +185,7 @@ def audit(ctx: RunContext, key: Key) -> dict:
                 "shared": plan.shared,
                 "copied": sorted(rm_from),
                 "train": ctx.file_hash(ctx.train_path(plan.shared or CLEAN)),
-                "test": ctx.file_hash(ctx.run.path("data", "test.jsonl")),
+                "test": ctx.file_hash(ctx.run.file(A.TEST)),
             },
             {"train": len(planted_pairs), "planted": len(ids), "shared_with": plan.shared},
             rm_from=rm_from,
@@ -197,25 +193,25 @@ def audit(ctx: RunContext, key: Key) -> dict:
         sub = type(ctx).create(
             subrun_config(
                 ctx.cfg,
-                ctx.run.path("audit", f"repeat-{plan.index}"),
+                ctx.run.file(A.AUDIT_REPEAT, repeat=plan.index),
                 plan,
                 ctx.sae_dir() if shares_sae(ctx.cfg) else None,
             ),
             resume=ctx.resume,
             given=given,
-            cache_root=ctx.cache_root or ctx.run.path("cache"),
+            cache_root=ctx.cache_root or ctx.run.file(A.CACHE),
             prefix_caches=ctx.prefix_caches,
             judgements=ctx.judgements_dir(),
         )
         ctx.subrun(sub, ["detect"])
-        rows = read_csv(sub.run.path("detect", "scores.csv"))
+        rows = read_csv(sub.run.file(A.DETECT_SCORES))
         planted = set(ids)
         planted_masks.append(np.array([r["id"] in planted for r in rows]))
         safety_masks.append(np.array([r["kind"] == "safety" for r in rows]))
         names = [c for c in DETECTORS if c in rows[0]]
         for name in names:
             per_repeat.setdefault(name, []).append(np.array([float(r[name]) for r in rows]))
-        info = read_json(sub.run.path("detect", "summary.json"))
+        info = read_json(sub.run.file(A.DETECT_SUMMARY))
         repeats.append(
             {
                 "repeat": plan.index,
@@ -249,13 +245,9 @@ def audit(ctx: RunContext, key: Key) -> dict:
         "per_repeat": repeats,
         "definitions": info["definitions"],
     }
-    for name in ("safer", "margin"):  # the headline numbers of earlier versions, kept for comparisons
-        legacy = "reward_margin" if name == "margin" else name
-        result[f"auroc_{legacy}"] = metrics[name]["all"]["auroc"]["value"]
-        result[f"precision_{legacy}"] = metrics[name]["all"]["precision"]["value"]
     if ctx.main:
-        write_json(ctx.run.path("audit", "results.json"), result)
-        write_csv(ctx.run.path("audit", "detectors.csv"), audit_rows(result))
+        write_json(ctx.run.file(A.AUDIT), result)
+        write_csv(ctx.run.file(A.AUDIT_DETECTORS), audit_rows(result))
     return result
 
 
@@ -289,8 +281,8 @@ def inspect(ctx: RunContext, key: Key) -> dict:
     cleaned training set without the most suspect ones (inspect/cleaned: Parquet, JSONL, a dataset card)."""
     ic = ctx.cfg.inspect
     train = ctx.train_pairs(CLEAN)
-    rows = read_csv(ctx.run.path("detect", "scores.csv"))
-    info = read_json(ctx.run.path("detect", "summary.json"))
+    rows = read_csv(ctx.run.file(A.DETECT_SCORES))
+    info = read_json(ctx.run.file(A.DETECT_SUMMARY))
     names = info["detectors"]
     detector = pick_detector(ic.detector, names)
     values = {d: np.array([float(r[d]) for r in rows]) for d in names}
@@ -318,7 +310,7 @@ def inspect(ctx: RunContext, key: Key) -> dict:
             }
         )
         suspects.append(row)
-    write_csv(ctx.run.path("inspect", "suspects.csv"), suspects)
+    write_csv(ctx.run.file(A.INSPECT_SUSPECTS), suspects)
     kept = [p for i, p in enumerate(train) if i not in removed]
     ranked = sorted(removed, key=lambda i: (values[detector][i], i))
     records = [
@@ -347,7 +339,7 @@ def inspect(ctx: RunContext, key: Key) -> dict:
     }
     if ic.threshold is None:
         card["ratio"] = ic.remove
-    out = export_pairs(kept, ctx.run.path("inspect", "cleaned"), records=records, card=card)
+    out = export_pairs(kept, ctx.run.file(A.INSPECT_CLEANED), records=records, card=card)
     exported = {"paths": {k: str(v) for k, v in out.paths.items()}, "rows": out.rows, "counts": out.counts}
     features = read_json(ctx.features_dir() / "features.json")
     labels = {
@@ -365,14 +357,14 @@ def inspect(ctx: RunContext, key: Key) -> dict:
         "cost_s": info["cost_s"],
         "spearman": info["spearman"],
     }
-    write_suspects_page(ctx.run.path("inspect", "report.html"), suspects[: ic.show], names, summary, labels)
-    write_json(ctx.run.path("inspect", "summary.json"), {**summary, "exported": exported})
+    write_suspects_page(ctx.run.file(A.INSPECT_REPORT), suspects[: ic.show], names, summary, labels)
+    write_json(ctx.run.file(A.INSPECT_SUMMARY), {**summary, "exported": exported})
     log.info(
         "inspect: %d of %d pairs flagged by %s (%s); report %s",
         len(removed),
         len(train),
         detector,
         rule,
-        ctx.run.path("inspect", "report.html"),
+        ctx.run.file(A.INSPECT_REPORT),
     )
     return {k: summary[k] for k in ("detector", "rule", "pairs", "removed", "removed_by_source")}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...config import config_dict
+from ...curation.variants import Variant
 from ...data import SourceConfig
 from ...data.load import data_root, expand
 from ...reward.files import RENDER_FILE
@@ -100,13 +101,13 @@ def detect_needs(cfg, key: Key) -> list[tuple[str, Key]]:
 
 def edit_settings(cfg, key: Key) -> dict:
     """The settings of one edited set: (mode, method, ratio) from its name and the shared curation keys."""
-    mode, method, ratio = key.variant.split("-", 2)
+    edit = Variant.parse(key.variant)
     cc = cfg.curation
     return {
         "curation": {
-            "mode": mode,
-            "method": method,
-            "ratio": float(ratio),
+            "mode": edit.mode,
+            "method": edit.method,
+            "ratio": edit.ratio,
             "scope": cc.scope,
             "stratify": cc.stratify,
             "seed": cc.seed,

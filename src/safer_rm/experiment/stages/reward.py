@@ -17,6 +17,7 @@ from ...precision import use_bf16
 from ...reward.evaluate import evaluate_sets, write_margins
 from ...reward.files import EXISTING_FILE, RENDER_FILE
 from ...reward.train import train_reward_model
+from .. import artifacts as A
 from ..context import RunContext
 from ..graph import Key, instance_name
 from .inputs import existing_rm, given_rm, source_files
@@ -28,16 +29,16 @@ def data(ctx: RunContext, key: Key) -> dict:
     """Normalised, prompt-disjoint train/test pairs (or the pairs a sub-run was given)."""
     if ctx.given is not None:
         write_pairs(ctx.train_path(), ctx.given.train)
-        write_pairs(ctx.run.path("data", "test.jsonl"), ctx.given.test)
+        write_pairs(ctx.run.file(A.TEST), ctx.given.test)
         return ctx.given.info
     split = build_pairs(ctx.cfg.data)
     for line in split.report.lines():
         log.info("data: %s", line)
     if not split.train:
         raise StageError("no usable training pairs (see the data report above)")
-    write_pairs(ctx.run.path("data", "train.jsonl"), split.train)
-    write_pairs(ctx.run.path("data", "test.jsonl"), split.test)
-    write_json(ctx.run.path("data", "report.json"), split.report.to_json())
+    write_pairs(ctx.run.file(A.TRAIN), split.train)
+    write_pairs(ctx.run.file(A.TEST), split.test)
+    write_json(ctx.run.file(A.DATA_REPORT), split.report.to_json())
     for name, where in source_files(ctx).items():
         ctx.run.record_input(f"data/{name}", ctx.file_hash(Path(where)))
     return {

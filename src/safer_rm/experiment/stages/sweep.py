@@ -8,6 +8,7 @@ from ...data import write_pairs
 from ...io import write_csv, write_json
 from ...precision import use_bf16
 from ...splice import causal_test, evaluation_groups
+from .. import artifacts as A
 from ..context import RunContext
 from ..graph import CLEAN, Key
 from .inputs import edit_settings
@@ -19,12 +20,12 @@ def curate(ctx: RunContext, key: Key) -> dict:
     mode, method, ratio = s["mode"], s["method"], s["ratio"]
     cc = ctx.cfg.curation
     train = ctx.train_pairs(CLEAN)
-    values = None if method == "random" else ctx.pair_values()[method]
+    values = None if method == "random" else ctx.pair_scores().values()[method]
     candidates = [i for i, p in enumerate(train) if cc.scope == "all" or p.kind == "safety"]
     groups = [p.source for p in train] if cc.stratify else None
     chosen = rank_for_edit(mode, method, values, edit_count(len(train), ratio), candidates, cc.seed, groups)
     edit = apply_edit(train, chosen, mode, method, values)
-    folder = ctx.run.path("curated", key.variant)
+    folder = ctx.run.file(A.CURATED_DIR, variant=key.variant)
     write_pairs(folder / "train.jsonl", edit.pairs)
     write_csv(folder / "edits.csv", edit.records)
     card: Card = {
@@ -72,7 +73,7 @@ def causal(ctx: RunContext, key: Key) -> dict:
         standardized=ctx.cfg.activations.standardize,
     )
     if ctx.main:
-        write_json(ctx.run.path("causal", "results.json"), result)
+        write_json(ctx.run.file(A.CAUSAL), result)
     return result
 
 

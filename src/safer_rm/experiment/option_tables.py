@@ -1,40 +1,12 @@
-#!/usr/bin/env python3
-"""Compare feature-selection options: run directories of the same experiment that differ only in their
-`features.*` settings (e.g. firing = the paper's salience, attribution, specific, both). They share the data
-split, the evaluation sets, the seeds and the clean, random and reward-margin variants; only the SAFER
-variants (`poison-safer-5.0`, `denoise-safer-4.0`, ...) differ.
-
-    python3 scripts/compare-selections.py BASE_RUN --option attribution=RUN_B [--option specific=RUN_C ...]
-        [--base-label firing] [--columns Safety "heldout safety" ...] [--json OUT.json] [--markdown OUT.md]
-
-Prints Markdown tables (and writes them with --markdown; every number with --json):
-
-1. accuracy per mode and ratio: the base run's clean, random and reward-margin variants, then every option's
-   SAFER variant; each cell `acc [low, high]` (95 % hierarchical bootstrap over seeds, then pairs);
-2. paired differences in points (x100), `+d [lo, hi]`, `*` when the interval excludes 0: each option's SAFER
-   variant against the base run's clean, random and reward-margin variants and against the base option
-   (seeds both sides have, pairs matched by id);
-3. the causal test of every option (per scale and group; the flat keys of runs written before the scales);
-4. the audit: the safer detector's AUROC on safety and on all pairs per option, with the paired difference to
-   the base option on the same planted set, and the other detectors built on the selection (combined, probe,
-   combined_probe) per option; the rest (margin, oof_margin, ensemble) once, from the base run;
-5. the selection of every option: latents (safe / unsafe), ranking, specificity test, attribution check.
-
-Exit 0 on success; 1 with one line on stderr when the runs cannot be compared (different pairs, planted
-sets, a missing directory).
-"""
+"""The Markdown tables of `safer compare` (`options.compare_options`' result): per mode and ratio, accuracies
+with intervals and paired differences in points; then every option's causal test, audit and selection, and
+whether the options share their data split and non-SAFER training sets byte for byte."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+from .graph import CLEAN
+from .options import REFERENCES
 
-from safer_rm.errors import SaferError
-from safer_rm.experiment.compare import COLUMN_ORDER, REFERENCES, compare_options
-from safer_rm.io import write_json, write_text
-
-CLEAN = "clean"
 SELECTION_DETECTORS = ("safer", "combined", "probe", "combined_probe")
 """Audit detectors that may depend on the features settings: the SAFER score, its rank combination, and the
 probe (on the top `features.examine` latents by the firing salience, so it changes with `features.normalize`
@@ -171,7 +143,7 @@ def causal_scale_rows(causal: dict) -> list[list[str]]:
 
 
 def causal_tables(result: dict) -> str:
-    parts, flat = [], {}
+    parts = []
     header = [
         "scale",
         "group",
@@ -188,19 +160,9 @@ def causal_tables(result: dict) -> str:
         c = o["causal"]
         if c is None:
             parts.append(f"### Causal test: {label}\n\nno causal/results.json")
-        elif c["layout"] == "flat":
-            flat[label] = c
         else:
             head = f"### Causal test: {label} (n_latents {c['n_latents']}, {c['draws']} random draws)\n\n"
             parts.append(head + table(header, causal_scale_rows(c)))
-    if flat:
-        keys = list(dict.fromkeys(k for c in flat.values() for k in c["flat"]))
-        rows = [
-            [label, str(c["n_latents"]), str(c["draws"]), *[_num(c["flat"].get(k), ".4g") for k in keys]]
-            for label, c in flat.items()
-        ]
-        head = "### Causal test (runs written before the scales: flat keys)\n\n"
-        parts.append(head + table(["option", "n_latents", "draws", *keys], rows))
     return "\n\n".join(parts)
 
 
@@ -329,66 +291,3 @@ def markdown(result: dict) -> str:
     parts += [causal_tables(result), audit_tables(result), selection_table(result)]
     parts.append(f"Bootstrap: {result['n_boot']} replicates, seed {result['seed']}.")
     return "\n\n".join(parts) + "\n"
-
-
-# ---- command line --------------------------------------------------------------------------------------
-def option(text: str) -> tuple[str, Path]:
-    label, sep, path = text.partition("=")
-    if not sep or not label or not path:
-        raise argparse.ArgumentTypeError(f"expected LABEL=RUN_DIR, got {text!r}")
-    return label, Path(path)
-
-
-def parser() -> argparse.ArgumentParser:
-    summary, _, rest = __doc__.partition("\n\n")
-    p = argparse.ArgumentParser(
-        description=summary, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("base", type=Path, metavar="BASE_RUN", help="the base option's run directory")
-    p.add_argument(
-        "--option",
-        type=option,
-        action="append",
-        default=[],
-        metavar="LABEL=RUN",
-        help="another option's run directory (repeat for several)",
-    )
-    p.add_argument("--base-label", default="firing", help="the base run's label (default: firing)")
-    p.add_argument(
-        "--columns",
-        nargs="+",
-        metavar="COLUMN",
-        help="accuracy columns (default: every column all runs have, in the order "
-        f"{', '.join(COLUMN_ORDER)}, then any other)",
-    )
-    p.add_argument("--json", type=Path, metavar="OUT.json", help="write every number here")
-    p.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the tables here")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default: 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    options = dict(args.option)
-    if args.base_label in options:
-        sys.exit(f"error: --option {args.base_label}=... names the base label; pass the base run as BASE_RUN")
-    options = {args.base_label: args.base, **options}
-    try:
-        result = compare_options(
-            args.base, options, args.columns, args.bootstrap, args.seed, base_label=args.base_label
-        )
-    except SaferError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    text = markdown(result)
-    print(text)
-    if args.json:
-        write_json(args.json, result)
-    if args.markdown:
-        write_text(args.markdown, text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
