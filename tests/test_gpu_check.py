@@ -1,13 +1,15 @@
 """scripts/gpu-check.sh end to end in its CPU tiny mode (SAFER_GPU_CHECK_DEVICE=cpu): the same shell script and
-bench/gpu_check.py code paths as on a GPU (set-up, begin, the whole `safer run configs/smol.yaml` pipeline with
-per-stage times and peaks, the Llama Bradley-Terry steps with and without gradient checkpointing, the JSON),
-with a tiny local Llama instead of SmolLM2 and tiny sizes. No GPU is needed or used."""
+bench/gpu_check/ code paths as on a GPU (set-up, begin, the whole `safer run configs/smol.yaml` pipeline with
+per-stage times and peak memory read from the run's manifest, the Llama Bradley-Terry steps with and without
+gradient checkpointing, the JSON), with a tiny local Llama instead of SmolLM2 and tiny sizes. No GPU is needed
+or used."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -88,6 +90,15 @@ def test_gpu_check_cpu_tiny_mode_writes_every_field(tmp_path):
     assert 0 < pipe["peak_rss_gib"] < 24
     run = tmp_path / "runs" / "gpu-check"
     assert (run / "summary.json").is_file() and (run / "manifest.json").is_file()
+    # each stage's peak memory is the one the runner recorded in the manifest beside its seconds
+    manifest = json.loads((run / "manifest.json").read_text())["stages"]
+    assert set(pipe["stage_peak_rss_gib"]) == set(STAGES) == set(pipe["stage_peak_rss_scope"])
+    for s in STAGES:
+        assert "peak_gpu_bytes" not in manifest[s]
+        assert pipe["stages"][s] == manifest[s]["seconds"]
+        assert 0 < pipe["stage_peak_rss_gib"][s] == round(manifest[s]["peak_rss_bytes"] / 2**30, 3)
+        assert pipe["stage_peak_rss_scope"][s] == manifest[s]["peak_rss_scope"] in ("stage", "sampled")
+    assert max(pipe["stage_peak_rss_gib"].values()) <= pipe["peak_rss_gib"]
 
     llama = doc["parts"]["llama_1b"]
     assert llama["status"] == "ok" and llama["error"] is None
@@ -105,6 +116,7 @@ def test_gpu_check_cpu_tiny_mode_writes_every_field(tmp_path):
 
     log = out.with_suffix(".log").read_text()
     assert "gpu-check: ok" in log and "stage train-sae: done" in log
+    assert re.search(r"\n +train-sae +[0-9.]+ s  rss [0-9.]+ GiB\n", log), log[-3000:]
 
 
 def test_gpu_check_keeps_the_deadline_and_writes_to_out(tmp_path):

@@ -1,0 +1,97 @@
+"""Part `llama`: what one training step of a Llama-3.2-1B-shaped reward model costs. Its shape (and a tiny one
+for the CPU test mode), the cases to time (precision x gradient checkpointing x sequences per batch) and the
+part's record in the JSON; llama_steps.py builds the model and times the steps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .llama_steps import run_llama
+from .record import first_line, gib, rss_peak_bytes, update
+from .settings import Settings, Terminated, settings, stop_on_term
+
+LLAMA_1B = dict(  # Llama-3.2-1B's shape (rope scaling left out: it changes no cost)
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    tie_word_embeddings=True,
+    max_position_embeddings=131072,
+    rms_norm_eps=1e-5,
+    rope_theta=500000.0,
+)
+LLAMA_TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=512,
+    tie_word_embeddings=True,
+    max_position_embeddings=256,
+    rms_norm_eps=1e-5,
+    rope_theta=500000.0,
+)
+
+
+def llama_plan(s: Settings) -> dict:
+    if s.tiny:
+        seq, warmup, steps = 64, 1, 2
+    elif s.quick:
+        seq, warmup, steps = 4096, 1, 3
+    else:
+        seq, warmup, steps = 4096, 2, 5
+    cases = [("amp", True, 2), ("amp", True, 4), ("amp", False, 2), ("amp", False, 4)]
+    cases += [("bf16", True, 2), ("bf16", False, 2)]
+    if s.quick:
+        cases = [("amp", True, 2), ("amp", False, 2), ("bf16", True, 2)]
+    shape = LLAMA_TINY if s.tiny else LLAMA_1B
+    return {"shape": shape, "seq_len": seq, "warmup": warmup, "steps": steps, "cases": cases}
+
+
+def cmd_llama(args) -> int:
+    s = settings()
+    path, budget = Path(args.json), float(args.budget)
+    t0 = time.time()
+    stop_on_term()
+    plan = llama_plan(s)
+    part: dict = {
+        "status": "running",
+        "timeout_s": budget,
+        "model": "Llama-3.2-1B shape, random weights" if not s.tiny else "tiny Llama (CPU test mode)",
+        "config": plan["shape"],
+        "seq_len": plan["seq_len"],
+        "warmup_steps": plan["warmup"],
+        "timed_steps": plan["steps"],
+        "loss": "Bradley-Terry: -logsigmoid(r_chosen - r_rejected), sequences in (chosen, rejected) pairs",
+        "optimizer": "AdamW lr 1e-5, grad-norm clip 1.0",
+        "precisions": {
+            "amp": "fp32 weights and AdamW state, bf16 autocast (what rm.bf16: true does through Trainer)",
+            "bf16": "bf16 weights, gradients and AdamW state",
+        },
+        "cases": {},
+        "error": None,
+    }
+    update(path, "llama_1b", part)
+    try:
+        run_llama(s, plan, part, lambda: update(path, "llama_1b", part), t0 + budget)
+        bad = [n for n, c in part["cases"].items() if c.get("error") and not c.get("oom")]
+        part["status"] = "failed" if bad else "ok"
+        if bad:
+            part["error"] = f"{bad[0]}: {part['cases'][bad[0]]['error']}"
+    except Terminated as err:
+        part.update({"status": "timeout", "error": first_line(err)})
+    except Exception as err:
+        part.update({"status": "failed", "error": first_line(err)})
+    finally:
+        part["seconds"] = round(time.time() - t0, 1)
+        part["peak_rss_gib"] = gib(rss_peak_bytes())
+        update(path, "llama_1b", part)
+    print(
+        f"gpu-check llama_1b: {part['status']} in {part['seconds']} s"
+        + (f" ({part['error']})" if part["error"] else "")
+    )
+    return 0 if part["status"] == "ok" else 1
