@@ -42,8 +42,8 @@ def test_run_writes_summary_and_resumes(tmp_path, tiny_bert, capsys):
         train["peak_rss_scope"] in ("stage", "sampled") and 50 * 2**20 < train["peak_rss_bytes"] < 8 * 2**30
     )
     assert groups["train-rm"]["peak_rss_bytes"] >= train["peak_rss_bytes"]
-    assert manifest["provenance"]["machine"]["cores"] >= 1 and "cpu" in manifest["provenance"]["machine"]
-    assert "commit" in train and "commit" in manifest["provenance"]
+    box = manifest["machines"][train["machine"]]
+    assert box["cores"] >= 1 and "cpu" in box and "commit" in train
     assert any("GiB RAM" in line for line in out)
     assert set(manifest["inputs"]) == {"data/safety", "data/chat"}
     for name in (

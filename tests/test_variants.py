@@ -29,7 +29,18 @@ def test_names_read_back_to_their_values():
 
 
 @pytest.mark.parametrize(
-    "name", ["", "poison", "poison-safer", "taint-safer-5.0", "fold-0of3", "fold-4of3", "x-y-z"]
+    "name",
+    [
+        "",
+        "poison",
+        "poison-safer",
+        "taint-safer-5.0",
+        "fold-0of3",
+        "fold-4of3",
+        "x-y-z",
+        "poison-safer-5",
+        "fold-01of3",
+    ],
 )
 def test_a_name_no_variant_has_is_refused(name):
     with pytest.raises(ValueError, match="not a training-set variant"):

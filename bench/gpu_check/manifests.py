@@ -61,7 +61,7 @@ def collect_run(run_dir: Path, process_rss: int | None = None) -> dict:
     run's peaks: the largest stage peak of GPU memory (the runner resets torch's counter as each stage starts
     and folds a nested stage's peak into the enclosing one, so this is the run's peak inside its stages) and
     of resident memory, never below `process_rss` (the child process's own high-water mark as its parent
-    sees it: what ran outside any stage, though a stage's reset of the mark may have hidden earlier peaks)."""
+    sees it, what ran outside any stage included)."""
     out: dict = {
         "stages": {},
         "stage_status": {},

@@ -56,7 +56,6 @@ def gib(n: float | int | None) -> float | None:
 
 
 def rss_peak_bytes(children: bool = False) -> int:
-    """This process's (or its waited-for children's largest) resident-set high-water mark. A child that
-    resets its own mark (the runner does, per stage) reports only its peak since the last reset."""
+    """This process's (or its waited-for children's largest) resident-set high-water mark."""
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     return resource.getrusage(who).ru_maxrss * 1024  # kilobytes on Linux

@@ -46,10 +46,15 @@ class Variant:
         """The variant a name stands for; ValueError for a name no variant has."""
         if name == CLEAN:
             return cls.clean()
+        found = None
         if m := _EDIT.match(name):
-            return cls.edit(m[1], m[2], float(m[3]))
-        if (m := _FOLD.match(name)) and 0 < int(m[1]) <= int(m[2]):
-            return cls.of_fold(int(m[1]) - 1, int(m[2]))
+            found = cls.edit(m[1], m[2], float(m[3]))
+        elif (m := _FOLD.match(name)) and 0 < int(m[1]) <= int(m[2]):
+            found = cls.of_fold(int(m[1]) - 1, int(m[2]))
+        if (
+            found is not None and found.name == name
+        ):  # only the names runs write (`poison-safer-5.0`, not `-5`)
+            return found
         raise ValueError(
             f"{name!r} is not a training-set variant (clean, <mode>-<method>-<ratio>, fold-<i>of<k>)"
         )

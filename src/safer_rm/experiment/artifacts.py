@@ -20,7 +20,6 @@ from ..io import read_csv, read_json, write_csv, write_json
 # ---- the run -------------------------------------------------------------------------------------------
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
-LOG = "log.txt"
 LOCKS = "locks"
 CACHE = "cache"
 """Frozen-block states shared by every reward model of the run (a sub-run uses its parent's)."""
@@ -70,8 +69,6 @@ INSPECT_SUMMARY = "inspect/summary.json"
 INSPECT_CLEANED = "inspect/cleaned"
 
 # ---- the report ----------------------------------------------------------------------------------------
-REPORT_DIR = "report"
-REPORT_INDEX = "report/index.html"
 REPORT_DASHBOARD = "report/features.html"
 REPORT_RESULTS_MD = "report/results.md"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..curation.variants import Variant
 from ..io import read_csv, read_json
 from ..reward.evaluate import column_indices
 from ..stats import mean_interval, paired_difference
@@ -42,8 +43,8 @@ def targets(variant: str, present: Sequence[str]) -> list[str]:
     """What a variant is compared with: clean, then the other methods at its mode and ratio."""
     if variant == CLEAN:
         return []
-    mode, method, ratio = variant.split("-", 2)
-    others = [v for v in present if v != variant and v != CLEAN and v.split("-", 2)[0::2] == [mode, ratio]]
+    mine = Variant.parse(variant)
+    others = [v for v in present if v != variant and v != CLEAN and mine.same_edit_size(Variant.parse(v))]
     return ([CLEAN] if CLEAN in present else []) + others
 
 

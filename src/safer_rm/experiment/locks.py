@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ..errors import SaferError
+from .artifacts import LOCKS
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class StageLocked(SaferError):
 
 
 def lock_file(root: Path, stage: str) -> Path:
-    return root / "locks" / (stage.replace("/", "__") + ".lock")
+    return root / LOCKS / (stage.replace("/", "__") + ".lock")
 
 
 def holder_text(info: dict) -> str:

@@ -11,8 +11,8 @@ import numpy as np
 
 from ..errors import SaferError
 from ..io import read_csv, read_json
+from .artifacts import MANIFEST
 from .option_runs import align, older_layout
-from .rundir import MANIFEST
 
 DETECTOR = "safer"
 

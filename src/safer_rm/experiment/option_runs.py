@@ -12,8 +12,8 @@ import numpy as np
 from .. import __version__
 from ..errors import SaferError, StageError
 from ..io import read_json
+from .artifacts import MANIFEST
 from .compare import Outcomes, read_outcomes
-from .rundir import MANIFEST
 
 
 def written_by(run: Path, stage: str) -> str:

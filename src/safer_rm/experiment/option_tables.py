@@ -4,6 +4,7 @@ whether the options share their data split and non-SAFER training sets byte for 
 
 from __future__ import annotations
 
+from ..curation.variants import Variant
 from .graph import CLEAN
 from .options import REFERENCES
 
@@ -45,7 +46,8 @@ def _seeds(seeds: list[int]) -> str:
 # ---- tables --------------------------------------------------------------------------------------------
 def groups(result: dict) -> list[tuple[str, str]]:
     """(mode, ratio) of every SAFER variant, in the order found."""
-    found = [tuple(v.split("-", 2)[0::2]) for o in result["options"].values() for v in o["variants"]]
+    edits = [Variant.parse(v) for o in result["options"].values() for v in o["variants"]]
+    found = [(e.mode, f"{e.ratio:.1f}") for e in edits]
     return list(dict.fromkeys(found))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..curation.variants import Variant
 from ..errors import SaferError
 from ..io import sha256_file
 from ..stats import mean_interval, paired_difference
@@ -81,15 +82,14 @@ def _paired(a: Evaluated, b: Evaluated, columns: Sequence[str], n_boot: int, see
 
 
 def _method(variant: str) -> str | None:
-    parts = variant.split("-", 2)
-    return parts[1] if len(parts) == 3 else None
+    return Variant.parse(variant).method
 
 
 def reference_variants(variant: str) -> dict[str, str]:
     """What an edited variant is compared with in the base run: clean, and the `REFERENCES` methods at its
     mode and ratio (`poison-safer-5.0` -> `poison-random-5.0`, `poison-reward_margin-5.0`)."""
-    mode, _, ratio = variant.split("-", 2)
-    return {CLEAN: CLEAN, **{m: f"{mode}-{m}-{ratio}" for m in REFERENCES}}
+    edit = Variant.parse(variant)
+    return {CLEAN: CLEAN, **{m: Variant.edit(edit.mode, m, edit.ratio).name for m in REFERENCES}}
 
 
 def _variant_entry(

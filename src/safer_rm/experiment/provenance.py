@@ -1,10 +1,12 @@
-"""Where a run's numbers came from: the source commit and the machine, recorded in the manifest by every command
-that runs stages, so that a table generated from the run (`safer report --markdown`) can say which code and
-which machine produced it."""
+"""Where a run's numbers came from: each stage records the source commit and the machine it ran on (a key into
+the manifest's `machines`), so that a table generated from the run (`safer report --markdown`) says which code
+and which machines produced it, also when several jobs on several machines shared the run directory."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -31,7 +33,7 @@ def source_commit() -> str | None:
             timeout=10,
         )
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -65,11 +67,12 @@ def machine() -> dict:
         "python": platform.python_version(),
     }
     torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        out["gpu"] = torch.cuda.get_device_name(0)
+    if torch is not None and torch.cuda.is_initialized():  # in use: asking an idle CUDA would start it
+        out["gpu"] = torch.cuda.get_device_name(torch.cuda.current_device())
         out["gpus"] = torch.cuda.device_count()
     return out
 
 
-def provenance() -> dict:
-    return {"commit": source_commit(), "machine": machine()}
+def machine_key(described: dict) -> str:
+    """A short stable name for a machine description (the manifest's `machines` are keyed by it)."""
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:10]

@@ -14,6 +14,7 @@ from . import artifacts as A
 from .audit import repeat_plan, shares_sae
 from .graph import CLEAN, Command, Key, Stage, need, per_edit, per_model, resolve, trained_models
 from .stages import inputs
+from .stages.inputs import warmup_fixed
 
 
 def _train_needs(cfg, key: Key) -> list[tuple[str, Key]]:
@@ -83,7 +84,10 @@ def _train_values(cfg, key: Key) -> dict:
     if key.variant == CLEAN and cfg.model.reward_model:
         return {"model": {k: d["model"][k] for k in (*RENDER_KEYS, *EXISTING_KEYS)}, "rm": {}}
     model = {k: v for k, v in d["model"].items() if k not in EXISTING_KEYS}
-    return {"model": model, "rm": {**d["rm"], "seed": key.seed}}
+    values = {"model": model, "rm": {**d["rm"], "seed": key.seed}}
+    if warmup_fixed():  # transformers 4 gave no warm-up before the fix: its models trained then are others
+        values["rm_warmup"] = "share of steps"
+    return values
 
 
 def _audit_values(cfg, key: Key) -> dict:

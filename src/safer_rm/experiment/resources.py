@@ -5,8 +5,10 @@ so that whoever watches the whole process (`/usr/bin/time`, a scheduler, a paren
 its true peak: when the mark rose during the stage, the stage set it and its peak is exact; otherwise a
 sampler thread's largest reading of the current size (VmRSS, every 50 ms) is the stage's peak
 (`peak_rss_scope: sampled`, a lower bound by what happened between two readings). GPU: torch's peak allocated
-bytes since the stage started (only when torch is loaded and CUDA in use); an inner stage (the audit's
-sub-run) resets that counter, so each frame keeps the largest value it has seen."""
+bytes since the stage started (only when torch is loaded and CUDA in use; the CUDA context and the allocator's
+cache not included); an inner stage (the audit's sub-run) resets that counter, so each frame keeps the largest
+value it has seen. Stages run on one thread. Under torchrun each rank measures itself and rank 0 writes the
+manifest: the recorded peaks are rank 0's."""
 
 from __future__ import annotations
 
@@ -66,13 +68,17 @@ def measured() -> Iterator[dict]:
     frame: dict = {}
     _frames.append(frame)
     hwm_before = _status("VmHWM")
-    sampler = _Sampler() if hwm_before is not None else None
-    if sampler is not None:
-        sampler.start()
-    cuda = _cuda()
-    if cuda is not None:
-        cuda.reset_peak_memory_stats()
+    sampler = None
     try:
+        if hwm_before is not None:
+            try:
+                sampler = _Sampler()
+                sampler.start()
+            except RuntimeError:  # no thread to spare: the stage runs, its peak is what the mark says
+                sampler = None
+        cuda = _cuda()
+        if cuda is not None:
+            cuda.reset_peak_memory_stats()
         yield frame
     finally:
         _frames.pop()
@@ -81,15 +87,14 @@ def measured() -> Iterator[dict]:
         if sampler is not None:
             sampler.stop.set()
             sampler.join()
-            if hwm_after is not None and hwm_after > hwm_before:
+        if hwm_after is not None and hwm_before is not None:
+            if hwm_after > hwm_before:
                 result = {"peak_rss_bytes": hwm_after, "peak_rss_scope": "stage"}
             else:
-                result = {
-                    "peak_rss_bytes": max(sampler.peak, _status("VmRSS") or 0),
-                    "peak_rss_scope": "sampled",
-                }
+                sampled = max(sampler.peak if sampler is not None else 0, _status("VmRSS") or 0)
+                result = {"peak_rss_bytes": sampled, "peak_rss_scope": "sampled"}
         gpu = max(frame.pop("gpu", 0) or 0, _gpu_peak() or 0) if _cuda() is not None else None
-        if gpu is not None:
+        if gpu:
             result["peak_gpu_bytes"] = gpu
             if _frames:
                 _frames[-1]["gpu"] = max(_frames[-1].get("gpu") or 0, gpu)

@@ -22,10 +22,9 @@ from typing import Any
 from .. import distributed
 from ..errors import StageError
 from ..io import read_json, write_json
-from .provenance import provenance
+from .artifacts import LOCKS, MANIFEST
 
 log = logging.getLogger(__name__)
-MANIFEST = "manifest.json"
 
 
 def package_versions() -> dict[str, str]:
@@ -67,6 +66,7 @@ class RunDir:
         self.manifest_path = self.root / MANIFEST
         self._changed: dict[str, dict | None] = {}  # stage records this process wrote (None: forgotten)
         self._inputs: dict[str, str] = {}
+        self._machines: dict[str, dict] = {}  # machines this process's stages ran on, by key (provenance.py)
         self.manifest = self._read() or {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "stages": {},
@@ -108,25 +108,34 @@ class RunDir:
                 stages.pop(name, None)
             else:
                 stages[name] = entry
-        return {**on_disk, "stages": stages, "inputs": {**on_disk.get("inputs", {}), **self._inputs}}
+        machines = {**on_disk.get("machines", {}), **self._machines}
+        return {
+            **on_disk,
+            "stages": stages,
+            "inputs": {**on_disk.get("inputs", {}), **self._inputs},
+            "machines": machines,
+        }
 
     def save(self) -> None:
         """Merge this process's stage records into the manifest on disk (serialised by a file lock)."""
         if not distributed.is_main():
             return
-        (self.root / "locks").mkdir(parents=True, exist_ok=True)
-        with open(self.root / "locks" / "manifest.lock", "a+") as lock:
+        (self.root / LOCKS).mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCKS / "manifest.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 merged = self._merged(self._read() or self.manifest)
                 merged["config"] = self.config
                 merged["versions"] = package_versions()
                 merged["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-                merged["provenance"] = provenance()  # the code and machine of the last command that ran
                 write_json(self.manifest_path, merged)
                 self.manifest = merged
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def record_machine(self, key: str, described: dict) -> None:
+        self._machines[key] = described
+        self.manifest.setdefault("machines", {})[key] = described
 
     def record_input(self, name: str, sha256: str) -> None:
         self._inputs[name] = sha256

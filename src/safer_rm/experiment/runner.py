@@ -14,7 +14,7 @@ from .context import RunContext
 from .graph import Stage
 from .locks import StageLock
 from .plan import Decision, Instance, Planner
-from .provenance import source_commit
+from .provenance import machine, machine_key, source_commit
 from .resources import measured
 from .rundir import crash_hook
 
@@ -97,12 +97,16 @@ class Runner:
                 "stage %s%s: failed after %.1f s (%s)", self.label, d.name, time.time() - started, d.reason
             )
             raise
+        described = machine()
+        host = machine_key(described)
+        run.record_machine(host, described)
         entry = {
             "status": "done",
             "started": started,
             "seconds": round(time.time() - started, 3),
             **{k: v for k, v in memory.items() if v is not None},
             "commit": source_commit(),
+            "machine": host,
             "info": info or {},
             "fingerprint": d.fingerprint,
             "values": d.values,

@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-MANIFEST = "manifest.json"
-SUBRUNS = "audit/repeat-*"
+from .artifacts import AUDIT_REPEAT, MANIFEST
+
+SUBRUNS = AUDIT_REPEAT.format(repeat="*")
 """Sub-run folders whose stages are part of a top-level stage (the audit's repeats)."""
 
 

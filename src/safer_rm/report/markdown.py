@@ -130,18 +130,34 @@ def commits(manifest: Mapping[str, Any]) -> list[str]:
     return sorted(counts, key=lambda c: -counts[c])
 
 
+def machines(manifest: Mapping[str, Any]) -> list[dict]:
+    """The machines the run's finished stages ran on (the manifest's `machines`), most used first."""
+    counts: dict[str, int] = {}
+    for entry in (manifest.get("stages") or {}).values():
+        if entry.get("status") == "done" and entry.get("machine"):
+            counts[entry["machine"]] = counts.get(entry["machine"], 0) + 1
+    known = manifest.get("machines") or {}
+    return [known[k] for k in sorted(counts, key=lambda k: -counts[k]) if k in known]
+
+
+def _machine_text(box: Mapping[str, Any]) -> str:
+    parts = (
+        box.get("gpu") and f"{box.get('gpus', 1)} x {box['gpu']}",
+        box.get("cpu"),
+        box.get("cores") and f"{box['cores']} cores",
+        "CPU with bf16 instructions" if box.get("cpu_bf16") else "CPU without bf16 instructions",
+    )
+    return ", ".join(str(x) for x in parts if x)
+
+
 def provenance_lines(summary: Mapping[str, Any], manifest: Mapping[str, Any], seeds: list[int]) -> list[str]:
     found = commits(manifest)
-    prov = manifest.get("provenance") or {}
-    box = prov.get("machine") or {}
+    boxes = machines(manifest)
     run_machine = summary.get("machine") or {}
     versions = manifest.get("versions") or {}
-    hardware = ", ".join(
+    setting = ", ".join(
         str(x)
         for x in (
-            box.get("gpu") and f"{box.get('gpus', 1)} x {box['gpu']}",
-            box.get("cpu"),
-            box.get("cores") and f"{box['cores']} cores",
             f"bf16 {'on' if run_machine.get('bf16') else 'off'}",
             run_machine.get("threads") and f"{run_machine['threads']} threads",
             versions.get("torch") and f"torch {versions['torch']}",
@@ -149,10 +165,13 @@ def provenance_lines(summary: Mapping[str, Any], manifest: Mapping[str, Any], se
         )
         if x
     )
+    where = "; ".join(_machine_text(b) for b in boxes) or "not recorded"
     return [
         f"- commit: {', '.join(found) if found else 'not recorded'}"
         + (" (stages computed with more than one commit)" if len(found) > 1 else ""),
-        f"- machine: {hardware}",
+        f"- machine: {where}"
+        + (" (stages ran on more than one machine)" if len(boxes) > 1 else "")
+        + f"; {setting}",
         f"- seeds: {', '.join(map(str, seeds))} (each variant's reward model trained once per seed; intervals over "
         + ("seeds, then evaluation pairs)" if len(seeds) > 1 else "evaluation pairs)"),
         f"- command: `{manifest.get('command', '')}`",

@@ -118,3 +118,15 @@ def edit_settings(cfg, key: Key) -> dict:
 def attribution_enabled(cfg) -> bool:
     """The attribution stage runs when it is switched on or the features rank by it."""
     return cfg.attribution.enabled or cfg.features.salience == "attribution"
+
+
+def warmup_fixed() -> bool:
+    """Whether the installed transformers is one where `rm.warmup_ratio` used to be lost (4.x: a fractional
+    `warmup_steps` meant no warm-up; reward/arguments.py maps it right since). Read from the package metadata,
+    so planning imports no transformers."""
+    from importlib import metadata
+
+    try:
+        return int(metadata.version("transformers").split(".")[0]) < 5
+    except (metadata.PackageNotFoundError, ValueError):
+        return False

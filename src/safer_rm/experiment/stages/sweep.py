@@ -20,7 +20,7 @@ def curate(ctx: RunContext, key: Key) -> dict:
     mode, method, ratio = s["mode"], s["method"], s["ratio"]
     cc = ctx.cfg.curation
     train = ctx.train_pairs(CLEAN)
-    values = None if method == "random" else ctx.pair_scores().values()[method]
+    values = None if method == "random" else ctx.pair_scores([p.id for p in train]).values()[method]
     candidates = [i for i, p in enumerate(train) if cc.scope == "all" or p.kind == "safety"]
     groups = [p.source for p in train] if cc.stratify else None
     chosen = rank_for_edit(mode, method, values, edit_count(len(train), ratio), candidates, cc.seed, groups)
