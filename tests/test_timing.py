@@ -49,22 +49,30 @@ def test_groups_shares_subruns_and_budget(tmp_path):
 def test_peak_memory_per_stage_and_in_the_table(tmp_path):
     """resources.measured: each stage's own peak, exact where the stage raised the process's high-water mark,
     sampled where it did not; the mark itself is never reset (`/usr/bin/time` still sees the process's peak);
-    the table shows the largest instance of each group."""
-    import numpy as np
+    the table shows the largest instance of each group. Measured in a fresh process, whose mark starts low."""
+    import subprocess
+    import sys
 
-    from safer_rm.experiment.resources import measured
-
-    with measured() as outer:
-        big = np.ones(40_000_000)  # 320 MB, touched
-        del big
-        with measured() as inner:
-            small = np.ones(2_000_000)
-            del small
+    script = """
+import json, numpy as np
+from safer_rm.experiment.resources import measured
+with measured() as outer:
+    big = np.ones(40_000_000)  # 320 MB, touched
+    del big
+    with measured() as inner:
+        small = np.ones(2_000_000)
+        del small
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"outer": outer, "inner": inner, "hwm": int(hwm.split()[1]) * 1024}))
+"""
+    out = json.loads(
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    )
+    outer, inner = out["outer"], out["inner"]
     assert outer["peak_rss_scope"] == "stage"  # it raised the high-water mark: exact
     assert inner["peak_rss_scope"] == "sampled"  # below the mark: the sampler's largest reading
     assert outer["peak_rss_bytes"] > inner["peak_rss_bytes"] + 250 * 2**20
-    hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-    assert int(hwm.split()[1]) * 1024 >= outer["peak_rss_bytes"]  # the process's own peak is kept
+    assert out["hwm"] >= outer["peak_rss_bytes"]  # the process's own peak is kept
     assert "peak_gpu_bytes" not in outer  # no CUDA here
     tmp_path.mkdir(exist_ok=True)
     stages = {
