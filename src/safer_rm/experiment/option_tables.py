@@ -5,6 +5,7 @@ whether the options share their data split and non-SAFER training sets byte for 
 from __future__ import annotations
 
 from ..curation.variants import Variant
+from ..report.markdown import table
 from .graph import CLEAN
 from .options import REFERENCES
 
@@ -32,11 +33,6 @@ def points_cell(d: dict | None) -> str:
         return "-"
     star = "*" if d["low"] > 0 or d["high"] < 0 else ""
     return f"{100 * d['diff']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]{star}"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def _seeds(seeds: list[int]) -> str:

@@ -55,17 +55,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
+def _host() -> tuple[tuple[str, object], ...]:
+    """What does not change while the process runs (read once: /proc/cpuinfo is read per stage otherwise)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        ("cpu", cpu_model()),
+        ("cores", cores),
+        ("cpu_bf16", cpu_has_bf16()),
+        ("os", platform.system()),
+        ("python", platform.python_version()),
+    )
+
+
 def machine() -> dict:
     """The machine in a few fields: CPU model, cores this process may use, whether the CPU has bf16
     instructions, the GPU (when torch is loaded and sees one), OS and Python."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    out = {
-        "cpu": cpu_model(),
-        "cores": cores,
-        "cpu_bf16": cpu_has_bf16(),
-        "os": platform.system(),
-        "python": platform.python_version(),
-    }
+    out = dict(_host())
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():  # in use: asking an idle CUDA would start it
         out["gpu"] = torch.cuda.get_device_name(torch.cuda.current_device())

@@ -5,6 +5,7 @@ the machine, the seeds and the evaluation sizes it came from; `safer report CONF
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,10 +14,15 @@ from .rows import compared_metrics, comparisons, metric_interval, metric_names, 
 from .tables import Rows, sizes_text
 
 
-def _table(header: list[str], lines: list[list[str]]) -> str:
+def table(header: list[str], lines: list[list[str]]) -> str:
+    """A Markdown table (no trailing newline); a `|` inside a cell is escaped."""
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines]
-    return "\n".join(out) + "\n"
+    return "\n".join(out)
+
+
+def _table(header: list[str], lines: list[list[str]]) -> str:
+    return table(header, lines) + "\n"
 
 
 def _accuracy(row: Mapping[str, Any], metric: str) -> str:
@@ -120,24 +126,25 @@ def audit_lines(audit: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _most_used(manifest: Mapping[str, Any], field: str, missing: str | None) -> list[str]:
+    """The values of `field` over the run's finished stages, most used first (`missing` stands for a stage
+    without it; None leaves such stages out)."""
+    found = [
+        e.get(field) or missing for e in (manifest.get("stages") or {}).values() if e.get("status") == "done"
+    ]
+    counts = Counter(v for v in found if v is not None)
+    return [v for v, _ in counts.most_common()]
+
+
 def commits(manifest: Mapping[str, Any]) -> list[str]:
     """The source commits the run's finished stages were computed with, most used first."""
-    counts: dict[str, int] = {}
-    for entry in (manifest.get("stages") or {}).values():
-        if entry.get("status") == "done":
-            key = entry.get("commit") or "not recorded"
-            counts[key] = counts.get(key, 0) + 1
-    return sorted(counts, key=lambda c: -counts[c])
+    return _most_used(manifest, "commit", "not recorded")
 
 
 def machines(manifest: Mapping[str, Any]) -> list[dict]:
     """The machines the run's finished stages ran on (the manifest's `machines`), most used first."""
-    counts: dict[str, int] = {}
-    for entry in (manifest.get("stages") or {}).values():
-        if entry.get("status") == "done" and entry.get("machine"):
-            counts[entry["machine"]] = counts.get(entry["machine"], 0) + 1
     known = manifest.get("machines") or {}
-    return [known[k] for k in sorted(counts, key=lambda k: -counts[k]) if k in known]
+    return [known[k] for k in _most_used(manifest, "machine", None) if k in known]
 
 
 def _machine_text(box: Mapping[str, Any]) -> str:
