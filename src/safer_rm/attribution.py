@@ -15,19 +15,20 @@ with the error kept gives the text's base reward r0; then exactly
 
 where eps (the `nonlinear` term) is what first order misses; for a reward that is linear in the spliced layer
 (a linear head right after it) eps = 0 and zeroing any set S changes r by exactly sum_{i in S} A_i. A pair's
-margin decomposes the same way, with the margin contribution  M_i = A_i(chosen) - A_i(rejected).
+margin decomposes the same way, with the margin contribution  M_i = A_i(chosen) - A_i(rejected). The result of
+an attribution pass is an `Attribution` (`safer_rm.attribution_record`).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .attribution_record import Attribution
 from .data.records import PreferencePair
 from .io import quiet
 from .models.batching import autocast, length_batches, pad_batch
@@ -36,122 +37,6 @@ from .models.layers import Resume, transformer_blocks
 from .models.render import Renderer
 from .sae import TopKSAE
 from .splice import EncodingMemo, SAESplice, sae_frame, spliced_margins
-
-
-@dataclass
-class Attribution:
-    """Per-pair and per-latent reward attribution of one reward model's SAE latents on a set of pairs."""
-
-    pair_ids: list[str]
-    kinds: list[str]
-    num_latents: int
-    reward: np.ndarray
-    """[n, 2] reward of chosen and rejected with the splice in place (equals the RM's own reward)."""
-    base: np.ndarray
-    """[n, 2] reward with every latent zeroed, error term kept."""
-    total: np.ndarray
-    """[n, 2] sum over latents of A_i."""
-    indptr: np.ndarray
-    """CSR over pairs of the margin contributions M_i (only latents active in the pair)."""
-    latents: np.ndarray
-    values: np.ndarray
-    chosen_sum: np.ndarray
-    """[L] sum over pairs of A_i(chosen)."""
-    rejected_sum: np.ndarray
-    """[L] sum over pairs of A_i(rejected)."""
-
-    @property
-    def margin(self) -> np.ndarray:
-        return self.reward[:, 0] - self.reward[:, 1]
-
-    @property
-    def nonlinear(self) -> np.ndarray:
-        """[n, 2] eps = r - r0 - sum_i A_i: what the first-order attribution misses."""
-        return self.reward - self.base - self.total
-
-    def row(self, pair: int) -> tuple[np.ndarray, np.ndarray]:
-        """(latents, margin contributions) of one pair."""
-        a, b = self.indptr[pair], self.indptr[pair + 1]
-        return self.latents[a:b], self.values[a:b]
-
-    def margin_matrix(self, latents: Sequence[int]) -> np.ndarray:
-        """[n, len(latents)] margin contributions of the given latents (0 where inactive)."""
-        col = np.full(self.num_latents, -1, dtype=np.int64)
-        col[np.asarray(list(latents), dtype=np.int64)] = np.arange(len(latents))
-        out = np.zeros((len(self.pair_ids), len(latents)), dtype=np.float64)
-        rows = np.repeat(np.arange(len(self.pair_ids)), np.diff(self.indptr))
-        j = col[self.latents]
-        keep = j >= 0
-        out[rows[keep], j[keep]] = self.values[keep]
-        return out
-
-    def margin_effect(self, kind: str | None = None) -> np.ndarray:
-        """[L] mean margin contribution of every latent over the pairs (of one kind, if given)."""
-        return self._margin_effects([kind])[0]
-
-    def _margin_effects(self, kinds: Sequence[str | None]) -> list[np.ndarray]:
-        """`margin_effect` for each of `kinds`, the entries' pair rows worked out once."""
-        rows = np.repeat(np.arange(len(self.pair_ids)), np.diff(self.indptr))
-        pair_kinds = np.asarray(self.kinds, dtype=object)
-        out = []
-        for kind in kinds:
-            latents, values, n = self.latents, self.values, len(self.pair_ids)
-            if kind is not None:
-                is_kind = pair_kinds == kind
-                keep = is_kind[rows]
-                latents, values, n = latents[keep], values[keep], int(is_kind.sum())
-            total = np.bincount(latents, weights=values, minlength=self.num_latents)
-            out.append(total.astype(np.float64) / max(n, 1))
-        return out
-
-    def latent_table(self) -> dict[str, np.ndarray]:
-        """Per latent: mean reward effect on chosen and on rejected responses, mean margin effect on all,
-        safety and chat pairs."""
-        n = max(len(self.pair_ids), 1)
-        every, safety, chat = self._margin_effects([None, "safety", "chat"])
-        return {
-            "effect_chosen": self.chosen_sum / n,
-            "effect_rejected": self.rejected_sum / n,
-            "margin_effect": every,
-            "margin_effect_safety": safety,
-            "margin_effect_chat": chat,
-        }
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """Everything as tensors (for safetensors), the per-latent table included."""
-        out = {
-            "reward": self.reward,
-            "base": self.base,
-            "total": self.total,
-            "indptr": self.indptr,
-            "latents": self.latents,
-            "values": self.values,
-            "chosen_sum": self.chosen_sum,
-            "rejected_sum": self.rejected_sum,
-            **self.latent_table(),
-        }
-        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
-
-    @classmethod
-    def from_tensors(cls, t: dict[str, torch.Tensor], pair_ids: list[str], kinds: list[str]) -> Attribution:
-        return cls(
-            pair_ids,
-            kinds,
-            int(t["chosen_sum"].shape[0]),
-            *(
-                t[k].numpy()
-                for k in (
-                    "reward",
-                    "base",
-                    "total",
-                    "indptr",
-                    "latents",
-                    "values",
-                    "chosen_sum",
-                    "rejected_sum",
-                )
-            ),
-        )
 
 
 class _Capture:

@@ -19,7 +19,7 @@ from .compare import read_outcomes, variant_statistics
 from .context import RunContext
 from .graph import Key, variants
 from .plan import Planner
-from .stages.analysis import read_features
+from .stages.features_file import read_features
 from .timing import run_timing
 
 log = logging.getLogger(__name__)

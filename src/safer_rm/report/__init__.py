@@ -9,7 +9,7 @@ __getattr__, __dir__ = lazy_exports(
         "render_dashboard": "dashboard",
         "write_dashboard": "dashboard",
         "plot_metric": "plots",
-        "plot_salience": "plots",
+        "plot_salience": "feature_plots",
         "plot_sweep": "plots",
         "render_report": "report",
         "write_report": "report",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 
 import numpy as np
@@ -11,29 +10,27 @@ import torch
 from ...activations import ActivationCache, CacheBatches, extract_pairs
 from ...attribution import decompose_margin
 from ...curation.score import safer_scores
-from ...data.load import data_root
-from ...errors import DataError, StageError
+from ...errors import StageError
 from ...features.contexts import build_contexts, top_activations
 from ...features.document import compare_selections, features_document, score_diagnostics
 from ...features.judges import make_judge
-from ...features.judges.probe import build_probe, evaluate_probe
 from ...features.salience import compute_salience
-from ...features.selection import Selection, select_features
-from ...features.specificity import specific_candidates, specificity_pairs
-from ...io import read_json, save_tensors, write_csv, write_json
+from ...features.selection import select_features
+from ...io import save_tensors, write_csv, write_json
 from ...precision import use_bf16
 from ...report import write_dashboard
 from ...sae import SAEMeta, evaluate_sae, hookpoint_for, save_sae, train_two_stage
 from ...sae.lens import save_sae_lens
-from ...splice import reward_fidelity, spliced_margins
+from ...splice import reward_fidelity
 from .. import artifacts as A
 from ..artifacts import write_pair_scores, write_selection
 from ..context import RunContext
 from ..graph import CLEAN, Key
 from .attribution import read_attribution
+from .encoding import encoder
+from .feature_checks import judge_probe, specific_selection
 from .inputs import CACHES
-
-log = logging.getLogger(__name__)
+from .score_columns import margin_columns
 
 
 def extract(ctx: RunContext, key: Key) -> dict:
@@ -143,16 +140,6 @@ def fit_sae(ctx: RunContext, key: Key) -> dict:
     return {k: v for k, v in metrics.items() if k != "training"}
 
 
-def encoder(sae):
-    """x -> (top-k activations, their latent indices) on the CPU, for the streamed passes over a cache."""
-
-    def encode(x):
-        enc = sae.encode(x.to(sae.device))
-        return enc.acts.float().cpu(), enc.indices.cpu()
-
-    return encode
-
-
 def features(ctx: RunContext, key: Key) -> dict:
     """Salience of every latent, contexts of the top ones, the judge's verdicts, the selection, and the
     feature dashboard."""
@@ -231,67 +218,6 @@ def features(ctx: RunContext, key: Key) -> dict:
     }
 
 
-def specific_selection(ctx: RunContext, sae, layer: int, selection, ranked: np.ndarray):
-    """The selection cut to candidates whose ablation moves held-out safety margins at least
-    `features.specificity` times more than chat margins (tested best first until `top_n` are kept)."""
-    fc = ctx.cfg.features
-    safety, chat = specificity_pairs(ctx.test_pairs(), fc.specific_pairs, ctx.cfg.data.seed)
-    if not safety or not chat:
-        raise StageError(
-            f"features.specific needs held-out safety and chat pairs; the test split has "
-            f"{len(safety)} safety and {len(chat)} chat pairs"
-        )
-    rm = ctx.reward_model(CLEAN, ctx.seed0)
-    kw = {
-        "batch_size": ctx.cfg.rm.eval_batch_size,
-        "bf16": use_bf16(ctx.cfg.rm.bf16),
-        "prefix": rm.prefix,
-        "standardized": ctx.cfg.activations.standardize,
-    }
-    pairs = safety + chat
-
-    def margins(latents):
-        return spliced_margins(
-            rm.model,
-            rm.renderer,
-            pairs,
-            sae,
-            layer,
-            keep_error=True,
-            ablate=latents,
-            desc="specificity",
-            **kw,
-        )
-
-    spec = specific_candidates(selection.candidates, margins, len(safety), fc.specificity, fc.top_n)
-    keep = set(spec.kept)
-    reasons = dict(selection.reasons)
-    reasons.update(spec.reasons)
-    for latent in selection.candidates:
-        if latent not in keep and latent not in reasons:
-            reasons[latent] = f"not tested: {fc.top_n} specific features found first"
-    kept = [i for i in selection.candidates if i in keep]
-    cut = Selection(
-        safe=[i for i in kept if ranked[i] > 0],
-        unsafe=[i for i in kept if ranked[i] < 0],
-        candidates=selection.candidates,
-        reasons=reasons,
-    )
-    return cut, spec.to_json({"safety": len(safety), "chat": len(chat)}, fc.specificity)
-
-
-def judge_probe(ctx: RunContext, judge) -> dict | None:
-    """The judge's AUROC on the labelled probe set from the data mirror (offline judges only)."""
-    if ctx.cfg.judge.kind not in ("embedding", "hf"):
-        return None
-    try:
-        probe = build_probe(data_root(ctx.cfg.data.root))
-    except (FileNotFoundError, DataError) as err:
-        log.info("judge probe skipped: %s", err)
-        return None
-    return evaluate_probe(judge.judge(probe.items), probe)
-
-
 def score(ctx: RunContext, key: Key) -> dict | None:
     """SAFER score of every training pair (with per-feature contributions) and the clean RM's margin."""
     train = ctx.train_pairs(CLEAN)
@@ -341,23 +267,3 @@ def score(ctx: RunContext, key: Key) -> dict | None:
         },
     )
     return score_diagnostics(train, scores.score, margin)
-
-
-def margin_columns(parts: dict, selected: float) -> dict:
-    """The margin, as the attribution decomposes it: its top latent contributions, the other latents, the base
-    (not carried by any latent) and the non-linear rest (these four sum to `attributed_margin`), and the part
-    of the selected features."""
-    return {
-        "attributed_margin": parts["margin"],
-        "margin_top_latents": " ".join(f"{lat}:{val:+.4f}" for lat, val in parts["top"]),
-        "margin_top_sum": parts["top_sum"],
-        "margin_other_latents": parts["other_latents"],
-        "margin_base": parts["base"],
-        "margin_nonlinear": parts["nonlinear"],
-        "margin_selected_features": float(selected),
-    }
-
-
-def read_features(ctx: RunContext) -> dict | None:
-    path = ctx.features_dir() / "features.json"
-    return read_json(path) if path.is_file() else None

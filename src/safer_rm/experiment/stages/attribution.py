@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 from safetensors.torch import load_file
 
-from ...attribution import Attribution, attribute_pairs, check_against_ablation
+from ...attribution import attribute_pairs, check_against_ablation
+from ...attribution_record import Attribution
 from ...errors import StageError
 from ...io import save_tensors, write_json
 from ...precision import use_bf16

@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
 
 import numpy as np
 
-from ...activations import ActivationCache
 from ...curation.detectors import (
     DEFINITIONS,
     DETECTORS,
@@ -23,8 +21,6 @@ from ...curation.detectors import (
     probe_oof,
 )
 from ...curation.edits import apply_edit, edit_count
-from ...curation.export import export_pairs
-from ...curation.score import safer_scores
 from ...data import read_pairs, write_pairs
 from ...errors import StageError
 from ...io import read_csv, read_json, write_csv, write_json
@@ -33,7 +29,9 @@ from .. import artifacts as A
 from ..audit import planted_indices, repeat_plan, shares_sae, subrun_config
 from ..context import GivenData, RunContext
 from ..graph import CLEAN, Key, ensemble_seeds, fold_variants
-from .analysis import encoder
+from .audit_table import audit_rows
+from .detector_values import _train_seconds, probe_features, spearman_matrix
+from .inspection import cleaned_set, feature_labels, pick_detector, suspect_rows
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +54,6 @@ def folds(ctx: RunContext, key: Key) -> dict:
         [{"id": p.id, "fold": int(f)} for p, f in zip(train, fold)],
     )
     return {"folds": ctx.cfg.detect.folds, "sizes": np.bincount(fold).tolist()}
-
-
-def _train_seconds(ctx: RunContext, variant: str, seed: int) -> float:
-    path = ctx.rm_dir(variant, seed) / "train_summary.json"
-    return float(read_json(path).get("train_seconds", 0.0)) if path.is_file() else 0.0
 
 
 def detect(ctx: RunContext, key: Key) -> dict:
@@ -137,26 +130,6 @@ def detect(ctx: RunContext, key: Key) -> dict:
     }
     write_json(ctx.run.file(A.DETECT_SUMMARY), info)
     return info
-
-
-def probe_features(ctx: RunContext) -> np.ndarray:
-    """Per pair: mean activation over the chosen response's kept positions minus the rejected one's, for the
-    top `features.examine` latents by the firing salience (salience.csv), whatever `features.salience` ranks
-    the selection by: the probe is a detector of its own and does not change with the selection option."""
-    sae, _layer = ctx.load_sae()
-    ranked = read_csv(ctx.features_dir() / "salience.csv")
-    latents = [int(r["latent"]) for r in ranked[: ctx.cfg.features.examine]]
-    scores = safer_scores(
-        ActivationCache(ctx.activations_dir("pairs")), encoder(sae), latents, [], ctx.cfg.features.batch_size
-    )
-    return scores.contributions.astype(np.float64)
-
-
-def spearman_matrix(values: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Rank correlation between every two detectors: how much they agree on which pairs look wrong."""
-    names = list(values)
-    corr = np.corrcoef([percentile_ranks(values[d]) for d in names])
-    return {a: {b: round(float(corr[i, j]), 3) for j, b in enumerate(names)} for i, a in enumerate(names)}
 
 
 # ---- the poisoning audit ------------------------------------------------------------------------------
@@ -251,31 +224,7 @@ def audit(ctx: RunContext, key: Key) -> dict:
     return result
 
 
-def audit_rows(result: dict) -> list[dict]:
-    """One row per (detector, population): every metric with its interval, and the detector's cost."""
-    rows = []
-    for name, pops in result["detectors"].items():
-        for pop, metrics in pops.items():
-            row = {"detector": name, "pairs": pop, "cost_s": result["cost_s"].get(name)}
-            for m, v in metrics.items():
-                row.update({m: v["value"], f"{m}_low": v["low"], f"{m}_high": v["high"]})
-            row["n"] = metrics["auroc"]["n"]
-            row["positives"] = metrics["auroc"]["positives"]
-            row["repeats"] = metrics["auroc"]["seeds"]
-            rows.append(row)
-    return rows
-
-
 # ---- the inspection ------------------------------------------------------------------------------------
-def pick_detector(wanted: str, available: Sequence[str]) -> str:
-    """The configured detector when present, else the first available of the strongest-first order."""
-    if wanted in available:
-        return wanted
-    fallback = next(d for d in reversed(DETECTORS) if d in available)
-    log.warning("inspect: detector %r not available; ranking by %s", wanted, fallback)
-    return fallback
-
-
 def inspect(ctx: RunContext, key: Key) -> dict:
     """Suspect pairs ranked by one detector (all detectors beside it), their top SAFER features, and the
     cleaned training set without the most suspect ones (inspect/cleaned: Parquet, JSONL, a dataset card)."""
@@ -295,57 +244,10 @@ def inspect(ctx: RunContext, key: Key) -> dict:
         removed = {int(i) for i in order[: edit_count(len(train), ic.remove)]}
         rule = f"the {ic.remove:g} % lowest by {detector}"
     top = {r["id"]: r.get("top_features", "") for r in read_csv(ctx.scores_path())}
-    suspects = []
-    for rank, i in enumerate(order, 1):
-        p = train[i]
-        row = {"rank": rank, "id": p.id, "source": p.source, "kind": p.kind, "removed": int(i in removed)}
-        for d in names:
-            row[d], row[f"{d}_pct"] = float(values[d][i]), float(pct[d][i])
-        row.update(
-            {
-                "top_features": top.get(p.id, ""),
-                "prompt": p.prompt_text(),
-                "chosen": p.chosen,
-                "rejected": p.rejected,
-            }
-        )
-        suspects.append(row)
+    suspects = suspect_rows(train, order, removed, names, values, pct, top)
     write_csv(ctx.run.file(A.INSPECT_SUSPECTS), suspects)
-    kept = [p for i, p in enumerate(train) if i not in removed]
-    ranked = sorted(removed, key=lambda i: (values[detector][i], i))
-    records = [
-        {
-            "id": train[i].id,
-            "source": train[i].source,
-            "kind": train[i].kind,
-            "action": "remove",
-            "rank": r + 1,
-            "method": detector,
-            "value": float(values[detector][i]),
-        }
-        for r, i in enumerate(ranked)
-    ]
-    card = {
-        "title": "Preference pairs cleaned by safer inspect",
-        "summary": f"The training pairs of {ctx.run.root.name} without the pairs whose {detector} detector value "
-        f"says the label is most likely wrong ({rule}); {info['definitions'][detector]}. It holds the run's "
-        f"training split: the {len(ctx.test_pairs())} held-out pairs (data.test_fraction) were not audited.",
-        "settings": {
-            "detector": detector,
-            "rule": rule,
-            "reward_model": ctx.cfg.model.reward_model or "trained",
-        },
-        "sources": ctx.source_origins(),
-    }
-    if ic.threshold is None:
-        card["ratio"] = ic.remove
-    out = export_pairs(kept, ctx.run.file(A.INSPECT_CLEANED), records=records, card=card)
-    exported = {"paths": {k: str(v) for k, v in out.paths.items()}, "rows": out.rows, "counts": out.counts}
-    features = read_json(ctx.features_dir() / "features.json")
-    labels = {
-        str(f.get("latent")): (f.get("judge") or {}).get("explanation", "")
-        for f in features.get("latents", [])
-    }
+    exported = cleaned_set(ctx, train, removed, values[detector], detector, rule, info)
+    labels = feature_labels(ctx)
     summary = {
         "detector": detector,
         "rule": rule,

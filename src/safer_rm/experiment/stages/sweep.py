@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from ...causal import causal_test, evaluation_groups
 from ...curation.edits import apply_edit, edit_count, rank_for_edit
 from ...curation.export import Card, export_pairs
 from ...data import write_pairs
 from ...io import write_csv, write_json
 from ...precision import use_bf16
-from ...splice import causal_test, evaluation_groups
 from .. import artifacts as A
 from ..context import RunContext
 from ..graph import CLEAN, Key
@@ -79,5 +79,5 @@ def causal(ctx: RunContext, key: Key) -> dict:
 
 def causal_groups(ctx: RunContext, max_pairs: int | None, seed: int) -> dict[str, list]:
     """The run's RewardBench sections and its held-out pairs by kind, each a seeded sample of at most
-    `max_pairs` pairs (see `safer_rm.splice.evaluation_groups`)."""
+    `max_pairs` pairs (see `safer_rm.causal.evaluation_groups`)."""
     return evaluation_groups(ctx.rewardbench(), ctx.test_pairs(), max_pairs, seed)
