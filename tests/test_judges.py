@@ -136,14 +136,16 @@ class FakeChat:
             )
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        # Out of flight before the reply is written: once the client has the reply it may send its next request,
+        # possibly before this thread would get to count down after writing (a race that counted 4 of 3 in CI).
         try:
             if self.delay:
                 time.sleep(self.delay)
-            steps = self.script.get(case, [])
-            (steps[n] if n < len(steps) else self.default)(h)
         finally:
             with self.lock:
                 self.in_flight -= 1
+        steps = self.script.get(case, [])
+        (steps[n] if n < len(steps) else self.default)(h)
 
     def __enter__(self) -> FakeChat:
         self.thread.start()
