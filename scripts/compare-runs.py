@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Compare two run directories of the same config (e.g. `make demo` before and after a refactor): sha256 of
-the data split, pair scores, feature selection, edited sets, the causal test's and the audit's results and each
-audit repeat's scores, and the accuracies of every variant in summary.json. Exit 0 when all are identical, 1
-otherwise; a file every run writes that is missing from both runs counts as a difference (nothing is skipped).
+the data split, pair scores, feature selection, edited sets, each audit repeat's scores and every evaluation's
+per-pair margins; the causal test's and the audit's results and every evaluation's metrics as JSON values, with
+measured seconds (`cost_s`, `seconds`) left out, since a refactor changes timings, not results; and the accuracies
+of every variant in summary.json. Exit 0 when all are identical, 1 otherwise; a file every run writes that is
+missing from both runs counts as a difference (nothing is skipped), and so does a file only one run has.
 
     python3 scripts/compare-runs.py RUN_A RUN_B
 """
@@ -22,12 +24,15 @@ EXPECTED = (  # every run of a config with the sweep writes these; one missing f
     "features/selection.json",
 )
 OPTIONAL = ("causal/results.json", "audit/results.json")  # stages a config may turn off
-GLOBS = (  # edited sets, and each audit repeat's scores and detector values (audit/repeat-<i>/...)
+GLOBS = (  # edited sets, each audit repeat's scores and detector values, every evaluation and its margins
     "curated/*/train.jsonl",
     "curated/*/edits.csv",
     "audit/repeat-*/scores/pairs.csv",
     "audit/repeat-*/detect/scores.csv",
+    "eval/*/seed-*.json",
+    "eval/*/seed-*.*.csv",
 )
+TIMINGS = {"cost_s", "seconds"}  # measured, not computed: left out of the JSON comparison
 
 
 def files(run: Path) -> list[str]:
@@ -36,8 +41,45 @@ def files(run: Path) -> list[str]:
     return found
 
 
+def _results(value):
+    """A JSON document without its measured seconds."""
+    if isinstance(value, dict):
+        return {k: _results(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [_results(v) for v in value]
+    return value
+
+
+def digest(path: Path) -> str:
+    if path.suffix == ".json":
+        data = json.dumps(_results(json.loads(path.read_text())), sort_keys=True).encode()
+    else:
+        data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
 def digests(run: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in files(run)}
+    return {name: digest(run / name) for name in files(run)}
+
+
+def json_differences(a: Path, b: Path, limit: int = 5) -> list[str]:
+    """The first key paths whose values differ between two JSON documents (seconds left out)."""
+    out: list[str] = []
+
+    def walk(x, y, where: str) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{where}.{k}")
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (u, v) in enumerate(zip(x, y)):
+                walk(u, v, f"{where}[{i}]")
+        elif x != y:
+            out.append(f"{where or '.'}: {json.dumps(x)[:60]} vs {json.dumps(y)[:60]}")
+
+    walk(_results(json.loads(a.read_text())), _results(json.loads(b.read_text())), "")
+    return out
 
 
 def accuracies(run: Path) -> dict:
@@ -54,7 +96,11 @@ def main(a: Path, b: Path) -> int:
             print(f"  missing from both runs: {name}")
             differ.append(name)
     for name in differ:
-        print(f"  differs: {name}")
+        only = "" if name in da and name in db else f" (only in {a if name in da else b})"
+        print(f"  differs: {name}{only}")
+        if name.endswith(".json") and name in da and name in db:
+            for line in json_differences(a / name, b / name):
+                print(f"    {line}")
     acc_a, acc_b = accuracies(a), accuracies(b)
     same_acc = acc_a == acc_b
     print(f"summary.json accuracies of {len(acc_a)} variants identical: {same_acc}")

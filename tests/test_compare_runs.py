@@ -56,3 +56,23 @@ def test_a_file_missing_from_both_runs_fails(tmp_path):
         (run / "features" / "selection.json").unlink()
     out = _compare(a, b)
     assert out.returncode == 1 and "missing from both runs: features/selection.json" in out.stdout, out.stdout
+
+
+def test_json_results_compare_values_not_timings_and_name_the_key(tmp_path):
+    a = _run_dir(tmp_path / "a")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    for run, cost, auroc in ((a, 12.5, 0.61), (b, 19.0, 0.61)):
+        doc = {"cost_s": {"safer": cost}, "detectors": {"safer": {"all": {"auroc": auroc}}}}
+        (run / "audit" / "results.json").write_text(json.dumps(doc))
+    (a / "eval" / "clean").mkdir(parents=True)
+    (a / "eval" / "clean" / "seed-0.json").write_text(json.dumps({"columns": {"Safety": 0.5}}))
+    out = _compare(a, b)  # measured seconds differ: not a difference; an evaluation only one run has is
+    assert out.returncode == 1 and "differs: audit/results.json" not in out.stdout, out.stdout
+    assert f"differs: eval/clean/seed-0.json (only in {a})" in out.stdout
+    shutil.copytree(a / "eval", b / "eval")
+    assert _compare(a, b).returncode == 0
+    doc["detectors"]["safer"]["all"]["auroc"] = 0.7
+    (b / "audit" / "results.json").write_text(json.dumps(doc))
+    out = _compare(a, b)
+    assert out.returncode == 1 and ".detectors.safer.all.auroc: 0.61 vs 0.7" in out.stdout, out.stdout
