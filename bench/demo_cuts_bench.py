@@ -20,6 +20,7 @@ from bench.common import bench_pairs, bench_renderer, interleaved, timed
 from safer_rm.models import head_position, load_reward_model
 from safer_rm.models.prefix_cache import PrefixCache
 from safer_rm.reward import RMConfig, reward_pairs, train_reward_model
+from safer_rm.reward.scoring import Scorer
 
 CUTS = {  # name: (frozen blocks, length-grouped batches, last block at the first position only)
     "before": (4, False, False),
@@ -68,7 +69,9 @@ def run(n_pairs: int = 400, batch_size: int = 8, max_length: int = 128, rounds: 
                 if what == "train":
                     return info["train_seconds"]
                 return timed(
-                    lambda: reward_pairs(model, renderer, pairs, 32, progress=False, prefix=caches[frozen])
+                    lambda: reward_pairs(
+                        Scorer(model, renderer, batch_size=64, prefix=caches[frozen], progress=False), pairs
+                    )
                 )
 
         return go
@@ -79,7 +82,9 @@ def run(n_pairs: int = 400, batch_size: int = 8, max_length: int = 128, rounds: 
     rewards = {}
     for on in (False, True):
         with _shortcut(on):
-            rewards[on] = reward_pairs(model, renderer, pairs, 32, progress=False, prefix=caches[4]).margin
+            rewards[on] = reward_pairs(
+                Scorer(model, renderer, batch_size=64, prefix=caches[4], progress=False), pairs
+            ).margin
     tmp.cleanup()
     return {
         "model": label,

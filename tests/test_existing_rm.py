@@ -19,7 +19,7 @@ from safer_rm.errors import ModelError
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.models.layers import hidden_at, transformer_blocks
 from safer_rm.models.registry import choose_pad, end_tokens, weights_dtype
-from safer_rm.reward.scoring import reward_pairs, score_encoded
+from safer_rm.reward.scoring import Scorer, reward_pairs, score_encoded
 
 from helpers import pairs_from, separable_rows
 from tiny_models import build_bert, build_decoder_rm, build_distilbert, byte_bpe
@@ -132,7 +132,7 @@ def test_batched_right_padded_rewards_equal_unpadded_ones(models, kind):
     batched = score_encoded(model, encoded, tok.pad_token_id, batch_size=16, progress=False)
     single = np.array([_single(model, e.input_ids) for e in encoded])
     np.testing.assert_allclose(batched, single, atol=1e-5)
-    scores = reward_pairs(model, renderer, pairs, batch_size=4, progress=False)
+    scores = reward_pairs(Scorer(model, renderer, batch_size=8, progress=False), pairs)
     np.testing.assert_allclose(scores.chosen, single[: len(pairs)], atol=1e-5)
     assert np.isfinite(scores.margin).all()
 
@@ -158,10 +158,10 @@ def test_bf16_weights_load_and_score(models):
     assert load_reward_model(str(path), tok, existing=True, dtype="float32").dtype == torch.float32
     auto = load_reward_model(str(path), tok, existing=True, dtype="auto", device="cpu")
     assert auto.dtype == torch.float32
-    scores = reward_pairs(auto, Renderer(tok, 64), _pairs(3), progress=False)
+    scores = reward_pairs(Scorer(auto, Renderer(tok, 64), progress=False), _pairs(3))
     assert np.isfinite(scores.margin).all()
     native = load_reward_model(str(path), tok, existing=True, dtype="bfloat16")
-    bf = reward_pairs(native, Renderer(tok, 64), _pairs(3), progress=False)
+    bf = reward_pairs(Scorer(native, Renderer(tok, 64), progress=False), _pairs(3))
     np.testing.assert_allclose(bf.chosen, scores.chosen, atol=0.05)
 
 

@@ -6,6 +6,7 @@ import torch
 
 from safer_rm.activations import ActivationCache, extract_pairs, standardize
 from safer_rm.models.prefix_cache import PrefixCache
+from safer_rm.reward.scoring import Scorer
 
 from helpers import eval_rm, pairs_from, separable_rows
 
@@ -16,16 +17,13 @@ def test_extracted_vectors_match_hidden_states(fixture, request, tmp_path):
     tok, model, renderer = eval_rm(path)
     pairs = pairs_from(separable_rows(10))
     index = extract_pairs(
-        model,
-        renderer,
+        Scorer(model, renderer, batch_size=4, progress=False),
         pairs,
         1,
         "all",
         tmp_path / "acts",
         shard_vectors=100,
-        batch_size=4,
         dtype="float32",
-        progress=False,
     )
     cache = ActivationCache(tmp_path / "acts")
     chosen, rejected = renderer.encode_pairs(pairs)
@@ -55,15 +53,13 @@ def test_extracted_vectors_match_hidden_states(fixture, request, tmp_path):
 def test_shuffled_batches_cover_every_vector_once(tiny_bert, tmp_path):
     _tok, model, renderer = eval_rm(tiny_bert)
     extract_pairs(
-        model,
-        renderer,
+        Scorer(model, renderer, progress=False),
         pairs_from(separable_rows(12)),
         2,
         "response",
         tmp_path / "a",
         shard_vectors=64,
         dtype="float32",
-        progress=False,
     )
     cache = ActivationCache(tmp_path / "a")
     ordered = torch.cat(list(cache.batches(50)))
@@ -80,19 +76,16 @@ def test_extraction_over_prefix_cache_matches_full_model(tiny_llama, tmp_path):
     tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(6))
     extract_pairs(
-        model, renderer, pairs, 2, "sentence_end", tmp_path / "full", dtype="float32", progress=False
+        Scorer(model, renderer, progress=False), pairs, 2, "sentence_end", tmp_path / "full", dtype="float32"
     )
     prefix = PrefixCache(1, "base", tmp_path / "prefix")
     extract_pairs(
-        model,
-        renderer,
+        Scorer(model, renderer, prefix=prefix, progress=False),
         pairs,
         2,
         "sentence_end",
         tmp_path / "cached",
         dtype="float32",
-        prefix=prefix,
-        progress=False,
     )
     a, b = ActivationCache(tmp_path / "full"), ActivationCache(tmp_path / "cached")
     xa, xb = torch.cat(list(a.batches(1000))), torch.cat(list(b.batches(1000)))

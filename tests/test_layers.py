@@ -9,6 +9,7 @@ from safer_rm.models.batching import pad_batch
 from safer_rm.models.layers import Resume, hidden_at, stop_at
 from safer_rm.models.prefix_cache import PrefixCache
 from safer_rm.reward import RMConfig, reward_pairs, train_reward_model
+from safer_rm.reward.scoring import Scorer
 
 from helpers import pairs_from, separable_rows
 
@@ -78,14 +79,14 @@ def test_training_over_cached_prefix_matches_training_without(tiny_llama, tmp_pa
         info = train_reward_model(
             model, tok, renderer, train, cfg, tmp_path / f"rm{use_cache}", prefix=prefix
         )
-        results.append((info, reward_pairs(model, renderer, test, progress=False, prefix=prefix)))
+        results.append((info, reward_pairs(Scorer(model, renderer, prefix=prefix, progress=False), test)))
     (plain, s_plain), (cached, s_cached) = results
     assert plain["train_loss"] == pytest.approx(cached["train_loss"], abs=0.02)
     np.testing.assert_allclose(s_cached.margin, s_plain.margin, atol=0.1)
     # the saved model is complete (frozen blocks included) and scores the same without the cache
     again = load_reward_model(str(tmp_path / "rmTrue"), tok)
     np.testing.assert_allclose(
-        reward_pairs(again, renderer, test, progress=False).margin, s_cached.margin, atol=0.1
+        reward_pairs(Scorer(again, renderer, progress=False), test).margin, s_cached.margin, atol=0.1
     )
 
 

@@ -84,7 +84,7 @@ def _edit(ctx: RunContext, key: Key) -> dict:
 
 
 def _edited_file(ctx: RunContext, key: Key) -> dict:
-    return {"set": ctx.file_hash(ctx.run.path(f"e-{key.variant}.txt"))}
+    return {"set": ctx.data.file_hash(ctx.run.path(f"e-{key.variant}.txt"))}
 
 
 # a -> b -> e/<variant> (its file depends on curation.seed alone) -> t/<variant> (reads it by content); a -> t

@@ -9,6 +9,7 @@ from safer_rm.data.records import user_prompt
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.reward import RMConfig, reward_pairs, section_scores, subset_accuracy, train_reward_model
 from safer_rm.reward.evaluate import grouped_accuracy
+from safer_rm.reward.scoring import Scorer
 from safer_rm.reward.train import freeze_lower
 
 from helpers import pairs_from, separable_rows
@@ -21,13 +22,13 @@ def test_tiny_reward_models_learn_separable_pairs(fixture, request, tmp_path):
     model = load_reward_model(str(path), tok)
     renderer = Renderer(tok, 64)
     train, test = pairs_from(separable_rows(64, seed=1)), pairs_from(separable_rows(32, seed=2))
-    before = reward_pairs(model, renderer, test, progress=False)
+    before = reward_pairs(Scorer(model, renderer, progress=False), test)
     loss_before = float(-torch.nn.functional.logsigmoid(torch.tensor(before.margin)).mean())
     cfg = RMConfig(
         lr=3e-3, epochs=4, batch_size=8, grad_accum=1, warmup_ratio=0.0, bf16="false", logging_steps=4
     )
     info = train_reward_model(model, tok, renderer, train, cfg, tmp_path / "rm")
-    after = reward_pairs(model, renderer, test, progress=False)
+    after = reward_pairs(Scorer(model, renderer, progress=False), test)
     loss_after = float(-torch.nn.functional.logsigmoid(torch.tensor(after.margin)).mean())
     assert loss_after < loss_before - 0.2, (loss_before, loss_after)
     assert after.correct.mean() > 0.9
@@ -40,7 +41,7 @@ def test_tiny_reward_models_learn_separable_pairs(fixture, request, tmp_path):
     assert not list((tmp_path / "rm").glob("*.bin"))
     again = load_reward_model(str(tmp_path / "rm"), tok)
     np.testing.assert_allclose(
-        reward_pairs(again, renderer, test, progress=False).chosen, after.chosen, atol=1e-5
+        reward_pairs(Scorer(again, renderer, progress=False), test).chosen, after.chosen, atol=1e-5
     )
 
 
@@ -74,7 +75,7 @@ def test_tie_counts_as_wrong(tiny_bert):
     tok = load_tokenizer(str(tiny_bert))
     model = load_reward_model(str(tiny_bert), tok)
     same = [PreferencePair("0", user_prompt("p"), "identical words", "identical words")]
-    scores = reward_pairs(model, Renderer(tok, 32), same, progress=False)
+    scores = reward_pairs(Scorer(model, Renderer(tok, 32), progress=False), same)
     assert scores.chosen[0] == scores.rejected[0] and not scores.correct[0]
 
 

@@ -9,6 +9,7 @@ import torch
 from safer_rm.activations import ActivationCache, CacheBatches, extract_pairs
 from safer_rm.causal import causal_test
 from safer_rm.reward import reward_pairs
+from safer_rm.reward.scoring import Scorer
 from safer_rm.sae import SAEConfig, train_sae
 from safer_rm.splice import SAESplice, reward_fidelity, spliced_margins
 
@@ -18,7 +19,9 @@ from helpers import eval_rm, pairs_from, separable_rows
 def _setup(tiny_llama, tmp_path):
     _tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(24))
-    extract_pairs(model, renderer, pairs, 1, "all", tmp_path / "acts", dtype="float32", progress=False)
+    extract_pairs(
+        Scorer(model, renderer, progress=False), pairs, 1, "all", tmp_path / "acts", dtype="float32"
+    )
     cfg = SAEConfig(num_latents=128, k=8, batch_size=128, dead_after=1000)
     sae = train_sae(CacheBatches(ActivationCache(tmp_path / "acts"), 128), cfg, steps=150, lr=3e-3).sae
     return model, renderer, pairs, sae
@@ -26,13 +29,15 @@ def _setup(tiny_llama, tmp_path):
 
 def test_splice_with_error_kept_and_nothing_ablated_reproduces_rewards(tiny_llama, tmp_path):
     model, renderer, pairs, sae = _setup(tiny_llama, tmp_path)
-    clean = reward_pairs(model, renderer, pairs, progress=False)
-    kept = spliced_margins(model, renderer, pairs, sae, 1, keep_error=True)
+    clean = reward_pairs(Scorer(model, renderer, progress=False), pairs)
+    kept = spliced_margins(Scorer(model, renderer), pairs, sae, 1, keep_error=True)
     np.testing.assert_allclose(kept, clean.margin, atol=1e-4)
     # the hook is gone afterwards
-    np.testing.assert_allclose(reward_pairs(model, renderer, pairs, progress=False).margin, clean.margin)
+    np.testing.assert_allclose(
+        reward_pairs(Scorer(model, renderer, progress=False), pairs).margin, clean.margin
+    )
     # without the error term the reconstruction replaces the layer: close, but not identical
-    fid = reward_fidelity(model, renderer, pairs, sae, 1, clean_margin=clean.margin)
+    fid = reward_fidelity(Scorer(model, renderer), pairs, sae, 1, clean_margin=clean.margin)
     assert fid["mean_abs_margin_change"] > 0 and fid["clean_accuracy"] == float((clean.margin > 0).mean())
 
 
@@ -55,7 +60,7 @@ def test_ablating_latents_changes_rewards_only_through_them(tiny_llama, tmp_path
     torch.testing.assert_close(same, base)
     assert not torch.allclose(changed, base)
     res = causal_test(
-        model, renderer, sae, 1, active[:4], {"safety": pairs[:8], "chat": pairs[8:16]}, draws=2
+        Scorer(model, renderer), sae, 1, active[:4], {"safety": pairs[:8], "chat": pairs[8:16]}, draws=2
     )
     assert res["n_latents"] == 4 and res["draws"] == 2
     zero = res["scales"][0]
@@ -122,11 +127,13 @@ def test_scaling_latents_adds_their_decoded_contribution(tiny_llama, tmp_path):
     )
     assert not torch.allclose(_block_output(model, ids, sae=sae, ablate=one, scale=2.0), h, atol=1e-4)
     kw = {"keep_error": True, "ablate": active}
-    base = spliced_margins(model, renderer, pairs, sae, 1, keep_error=True)
-    np.testing.assert_array_equal(spliced_margins(model, renderer, pairs, sae, 1, **kw, scale=1.0), base)
+    base = spliced_margins(Scorer(model, renderer), pairs, sae, 1, keep_error=True)
     np.testing.assert_array_equal(
-        spliced_margins(model, renderer, pairs, sae, 1, **kw),
-        spliced_margins(model, renderer, pairs, sae, 1, **kw, scale=0.0),
+        spliced_margins(Scorer(model, renderer), pairs, sae, 1, scale=1.0, **kw), base
+    )
+    np.testing.assert_array_equal(
+        spliced_margins(Scorer(model, renderer), pairs, sae, 1, **kw),
+        spliced_margins(Scorer(model, renderer), pairs, sae, 1, scale=0.0, **kw),
     )
 
 
@@ -158,7 +165,9 @@ def test_causal_test_reports_every_group_and_scale_with_intervals(tiny_llama, tm
         "heldout chat": _as(pairs[18:22], "chat"),
     }
     selected = list(range(0, sae.num_latents, 9))
-    res = causal_test(model, renderer, sae, 1, selected, groups, draws=2, scales=[0.0, 2.0], n_boot=200)
+    res = causal_test(
+        Scorer(model, renderer), sae, 1, selected, groups, draws=2, scales=[0.0, 2.0], n_boot=200
+    )
     assert list(res["groups"]) == list(groups) and [c["scale"] for c in res["scales"]] == [0.0, 2.0]
     assert res["n_latents"] == len(selected) and len(res["random_sets"]) == 2
     assert all(len(r) == len(selected) and not set(r) & set(selected) for r in res["random_sets"])
@@ -166,7 +175,9 @@ def test_causal_test_reports_every_group_and_scale_with_intervals(tiny_llama, tm
     def within(iv, n, key="value"):
         assert iv["low"] <= iv[key] <= iv["high"] and iv["n"] == n, iv
 
-    base = {g: spliced_margins(model, renderer, p, sae, 1, keep_error=True) for g, p in groups.items()}
+    base = {
+        g: spliced_margins(Scorer(model, renderer), p, sae, 1, keep_error=True) for g, p in groups.items()
+    }
     for name, info in res["groups"].items():
         n = len(groups[name])
         assert info["n"] == n
@@ -182,7 +193,13 @@ def test_causal_test_reports_every_group_and_scale_with_intervals(tiny_llama, tm
             within(c["versus_random"], n, "diff")
             assert c["random"]["margin_drop_sd"] >= 0 and len(c["random"]["draw_margin_drops"]) == 2
             edited[name] = spliced_margins(
-                model, renderer, groups[name], sae, 1, keep_error=True, ablate=selected, scale=cond["scale"]
+                Scorer(model, renderer),
+                groups[name],
+                sae,
+                1,
+                keep_error=True,
+                ablate=selected,
+                scale=cond["scale"],
             )
             np.testing.assert_allclose(
                 c["margin_drop"]["value"], (base[name] - edited[name]).mean(), atol=1e-5
@@ -211,7 +228,13 @@ def test_causal_test_reports_every_group_and_scale_with_intervals(tiny_llama, tm
     json.dumps(res, allow_nan=False)  # results.json is plain JSON
     # one side missing: no specificity ratio
     only = causal_test(
-        model, renderer, sae, 1, selected, {"heldout safety": groups["heldout safety"]}, draws=1, n_boot=100
+        Scorer(model, renderer),
+        sae,
+        1,
+        selected,
+        {"heldout safety": groups["heldout safety"]},
+        draws=1,
+        n_boot=100,
     )
     assert list(only["scales"][0]["groups"]) == ["heldout safety"]
     assert only["scales"][0]["specificity"] is None
@@ -274,7 +297,7 @@ def test_causal_groups_are_sections_and_heldout_sets_sampled_by_subset():
     assert len(evaluation_groups(rb, heldout, max_pairs=2)["Safety"]) == 2  # fewer pairs than subsets
     # no RewardBench: the held-out groups alone; the stage reads the run's sets
     assert list(evaluation_groups([], heldout, 10)) == ["heldout safety", "heldout chat"]
-    ctx = SimpleNamespace(rewardbench=lambda: rb, test_pairs=lambda: heldout)
+    ctx = SimpleNamespace(data=SimpleNamespace(rewardbench=lambda: rb, test_pairs=lambda: heldout))
     staged = causal_groups(ctx, 10, 0)
     assert {k: [p.id for p in v] for k, v in staged.items()} == {
         k: [p.id for p in v] for k, v in groups.items()
@@ -293,12 +316,13 @@ def test_the_causal_test_encodes_each_batch_once_with_the_same_results(tiny_llam
     encode = sae.encode
     sae.encode = lambda x: calls.append(x.shape[0]) or encode(x)
     try:
-        run = dict(draws=2, scales=[0.0, 2.0], n_boot=200, batch_size=8)
-        fresh = causal_test(model, renderer, sae, 1, [0, 9, 18], groups, memo=None, **run)
+        run = dict(draws=2, scales=[0.0, 2.0], n_boot=200)
+        scorer = Scorer(model, renderer, batch_size=16)
+        fresh = causal_test(scorer, sae, 1, [0, 9, 18], groups, memo=None, **run)
         per_pass = len(calls) // 7
         assert len(calls) == 7 * per_pass and per_pass >= 2  # several batches per pass, no memo
         calls.clear()
-        memoised = causal_test(model, renderer, sae, 1, [0, 9, 18], groups, **run)
+        memoised = causal_test(scorer, sae, 1, [0, 9, 18], groups, **run)
         assert len(calls) == per_pass  # each batch encoded once
     finally:
         sae.encode = encode

@@ -34,7 +34,7 @@ from .io import quiet
 from .models.batching import autocast, length_batches, pad_batch
 from .models.head_position import first_position_only
 from .models.layers import Resume, transformer_blocks
-from .models.render import Renderer
+from .reward.scoring import Scorer
 from .sae import TopKSAE
 from .splice import EncodingMemo, SAESplice, sae_frame, spliced_margins
 
@@ -76,21 +76,17 @@ def _frozen(model):
 
 
 def attribute_texts(
-    model,
+    scorer: Scorer,
     input_ids: Sequence[Sequence[int]],
-    pad_id: int,
     sae: TopKSAE,
     layer: int,
-    batch_size: int = 16,
-    bf16: bool = False,
-    prefix=None,
     standardized: bool = True,
     desc: str = "reward attribution",
-    progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """(reward [n], base reward [n], per text (latent ids, A_i) of its active latents), texts in input order."""
     if layer < 1:
         raise ValueError("the SAE can be spliced after a block (layer >= 1)")
+    model, prefix, bf16, progress = scorer.model, scorer.prefix, scorer.bf16, scorer.progress
     device = next(model.parameters()).device
     n, L = len(input_ids), sae.num_latents
     reward, base = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64)
@@ -98,10 +94,10 @@ def attribute_texts(
     was_training = model.training
     model.eval()
     if prefix is not None:
-        prefix.fill(model, [list(s) for s in input_ids], pad_id, batch_size, progress)
+        prefix.fill(model, [list(s) for s in input_ids], scorer.pad_id, scorer.batch_size, progress)
     memo = EncodingMemo(max_vectors=50_000)  # a batch's codes, from its gradient pass to its base pass
     capture = _Capture(sae, standardized, memo)
-    batches = length_batches([len(s) for s in input_ids], batch_size)
+    batches = length_batches([len(s) for s in input_ids], scorer.batch_size)
     blocks = transformer_blocks(model)
     block = blocks[layer - 1]
     resume_ctx = Resume(model, prefix.layer) if prefix is not None else contextlib.nullcontext()
@@ -110,7 +106,7 @@ def attribute_texts(
     with _frozen(model), resume_ctx as resume, shortcut:
         for idx in tqdm(batches, desc=desc, unit="batch", disable=quiet(progress), leave=False):
             seqs = [list(input_ids[i]) for i in idx]
-            ids, mask = pad_batch(seqs, pad_id)
+            ids, mask = pad_batch(seqs, scorer.pad_id)
 
             states = prefix.batch(seqs, ids.shape[1]).to(device) if resume else None
 
@@ -146,32 +142,13 @@ def attribute_texts(
 
 
 def attribute_pairs(
-    model,
-    renderer: Renderer,
-    pairs: Sequence[PreferencePair],
-    sae: TopKSAE,
-    layer: int,
-    batch_size: int = 16,
-    bf16: bool = False,
-    prefix=None,
-    standardized: bool = True,
-    progress: bool = True,
+    scorer: Scorer, pairs: Sequence[PreferencePair], sae: TopKSAE, layer: int, standardized: bool = True
 ) -> Attribution:
-    """Attribution of both responses of every pair (one streamed pass, a backward per batch)."""
-    chosen, rejected = renderer.encode_pairs(pairs)
+    """Attribution of both responses of every pair (one streamed pass, a backward per batch of
+    `scorer.batch_size` texts)."""
+    chosen, rejected = scorer.renderer.encode_pairs(pairs)
     ids = [e.input_ids for e in chosen + rejected]
-    reward, base, sparse = attribute_texts(
-        model,
-        ids,
-        renderer.tok.pad_token_id,
-        sae,
-        layer,
-        batch_size * 2,
-        bf16,
-        prefix,
-        standardized,
-        progress=progress,
-    )
+    reward, base, sparse = attribute_texts(scorer, ids, sae, layer, standardized)
     n, L = len(pairs), sae.num_latents
     totals = np.array([v.sum() for _, v in sparse])
     sums = np.zeros((2, L), dtype=np.float64)
@@ -204,8 +181,7 @@ def attribute_pairs(
 
 
 def check_against_ablation(
-    model,
-    renderer: Renderer,
+    scorer: Scorer,
     pairs: Sequence[PreferencePair],
     attribution: Attribution,
     sae: TopKSAE,
@@ -221,14 +197,11 @@ def check_against_ablation(
     attributed = attribution.margin_matrix(latents)[rows]
     # the base margins again, not attribution.margin: batched as the ablated passes below, so each difference
     # is paired (the same padding and batch, in bf16 too) and carries no batching noise
-    base = spliced_margins(
-        model, renderer, pairs, sae, layer, keep_error=True, desc="attribution check", **kw
-    )
+    base = spliced_margins(scorer, pairs, sae, layer, keep_error=True, desc="attribution check", **kw)
     exact = np.zeros_like(attributed)
     for j, latent in enumerate(latents):
         ablated = spliced_margins(
-            model,
-            renderer,
+            scorer,
             pairs,
             sae,
             layer,

@@ -15,6 +15,7 @@ import numpy as np
 
 from .data.records import PreferencePair
 from .reward.evaluate import SECTION_ORDER, SECTIONS, section_scores, subset_accuracy
+from .reward.scoring import Scorer
 from .sae import TopKSAE
 from .splice import EncodingMemo, spliced_margins
 from .stats import mean_interval, paired_difference
@@ -77,8 +78,7 @@ def _allocate(sizes: Sequence[int], total: int) -> list[int]:
 
 
 def causal_test(
-    model,
-    renderer,
+    scorer: Scorer,
     sae: TopKSAE,
     layer: int,
     selected: Iterable[int],
@@ -122,7 +122,7 @@ def causal_test(
     random_sets = _random_sets(sae.num_latents, selected, draws, seed)
     groups = {name: list(pairs) for name, pairs in groups.items() if len(pairs)}
     kw = {"memo": EncodingMemo(), **kw}  # every condition splices into the same batches: encode them once
-    score = partial(_score_groups, model, renderer, sae, layer, groups, kw)
+    score = partial(_score_groups, scorer, sae, layer, groups, kw)
     base = score((), 0.0, "causal: spliced")
     boot = {"n_boot": n_boot, "seed": seed}
     conditions = []
@@ -155,14 +155,14 @@ def _random_sets(num_latents: int, selected: list[int], draws: int, seed: int) -
 
 
 def _score_groups(
-    model, renderer, sae, layer, groups: dict[str, list], kw: dict, ablate, scale: float, desc: str
+    scorer: Scorer, sae, layer, groups: dict[str, list], kw: dict, ablate, scale: float, desc: str
 ) -> dict[str, np.ndarray]:
     """Margins per group of one condition, all groups scored in one pass (full batches)."""
     everything = [p for pairs in groups.values() for p in pairs]
     if not everything:
         return {}
     margin = spliced_margins(
-        model, renderer, everything, sae, layer, keep_error=True, ablate=ablate, scale=scale, desc=desc, **kw
+        scorer, everything, sae, layer, keep_error=True, ablate=ablate, scale=scale, desc=desc, **kw
     )
     ends = np.cumsum([len(pairs) for pairs in groups.values()])[:-1]
     return dict(zip(groups, np.split(margin, ends)))

@@ -19,7 +19,7 @@ import torch
 
 from .activations.extract import standardize
 from .models.layers import transformer_blocks
-from .reward.scoring import reward_pairs
+from .reward.scoring import Scorer, reward_pairs
 from .sae import Encoding, TopKSAE
 
 
@@ -126,8 +126,7 @@ class SAESplice:
 
 
 def spliced_margins(
-    model,
-    renderer,
+    scorer: Scorer,
     pairs,
     sae: TopKSAE,
     layer: int,
@@ -135,9 +134,6 @@ def spliced_margins(
     keep_error: bool = False,
     ablate: Iterable[int] = (),
     scale: float = 0.0,
-    batch_size: int = 32,
-    bf16: bool = False,
-    prefix=None,
     desc: str = "spliced scoring",
     standardized: bool = True,
     memo: EncodingMemo | None = None,
@@ -146,7 +142,7 @@ def spliced_margins(
     `standardized`: the SAE was trained on per-vector standardised states (`activations.standardize`); `memo`:
     encodings shared with other passes over the same pairs."""
     splice = SAESplice(
-        model,
+        scorer.model,
         sae,
         layer,
         keep_error=keep_error,
@@ -156,25 +152,17 @@ def spliced_margins(
         memo=memo,
     )
     with splice:
-        return reward_pairs(model, renderer, pairs, batch_size, bf16, desc, prefix=prefix).margin
+        return reward_pairs(scorer, pairs, desc).margin
 
 
 def reward_fidelity(
-    model, renderer, pairs, sae: TopKSAE, layer: int, clean_margin: np.ndarray | None = None, **kw
+    scorer: Scorer, pairs, sae: TopKSAE, layer: int, clean_margin: np.ndarray | None = None, **kw
 ) -> dict:
     """Pair accuracy of the RM with and without the SAE reconstruction in place of its layer, and the mean
     absolute change of the reward margin."""
     if clean_margin is None:
-        clean_margin = reward_pairs(
-            model,
-            renderer,
-            pairs,
-            kw.get("batch_size", 32),
-            kw.get("bf16", False),
-            "clean scoring",
-            prefix=kw.get("prefix"),
-        ).margin
-    spliced = spliced_margins(model, renderer, pairs, sae, layer, **kw)
+        clean_margin = reward_pairs(scorer, pairs, "clean scoring").margin
+    spliced = spliced_margins(scorer, pairs, sae, layer, **kw)
     return {
         "clean_accuracy": float((clean_margin > 0).mean()),
         "splice_accuracy": float((spliced > 0).mean()),

@@ -18,7 +18,7 @@ from ..io import quiet, read_json
 from ..models.batching import autocast, length_batches, pad_batch
 from ..models.layers import Resume, StopForward, stop_at
 from ..models.prefix_cache import PrefixCache
-from ..models.render import Renderer
+from ..reward.scoring import Scorer
 from .cache import FIELDS, ActivationCache, CacheWriter
 from .positions import TokenTexts, select_positions
 
@@ -62,8 +62,7 @@ def layer_states(
 
 @torch.inference_mode()
 def extract_pairs(
-    model,
-    renderer: Renderer,
+    scorer: Scorer,
     pairs: Sequence[PreferencePair],
     layer: int,
     policy: str,
@@ -71,15 +70,13 @@ def extract_pairs(
     *,
     min_gap: int = 5,
     standardize_vectors: bool = True,
-    batch_size: int = 32,
-    bf16: bool = False,
     shard_vectors: int = 65536,
     dtype: str = "float16",
-    prefix: PrefixCache | None = None,
     desc: str = "extracting",
-    progress: bool = True,
 ) -> dict:
     """Write the kept vectors of both responses of every pair to a cache at `out_dir`; returns its index."""
+    model, renderer, bf16, progress = scorer.model, scorer.renderer, scorer.bf16, scorer.progress
+    batch_size, prefix = scorer.batch_size, scorer.prefix
     device = next(model.parameters()).device
     model.eval()
     chosen, rejected = renderer.encode_pairs(pairs)

@@ -76,17 +76,22 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[Any, Location]]:
         raise DataError(str(path), f"corrupt or truncated gzip data ({err})", line=line_no + 1) from None
 
 
-def _iter_json(path: Path) -> Iterator[tuple[Any, Location]]:
+def _read_text(path: Path, encoding: str) -> str:
+    """A whole (possibly gzipped) file as text; DataError naming the file (and line) when it cannot be."""
     try:
         with _open_binary(path) as fh:
             data = fh.read()
     except (EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise DataError(str(path), f"corrupt or truncated gzip data ({err})") from None
     try:
-        text = data.decode("utf-8")
+        return data.decode(encoding)
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise DataError(str(path), f"not UTF-8 text (byte {err.start})", line=line) from None
+
+
+def _iter_json(path: Path) -> Iterator[tuple[Any, Location]]:
+    text = _read_text(path, "utf-8")
     if not text.strip():
         return
     try:
@@ -125,16 +130,7 @@ def _iter_parquet(path: Path) -> Iterator[tuple[Any, Location]]:
 
 
 def _iter_csv(path: Path) -> Iterator[tuple[Any, Location]]:
-    try:
-        with _open_binary(path) as fh:
-            data = fh.read()
-    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise DataError(str(path), f"corrupt or truncated gzip data ({err})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(str(path), f"not UTF-8 text (byte {err.start})", line=line) from None
+    text = _read_text(path, "utf-8-sig")
     csv.field_size_limit(1 << 30)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:

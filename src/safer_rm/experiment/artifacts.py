@@ -73,6 +73,23 @@ REPORT_DASHBOARD = "report/features.html"
 REPORT_RESULTS_MD = "report/results.md"
 
 
+def run_file(run: str | Path, template: str, **fields) -> Path:
+    """One of the files of a finished run directory read from outside a run (a comparison, a report)."""
+    return Path(run) / template.format(**fields)
+
+
+def evaluation_files(run: str | Path) -> list[tuple[str, int, Path]]:
+    """(variant, seed, path) of every evaluation (`EVAL`) in a run directory, by variant, then seed."""
+    root = Path(run) / EVAL_DIR
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for path in folder.glob("seed-*.json"):
+            number = path.stem.removeprefix("seed-")
+            if number.isdigit():
+                out.append((folder.name, int(number), path))
+    return sorted(out, key=lambda t: (t[0], t[1]))
+
+
 # ---- pair scores: written by `score`, read by `curate` and the detectors -------------------------------
 SCORE_COLUMNS = ("id", "safer_score", "reward_margin")
 """Columns every scores file has (beside the per-pair details `score` adds)."""

@@ -1,5 +1,6 @@
-"""What a stage function gets: the run's config, its run directory and device, where its artifacts live,
-and cached handles to what several stages load (the prefix cache, the evaluation pairs, trained models)."""
+"""What a stage function gets: the run's config and run directory, and what it holds, split by kind: where
+artifacts live (`paths`, a `RunLayout`), the run's data (`data`, a `RunData`) and its models (`models`, a
+`ModelStore`), plus the sub-run callback the runner sets."""
 
 from __future__ import annotations
 
@@ -11,34 +12,14 @@ from typing import TYPE_CHECKING
 
 from .. import distributed
 from ..config import Config, config_dict
-from ..curation.variants import Variant
-from ..data import read_pairs
-from ..data.load import load_source
-from ..data.quality import DropReport
 from ..data.records import PreferencePair
-from ..errors import StageError
-from ..features.selection import Selection
-from ..io import sha256_file, sha256_text
-from . import artifacts as A
-from .artifacts import PairScores, read_selection
-from .context_models import ModelLoading, RMHandle  # noqa: F401  (RMHandle: re-exported)
-from .graph import CLEAN
+from .layout import RunLayout
+from .model_store import ModelStore
+from .run_data import RunData
 from .rundir import RunDir
 
-if TYPE_CHECKING:  # loaded where models are: planning a run (`--dry-run`) imports no torch
+if TYPE_CHECKING:
     import torch
-
-    from ..reward.evaluate import EvalSet
-
-
-def pick_device(setting: str) -> torch.device:
-    import torch
-
-    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise StageError("run.device=cuda but no CUDA device is available")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 @dataclass
@@ -56,46 +37,41 @@ class GivenData:
 
 
 @dataclass
-class RunContext(ModelLoading):
+class RunContext:
     cfg: Config
     run: RunDir
+    paths: RunLayout
+    data: RunData
+    models: ModelStore
     resume: bool = True
     given: GivenData | None = None
-    cache_root: Path | None = None
-    """Folder of the frozen-block cache (a sub-run shares its parent's); default <run>/cache."""
-    judgements: Path | None = None
-    """Folder of the judge's verdict cache (a sub-run shares its parent's: verdicts are keyed by the contexts
-    they judged, so the same latent with the same contexts is judged once); default <run>/features/judgements."""
     subrun: Callable[[RunContext, list[str]], None] | None = None
     """Runs stages of another context (set by the runner; the audit's sub-run uses it)."""
     started: float = field(default_factory=time.time)
-    prefix_caches: dict = field(default_factory=dict)
-    """Open frozen-block caches by fingerprint (model or existing RM, frozen blocks); a sub-run shares its
-    parent's."""
-    _rewardbench: list | None = None
-    _extra: dict = field(default_factory=dict)
-    _hashes: dict = field(default_factory=dict)
-    _device: torch.device | None = None
 
     @classmethod
-    def create(cls, cfg: Config, resume: bool = True, **kw) -> RunContext:
+    def create(
+        cls,
+        cfg: Config,
+        resume: bool = True,
+        given: GivenData | None = None,
+        parent: RunContext | None = None,
+    ) -> RunContext:
+        """The context of a run; with `parent`, a sub-run's, sharing its parent's frozen-block cache folder and
+        open caches and its judge's verdict cache."""
         distributed.init()
-        ctx = cls(cfg, RunDir(cfg.run.path, config_dict(cfg)), resume, **kw)
+        run = RunDir(cfg.run.path, config_dict(cfg))
+        paths = RunLayout(run, parent.paths.cache(), parent.paths.judgements()) if parent else RunLayout(run)
+        models = ModelStore(cfg, paths, parent.models.prefix_caches if parent else {})
+        ctx = cls(cfg, run, paths, RunData(cfg, paths), models, resume, given)
         if cfg.run.device == "cuda":
             ctx.device  # noqa: B018  (asked for explicitly: fail now, not in the first stage that needs it)
         return ctx
 
     @property
     def device(self) -> torch.device:
-        """The run's device, resolved when a stage first needs it (with torch's thread count set), so that
-        planning a run imports no torch."""
-        if self._device is None:
-            import torch
-
-            if self.cfg.run.threads is not None:
-                torch.set_num_threads(self.cfg.run.threads)
-            self._device = pick_device(self.cfg.run.device)
-        return self._device
+        """The run's device, resolved when a stage first needs it, so that planning a run imports no torch."""
+        return self.models.device
 
     @property
     def main(self) -> bool:
@@ -104,119 +80,3 @@ class RunContext(ModelLoading):
     @property
     def seed0(self) -> int:
         return self.cfg.run.seeds[0]
-
-    # ---- where artifacts live (artifacts.py names every file) ---------------------------------------
-    def train_path(self, variant: str = CLEAN) -> Path:
-        if variant == CLEAN:
-            return self.run.file(A.TRAIN)
-        if Variant.parse(variant).mode == "fold":
-            return self.run.file(A.FOLD_TRAIN, variant=variant)
-        return self.run.file(A.CURATED_TRAIN, variant=variant)
-
-    def heldout_fold_path(self, variant: str) -> Path:
-        """The pairs a fold's reward model never saw (it scores them)."""
-        return self.run.file(A.FOLD_HELDOUT, variant=variant)
-
-    def rm_dir(self, variant: str, seed: int) -> Path:
-        return self.run.file(A.RM_DIR, variant=variant, seed=seed)
-
-    def eval_path(self, variant: str, seed: int) -> Path:
-        return self.run.file(A.EVAL, variant=variant, seed=seed)
-
-    def activations_dir(self, which: str) -> Path:
-        return self.run.file(A.ACTIVATIONS, which=which)
-
-    def sae_dir(self) -> Path:
-        return self.run.file(A.SAE_DIR)
-
-    def features_dir(self) -> Path:
-        return self.run.file(A.FEATURES_DIR)
-
-    def judgements_dir(self) -> Path:
-        return self.judgements or self.run.file(A.JUDGEMENTS)
-
-    def scores_path(self) -> Path:
-        return self.run.file(A.SCORES)
-
-    # ---- pairs ---------------------------------------------------------------------------------------
-    def train_pairs(self, variant: str = CLEAN) -> list[PreferencePair]:
-        path = self.train_path(variant)
-        if not path.is_file():
-            raise StageError(f"{path}: training pairs of variant '{variant}' are missing")
-        return read_pairs(path)
-
-    def test_pairs(self) -> list[PreferencePair]:
-        return read_pairs(self.run.file(A.TEST))
-
-    def source_origins(self) -> dict[str, str]:
-        """Where each data source was read from (hub id, else the path as configured), for dataset cards."""
-        return {src.name: src.hub or src.path for src in self.cfg.data.sources}
-
-    def rewardbench(self) -> list[PreferencePair]:
-        from ..reward.evaluate import load_rewardbench
-
-        if self._rewardbench is None:
-            self._rewardbench = load_rewardbench(self.cfg.eval, self.cfg.data.root, seed=self.cfg.data.seed)
-        return self._rewardbench
-
-    def pool_path(self) -> Path:
-        return self.run.file(A.POOL)
-
-    def pool_pairs(self) -> list[PreferencePair]:
-        path = self.pool_path()
-        if not path.is_file():
-            raise StageError(f"{path}: the evaluation pool is missing; run `safer run --stages pool`")
-        return read_pairs(path)
-
-    def extra_sets(self) -> list[EvalSet]:
-        """The configured `eval.extra` sets, loaded once per context."""
-        from ..reward.evaluate import EvalSet, set_style
-
-        out = []
-        for src in self.cfg.eval.extra_sets():
-            if src.name not in self._extra:
-                pairs = load_source(
-                    src, self.cfg.data.root, DropReport(), max_text_chars=self.cfg.data.max_text_chars
-                )
-                self._extra[src.name] = EvalSet(src.name, pairs, set_style(pairs))
-            out.append(self._extra[src.name])
-        return out
-
-    def eval_sets(self) -> list[EvalSet]:
-        """Everything an RM is evaluated on: RewardBench, the held-out split, the pool, the extra sets."""
-        from ..reward.evaluate import EvalSet
-
-        ec = self.cfg.eval
-        sets = [EvalSet("rewardbench", self.rewardbench(), "rewardbench")]
-        if ec.heldout:
-            sets.append(EvalSet("heldout", self.test_pairs()))
-        if ec.pool:
-            sets.append(EvalSet("pool", self.pool_pairs()))
-        return sets + self.extra_sets()
-
-    def file_hash(self, path: Path) -> str | None:
-        """sha256 of a file, memoised per (path, inode, mtime, size); of a dataset folder (hub layout), the sha256
-        of its files' relative paths and hashes (hidden files and folders aside); None when it does not exist."""
-        if path.is_dir():
-            files = sorted(
-                f
-                for f in path.rglob("*")
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
-            )
-            return sha256_text(
-                "".join(f"{f.relative_to(path).as_posix()}\0{self.file_hash(f)}\n" for f in files)
-            )
-        if not path.is_file():
-            return None
-        st = path.stat()
-        stamp = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
-        if stamp not in self._hashes:
-            self._hashes[stamp] = sha256_file(path)
-        return self._hashes[stamp]
-
-    def selection(self) -> Selection:
-        return read_selection(self.run.file(A.SELECTION))
-
-    def pair_scores(self, pair_ids: list[str] | None = None) -> PairScores:
-        """The scores of the training pairs (`score`); with `pair_ids`, checked to be those pairs in order."""
-        return PairScores.read(self.run.file(A.SCORES), pair_ids)

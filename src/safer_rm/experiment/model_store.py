@@ -1,45 +1,83 @@
-"""The model-loading half of a run context: trained (or existing) reward models, their tokenizers and
-frozen-block caches, their margins on pairs, the analysed layer and the run's SAE. `RunContext` mixes it in;
-torch and transformers are imported only when a stage loads a model."""
+"""The run's model store: the device, trained (or existing) reward models with their tokenizers, frozen-block
+caches and scorers, their margins on pairs, the analysed layer and the run's SAE. torch and transformers are
+imported only when a stage loads a model, so planning a run (`--dry-run`) imports neither."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config import Config
 from ..data.records import PreferencePair
 from ..errors import StageError
 from ..io import read_json
 from ..precision import use_bf16
 from ..reward.files import EXISTING_FILE, RENDER_FILE
-from . import artifacts as A
 from .graph import CLEAN
+from .layout import RunLayout
 from .rundir import fingerprint
 
-if TYPE_CHECKING:  # loaded where models are: planning a run (`--dry-run`) imports no torch
+if TYPE_CHECKING:
     import torch
 
     from ..models import Renderer
     from ..models.prefix_cache import PrefixCache
+    from ..reward.scoring import Scorer
+
+
+def pick_device(setting: str) -> torch.device:
+    import torch
+
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise StageError("run.device=cuda but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
 
 
 @dataclass
 class RMHandle:
-    """A trained reward model on the run device, ready to score."""
+    """A trained (or existing) reward model on the run device: its scorer (with the run's evaluation batch size
+    and precision, and the RM's own frozen-block cache), tokenizer and render settings."""
 
-    model: torch.nn.Module
+    scorer: Scorer
     tokenizer: object
-    renderer: Renderer
     settings: dict
-    prefix: PrefixCache | None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.scorer.model
+
+    @property
+    def renderer(self) -> Renderer:
+        return self.scorer.renderer
 
 
-class ModelLoading:
-    """Methods of `RunContext` that load models; they read its `cfg`, `run`, `device`, `seed0`, `cache_root`,
-    `prefix_caches`, `rm_dir`, `activations_dir` and `sae_dir`."""
+@dataclass
+class ModelStore:
+    cfg: Config
+    paths: RunLayout
+    prefix_caches: dict = field(default_factory=dict)
+    """Open frozen-block caches by fingerprint and precision; a sub-run shares its parent's."""
+    _device: torch.device | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """The run's device, resolved when a stage first needs it (with torch's thread count set)."""
+        if self._device is None:
+            import torch
+
+            if self.cfg.run.threads is not None:
+                torch.set_num_threads(self.cfg.run.threads)
+            self._device = pick_device(self.cfg.run.device)
+        return self._device
+
+    @property
+    def seed0(self) -> int:
+        return self.cfg.run.seeds[0]
 
     # ---- models --------------------------------------------------------------------------------------
     def prefix_cache(
@@ -63,7 +101,7 @@ class ModelLoading:
         fp = fingerprint(list(key))
         name = f"frozen-{frozen}" if owner is None else f"frozen-{frozen}-{fp[:10]}"
         if (fp, bf16) not in self.prefix_caches:
-            folder = (self.cache_root or self.run.file(A.CACHE)) / (f"{name}-bf16" if bf16 else name)
+            folder = (self.paths.cache()) / (f"{name}-bf16" if bf16 else name)
             self.prefix_caches[fp, bf16] = PrefixCache(frozen, fp, folder, bf16=bf16)
         return self.prefix_caches[fp, bf16]
 
@@ -71,7 +109,7 @@ class ModelLoading:
         """Where a reward model's weights and tokenizer are read from: its run folder, or the existing reward
         model that run folder points to (`model.reward_model`)."""
         seed = self.seed0 if seed is None else seed
-        path = self.rm_dir(variant, seed)
+        path = self.paths.rm(variant, seed)
         if (path / EXISTING_FILE).is_file():
             return read_json(path / EXISTING_FILE)["source"]
         if not (path / "config.json").is_file():
@@ -84,17 +122,18 @@ class ModelLoading:
 
         seed = self.seed0 if seed is None else seed
         source = self.model_source(variant, seed)
-        if (self.rm_dir(variant, seed) / EXISTING_FILE).is_file():
+        if (self.paths.rm(variant, seed) / EXISTING_FILE).is_file():
             mc = self.cfg.model
             return load_tokenizer(source, mc.reward_model_revision, mc.trust_remote_code)
         return load_tokenizer(source)
 
     def reward_model(self, variant: str = CLEAN, seed: int | None = None) -> RMHandle:
-        """A trained (or existing) reward model: model, tokenizer, renderer, render settings, its prefix cache."""
+        """A trained (or existing) reward model on the run device: its scorer, tokenizer and render settings."""
         from ..models import Renderer, load_reward_model
+        from ..reward.scoring import Scorer
 
         seed = self.seed0 if seed is None else seed
-        path = self.rm_dir(variant, seed)
+        path = self.paths.rm(variant, seed)
         source = self.model_source(variant, seed)
         settings = read_json(path / RENDER_FILE)
         tok = self.tokenizer(variant, seed)
@@ -113,30 +152,24 @@ class ModelLoading:
         else:
             model = load_reward_model(source, tok, allow_pickle=False)
         model = model.to(self.device).eval()
-        return RMHandle(
-            model,
-            tok,
-            Renderer.from_settings(tok, settings),
-            settings,
-            self.prefix_cache(
-                settings.get("frozen_layers", 0), settings.get("owner"), settings.get("frozen_bf16")
-            ),
+        prefix = self.prefix_cache(
+            settings.get("frozen_layers", 0), settings.get("owner"), settings.get("frozen_bf16")
         )
+        renderer = Renderer.from_settings(tok, settings)
+        rc = self.cfg.rm
+        return RMHandle(
+            Scorer(model, renderer, 2 * rc.eval_batch_size, use_bf16(rc.bf16), prefix), tok, settings
+        )
+
+    def scorer(self, variant: str = CLEAN, seed: int | None = None) -> Scorer:
+        """A reward model's scorer with the run's evaluation settings (`rm.eval_batch_size` pairs, `rm.bf16`)."""
+        return self.reward_model(variant, seed).scorer
 
     def margins(self, variant: str, seed: int, pairs: list[PreferencePair], desc: str) -> np.ndarray:
         """r(chosen) - r(rejected) of a trained (or existing) reward model on `pairs`."""
         from ..reward.scoring import reward_pairs
 
-        rm = self.reward_model(variant, seed)
-        return reward_pairs(
-            rm.model,
-            rm.renderer,
-            pairs,
-            self.cfg.rm.eval_batch_size,
-            use_bf16(self.cfg.rm.bf16),
-            desc,
-            prefix=rm.prefix,
-        ).margin
+        return reward_pairs(self.scorer(variant, seed), pairs, desc).margin
 
     def layer(self, model=None) -> int:
         """The configured layer, or 3/4 of the depth (rounded) when unset."""
@@ -146,7 +179,7 @@ class ModelLoading:
             from transformers import AutoConfig
 
             n = (
-                AutoConfig.from_pretrained(str(self.rm_dir(CLEAN, self.seed0)))
+                AutoConfig.from_pretrained(str(self.paths.rm(CLEAN, self.seed0)))
                 .get_text_config()
                 .num_hidden_layers
             )
@@ -161,11 +194,11 @@ class ModelLoading:
         from ..activations import ActivationCache
         from ..sae import hookpoint_for, load_sae
 
-        layer = self.run.info("extract").get("layer")
+        layer = self.paths.run.info("extract").get("layer")
         if layer is None:
             raise StageError("no extraction recorded in the manifest; run `safer extract` first")
-        d_in = ActivationCache(self.activations_dir("pairs")).d
-        root = Path(root) if root else self.sae_dir()
+        d_in = ActivationCache(self.paths.activations("pairs")).d
+        root = Path(root) if root else self.paths.sae()
         hookpoint = hookpoint_for(layer)
         if (root / "cfg.json").is_file():  # the hookpoint folder itself
             root, hookpoint = root.parent, root.name

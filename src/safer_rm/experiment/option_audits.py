@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import SaferError
 from ..io import read_csv, read_json
-from .artifacts import MANIFEST
+from . import artifacts as A
 from .option_runs import align, older_layout
 
 DETECTOR = "safer"
@@ -33,11 +33,15 @@ def read_audit_scores(run: Path, detector: str = DETECTOR) -> AuditScores | None
     (`planted_ids`); None without an audit. StageError for an audit whose results have no repeat scores (the
     layout that wrote audit/scores/pairs.csv)."""
     run = Path(run)
-    folders = [p for p in (run / "audit").glob("repeat-*") if p.name.removeprefix("repeat-").isdigit()]
-    folders.sort(key=lambda p: int(p.name.removeprefix("repeat-")))
-    files = [f / "detect" / "scores.csv" for f in folders if (f / "detect" / "scores.csv").is_file()]
+    repeats = sorted(
+        int(p.name.removeprefix("repeat-"))
+        for p in run.glob(A.AUDIT_REPEAT.format(repeat="*"))
+        if p.name.removeprefix("repeat-").isdigit()
+    )
+    files = [A.run_file(run, A.AUDIT_REPEAT, repeat=r) / A.DETECT_SCORES for r in repeats]
+    files = [f for f in files if f.is_file()]
     if not files:
-        if (run / "audit" / "results.json").is_file():
+        if A.run_file(run, A.AUDIT).is_file():
             old = run / "audit" / "scores" / "pairs.csv"
             what = "audit/scores/pairs.csv" if old.is_file() else "no audit/repeat-<i>/detect/scores.csv"
             raise older_layout(run, "audit", what)
@@ -59,7 +63,7 @@ def planted_ids(run: Path, scores_csv: Path) -> set[str]:
     """The ids of the pairs an audit repeat planted: the planted ids its data stage was given, as the repeat's
     manifest records them (stages.data.values['input.given'].planted). StageError naming the version that
     wrote the run when they are not recorded there."""
-    manifest = scores_csv.parent.parent / MANIFEST
+    manifest = scores_csv.parent.parent / A.MANIFEST
     values = (
         read_json(manifest).get("stages", {}).get("data", {}).get("values", {}) if manifest.is_file() else {}
     )

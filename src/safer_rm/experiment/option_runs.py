@@ -12,13 +12,13 @@ import numpy as np
 from .. import __version__
 from ..errors import SaferError, StageError
 from ..io import read_json
-from .artifacts import MANIFEST
+from . import artifacts as A
 from .compare import Outcomes, read_outcomes
 
 
 def written_by(run: Path, stage: str) -> str:
     """`safer-rm <version>` from the run's manifest.json (with the commit that ran `stage`, when recorded)."""
-    path = Path(run) / MANIFEST
+    path = A.run_file(run, A.MANIFEST)
     doc = read_json(path) if path.is_file() else {}
     version = (doc.get("versions") or {}).get("safer-rm")
     commit = ((doc.get("stages") or {}).get(stage) or {}).get("commit")
@@ -61,7 +61,7 @@ class Evaluated:
     by_seed: dict[int, Outcomes]
 
     def eval_json(self, seed: int) -> Path:
-        return self.run / "eval" / self.variant / f"seed-{seed}.json"
+        return A.run_file(self.run, A.EVAL, variant=self.variant, seed=seed)
 
     def margin_file(self, seed: int, label: str) -> Path:
         """The margin file a column of one seed was read from (eval/<variant>/seed-<s>.<set>.csv)."""
@@ -73,19 +73,14 @@ class Evaluated:
 
 def read_run(run: Path) -> dict[str, dict[int, Outcomes]]:
     """{variant: {seed: outcomes}} of every evaluation with margin files in a run directory."""
-    eval_dir = Path(run) / "eval"
+    eval_dir = A.run_file(run, A.EVAL_DIR)
     if not eval_dir.is_dir():
         raise SaferError(f"{eval_dir}: no evaluations here (is {run} a safer-rm run directory?)")
     out: dict[str, dict[int, Outcomes]] = {}
-    for folder in sorted(p for p in eval_dir.iterdir() if p.is_dir()):
-        by_seed = {}
-        for path in folder.glob("seed-*.json"):
-            number = path.stem.removeprefix("seed-")
-            got = read_outcomes(path) if number.isdigit() else {}
-            if got:
-                by_seed[int(number)] = got
-        if by_seed:
-            out[folder.name] = dict(sorted(by_seed.items()))
+    for variant, seed, path in A.evaluation_files(run):
+        got = read_outcomes(path)
+        if got:
+            out.setdefault(variant, {})[seed] = got
     return out
 
 
@@ -93,7 +88,7 @@ def read_run(run: Path) -> dict[str, dict[int, Outcomes]]:
 def causal_summary(run: Path) -> dict | None:
     """causal/results.json per scale and group; None without a causal test. StageError for a results file
     without `scales` (written before the causal test scaled latents)."""
-    path = Path(run) / "causal" / "results.json"
+    path = A.run_file(run, A.CAUSAL)
     if not path.is_file():
         return None
     doc = read_json(path)
@@ -142,7 +137,7 @@ def audit_summary(run: Path) -> dict | None:
     """audit/results.json: the planting and every detector's AUROC over all pairs and over safety pairs,
     with intervals; None without an audit. StageError for an audit without `detectors` (one written when the
     audit kept only `auroc_safer` and `auroc_reward_margin`)."""
-    path = Path(run) / "audit" / "results.json"
+    path = A.run_file(run, A.AUDIT)
     if not path.is_file():
         return None
     doc = read_json(path)
@@ -160,7 +155,7 @@ def features_summary(run: Path) -> dict | None:
     """features/features.json: the selected latents (safe / unsafe), the ranking, the specificity test; the
     `features.*` settings the features stage ran with (manifest.json); and attribution/summary.json's check
     (pearson, slope) when there is one. None without features.json."""
-    path = Path(run) / "features" / "features.json"
+    path = A.run_file(run, A.FEATURES)
     if not path.is_file():
         return None
     doc = read_json(path)
@@ -180,7 +175,7 @@ def features_summary(run: Path) -> dict | None:
         },
         "attribution": None,
     }
-    summary = Path(run) / "attribution" / "summary.json"
+    summary = A.run_file(run, A.ATTRIBUTION_SUMMARY)
     if summary.is_file():
         check = read_json(summary).get("check") or {}
         out["attribution"] = {"pearson": check.get("pearson"), "slope": check.get("slope")}
@@ -189,7 +184,7 @@ def features_summary(run: Path) -> dict | None:
 
 def feature_settings(run: Path) -> dict:
     """The `features.*` values the run's features stage was made with (manifest.json); {} when unrecorded."""
-    path = Path(run) / MANIFEST
+    path = A.run_file(run, A.MANIFEST)
     if not path.is_file():
         return {}
     values = read_json(path).get("stages", {}).get("features", {}).get("values", {})

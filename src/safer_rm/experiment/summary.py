@@ -19,7 +19,6 @@ from .compare import read_outcomes, variant_statistics
 from .context import RunContext
 from .graph import Key, variants
 from .plan import Planner
-from .stages.features_file import read_features
 from .timing import run_timing
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def current_seeds(ctx: RunContext, planner: Planner, variant: str) -> list[int]:
     return [
         s
         for s in ctx.cfg.run.seeds
-        if ctx.eval_path(variant, s).is_file()
+        if ctx.paths.eval(variant, s).is_file()
         and ctx.run.done(st.instance(Key(variant, s)), planner.fingerprint_of(st, Key(variant, s)))
     ]
 
@@ -42,13 +41,13 @@ def results_rows(ctx: RunContext, planner: Planner | None = None) -> list[dict]:
     at the same mode and ratio (`compare`)."""
     planner = planner or Planner(ctx)
     seeds = {name: current_seeds(ctx, planner, name) for name in variants(ctx.cfg)}
-    outcomes = {name: {s: read_outcomes(ctx.eval_path(name, s)) for s in got} for name, got in seeds.items()}
+    outcomes = {name: {s: read_outcomes(ctx.paths.eval(name, s)) for s in got} for name, got in seeds.items()}
     # an interval or a difference only where every seed counted in the mean has its per-pair outcomes
     complete = {name: o for name, o in outcomes.items() if o and all(o.values())}
     stats = variant_statistics(complete, n_boot=ctx.cfg.eval.bootstrap)
     rows = []
     for name, got in seeds.items():
-        runs = [read_json(ctx.eval_path(name, s)) for s in got]
+        runs = [read_json(ctx.paths.eval(name, s)) for s in got]
         if not runs:
             continue
         values: dict[str, list[float]] = {}
@@ -87,14 +86,11 @@ def results_rows(ctx: RunContext, planner: Planner | None = None) -> list[dict]:
 
 def evaluations(ctx: RunContext) -> dict[str, dict]:
     """Evaluation of every (variant, seed) on disk, keyed `variant` (one seed configured) or `variant@seed`."""
-    out = {}
-    eval_root = ctx.run.file(A.EVAL_DIR)
-    for variant_dir in sorted(p for p in eval_root.iterdir() if p.is_dir()) if eval_root.is_dir() else []:
-        for f in sorted(variant_dir.glob("seed-*.json")):
-            seed = int(f.stem.split("-", 1)[1])
-            key = variant_dir.name if len(ctx.cfg.run.seeds) == 1 else f"{variant_dir.name}@{seed}"
-            out[key] = read_json(f)
-    return out
+    one_seed = len(ctx.cfg.run.seeds) == 1
+    return {
+        variant if one_seed else f"{variant}@{seed}": read_json(path)
+        for variant, seed, path in A.evaluation_files(ctx.run.root)
+    }
 
 
 def variant_summary(row: dict) -> dict:
@@ -199,7 +195,7 @@ def write_summary(
         "stages": ctx.run.stage_seconds(),
     }
     write_json(ctx.run.file(A.SUMMARY), summary)
-    write_report(ctx.run.root, rows, summary, read_features(ctx))
+    write_report(ctx.run.root, rows, summary, ctx.paths.features_doc())
     results_md = to_markdown(
         rows, summary, ctx.run.manifest, list(ctx.cfg.run.seeds), regenerate or REGENERATE
     )

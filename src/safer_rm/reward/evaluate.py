@@ -19,9 +19,8 @@ from ..data.load import load_source
 from ..data.quality import DropReport
 from ..data.records import PreferencePair
 from ..io import write_json, write_text
-from ..models.render import Renderer
 from .config import EvalConfig
-from .scoring import reward_pairs
+from .scoring import Scorer, reward_pairs
 
 SECTIONS: dict[str, list[str]] = {
     "Chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"],
@@ -149,15 +148,7 @@ def column_indices(
     return out
 
 
-def evaluate_sets(
-    model,
-    renderer: Renderer,
-    sets: Sequence[EvalSet],
-    batch_size: int = 32,
-    bf16: bool = False,
-    progress: bool = True,
-    prefix=None,
-) -> tuple[dict, dict[str, np.ndarray]]:
+def evaluate_sets(scorer: Scorer, sets: Sequence[EvalSet]) -> tuple[dict, dict[str, np.ndarray]]:
     """(metrics, per-pair margins by set name). All sets are scored in one pass, each distinct text once.
     `metrics` has `columns` ({label: {accuracy, n}}, see `columns`), `rewardbench` sections with `overall`
     and `subsets` for the RewardBench set, and per set its by-kind / by-source or by-subset breakdown."""
@@ -171,7 +162,7 @@ def evaluate_sets(
     margins: dict[str, np.ndarray] = {}
     if not everything:
         return metrics, margins
-    scores = reward_pairs(model, renderer, everything, batch_size, bf16, "evaluating", progress, prefix)
+    scores = reward_pairs(scorer, everything, "evaluating")
     metrics["truncation"] = scores.truncation
     start = 0
     for es in sets:

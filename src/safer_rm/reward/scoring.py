@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -83,19 +83,38 @@ class PairRewards:
         return self.chosen > self.rejected
 
 
-def reward_pairs(
-    model,
-    renderer: Renderer,
-    pairs: Sequence[PreferencePair],
-    batch_size: int = 32,
-    bf16: bool = False,
-    desc: str = "scoring pairs",
-    progress: bool = True,
-    prefix: PrefixCache | None = None,
-) -> PairRewards:
-    chosen, rejected = renderer.encode_pairs(pairs)
-    rewards = score_encoded(
-        model, chosen + rejected, renderer.tok.pad_token_id, batch_size * 2, bf16, desc, progress, prefix
-    )
+@dataclass(frozen=True)
+class Scorer:
+    """A reward model ready to score, and how it runs: the one value passed wherever rewards (or states) are
+    computed, instead of its parts.
+
+    `batch_size`: texts per forward pass (a pair is two texts); `bf16`: autocast to bfloat16; `prefix`: the
+    frozen-block cache its lower blocks are read from (None: computed); `progress`: progress bars."""
+
+    model: torch.nn.Module
+    renderer: Renderer
+    batch_size: int = 64
+    bf16: bool = False
+    prefix: PrefixCache | None = None
+    progress: bool = True
+
+    def replace(self, **changes) -> Scorer:
+        return replace(self, **changes)
+
+    @property
+    def pad_id(self) -> int:
+        return self.renderer.tok.pad_token_id
+
+    def texts(self, encoded: Sequence[Encoded], desc: str = "scoring") -> np.ndarray:
+        """Reward of every encoded text, in input order (see `score_encoded`)."""
+        return score_encoded(
+            self.model, encoded, self.pad_id, self.batch_size, self.bf16, desc, self.progress, self.prefix
+        )
+
+
+def reward_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], desc: str = "scoring pairs") -> PairRewards:
+    """Rewards of both responses of every pair, chosen and rejected sides scored in one pass."""
+    chosen, rejected = scorer.renderer.encode_pairs(pairs)
+    rewards = scorer.texts(chosen + rejected, desc)
     n = len(pairs)
     return PairRewards(rewards[:n], rewards[n:], truncation_counts(chosen, rejected))

@@ -40,6 +40,16 @@ class EncodedBatch(NamedTuple):
         return self.pair * 2 + self.side
 
 
+def encoder(sae):
+    """x -> (top-k activations, their latent indices) on the CPU, for the streamed passes over a cache."""
+
+    def encode(x):
+        enc = sae.encode(x.to(sae.device))
+        return enc.acts.float().cpu(), enc.indices.cpu()
+
+    return encode
+
+
 @torch.no_grad()
 def encoded_batches(
     cache: ActivationCache,

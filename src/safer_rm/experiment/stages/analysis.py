@@ -9,6 +9,7 @@ import torch
 
 from ...activations import ActivationCache, CacheBatches, extract_pairs
 from ...attribution import decompose_margin
+from ...attribution_record import margin_columns
 from ...curation.score import safer_scores
 from ...errors import StageError
 from ...features.contexts import build_contexts, top_activations
@@ -20,6 +21,7 @@ from ...io import save_tensors, write_csv, write_json
 from ...precision import use_bf16
 from ...report import write_dashboard
 from ...sae import SAEMeta, evaluate_sae, hookpoint_for, save_sae, train_two_stage
+from ...sae.encoded import encoder
 from ...sae.lens import save_sae_lens
 from ...splice import reward_fidelity
 from .. import artifacts as A
@@ -27,25 +29,23 @@ from ..artifacts import write_pair_scores, write_selection
 from ..context import RunContext
 from ..graph import CLEAN, Key
 from .attribution import read_attribution
-from .encoding import encoder
 from .feature_checks import judge_probe, specific_selection
 from .inputs import CACHES
-from .score_columns import margin_columns
 
 
 def extract(ctx: RunContext, key: Key) -> dict:
     """Activation caches of the clean reward model: `pairs` (every training pair, the position policy),
     `general` (the chat pairs' texts, all tokens, for SAE stage 1) and `heldout` (the test pairs)."""
     ac = ctx.cfg.activations
-    rm = ctx.reward_model(CLEAN, ctx.seed0)
-    layer = ctx.layer(rm.model)
-    train = ctx.train_pairs(CLEAN)
+    rm = ctx.models.reward_model(CLEAN, ctx.seed0)
+    layer = ctx.models.layer(rm.model)
+    train = ctx.data.train_pairs(CLEAN)
     general = train if ac.general_kind == "all" else [p for p in train if p.kind == "chat"]
     if not general:
         raise StageError(
             "no chat pairs for SAE stage 1 (activations.general_kind=chat); set activations.general_kind=all"
         )
-    heldout = ctx.test_pairs() or train[: max(1, len(train) // 10)]
+    heldout = ctx.data.test_pairs() or train[: max(1, len(train) // 10)]
     info = {}
     for which, pairs, policy in (
         ("pairs", train, ac.positions),
@@ -53,19 +53,15 @@ def extract(ctx: RunContext, key: Key) -> dict:
         ("heldout", heldout, ac.positions),
     ):
         index = extract_pairs(
-            rm.model,
-            rm.renderer,
+            rm.scorer.replace(batch_size=ac.batch_size, bf16=use_bf16(ac.bf16)),
             pairs,
             layer,
             policy,
-            ctx.activations_dir(which),
+            ctx.paths.activations(which),
             min_gap=ac.min_gap,
             standardize_vectors=ac.standardize,
-            batch_size=ac.batch_size,
-            bf16=use_bf16(ac.bf16),
             shard_vectors=ac.shard_vectors,
             dtype=ac.dtype,
-            prefix=rm.prefix,
             desc=f"extracting {which}",
         )
         info[which] = {
@@ -82,9 +78,9 @@ def fit_sae(ctx: RunContext, key: Key) -> dict:
     fidelity when spliced into the clean RM."""
     sc = ctx.cfg.sae
     layer = ctx.run.info("extract")["layer"]
-    pairs, general, heldout = (ActivationCache(ctx.activations_dir(w)) for w in CACHES)
+    pairs, general, heldout = (ActivationCache(ctx.paths.activations(w)) for w in CACHES)
     if sc.path:
-        sae, result = ctx.load_sae(sc.path)[0], None
+        sae, result = ctx.models.load_sae(sc.path)[0], None
     else:
         result = train_two_stage(
             CacheBatches(general, sc.batch_size, seed=sc.seed),
@@ -95,16 +91,12 @@ def fit_sae(ctx: RunContext, key: Key) -> dict:
         sae = result.sae
     held = evaluate_sae(sae, heldout.batches(sc.batch_size))
     train_metrics = evaluate_sae(sae, pairs.batches(sc.batch_size))
-    rm = ctx.reward_model(CLEAN, ctx.seed0)
+    rm = ctx.models.reward_model(CLEAN, ctx.seed0)
     fidelity = reward_fidelity(
-        rm.model,
-        rm.renderer,
-        ctx.test_pairs() + ctx.rewardbench(),
+        rm.scorer,
+        ctx.data.test_pairs() + ctx.data.rewardbench(),
         sae,
         layer,
-        batch_size=ctx.cfg.rm.eval_batch_size,
-        bf16=use_bf16(ctx.cfg.rm.bf16),
-        prefix=rm.prefix,
         standardized=ctx.cfg.activations.standardize,
     )
     metrics = {
@@ -133,10 +125,12 @@ def fit_sae(ctx: RunContext, key: Key) -> dict:
             standardised=ctx.cfg.activations.standardize,
             training=metrics["training"],
         )
-        save_sae(sae, ctx.sae_dir(), hookpoint_for(layer), meta)
+        save_sae(sae, ctx.paths.sae(), hookpoint_for(layer), meta)
         # the same SAE in SAE Lens's layout (`sae_lens.SAE.load_from_disk`), beside sparsify's
-        save_sae_lens(sae, ctx.sae_dir() / "sae-lens", meta, model_name=ctx.model_source(CLEAN, ctx.seed0))
-        write_json(ctx.sae_dir() / "metrics.json", metrics)
+        save_sae_lens(
+            sae, ctx.paths.sae() / "sae-lens", meta, model_name=ctx.models.model_source(CLEAN, ctx.seed0)
+        )
+        write_json(ctx.paths.sae() / "metrics.json", metrics)
     return {k: v for k, v in metrics.items() if k != "training"}
 
 
@@ -144,8 +138,8 @@ def features(ctx: RunContext, key: Key) -> dict:
     """Salience of every latent, contexts of the top ones, the judge's verdicts, the selection, and the
     feature dashboard."""
     fc, jc = ctx.cfg.features, ctx.cfg.judge
-    sae, layer = ctx.load_sae()
-    cache = ActivationCache(ctx.activations_dir("pairs"))
+    sae, layer = ctx.models.load_sae()
+    cache = ActivationCache(ctx.paths.activations("pairs"))
     encode = encoder(sae)
     sal = compute_salience(cache, encode, sae.num_latents, fc.normalize, fc.batch_size)
     att = read_attribution(ctx)
@@ -153,9 +147,9 @@ def features(ctx: RunContext, key: Key) -> dict:
     order = np.lexsort((np.arange(len(ranked)), -np.abs(ranked)))
     examined = [int(i) for i in order[: fc.examine]]
     values, meta, counts = top_activations(cache, encode, examined, fc.top_m, fc.batch_size)
-    tok = ctx.tokenizer(CLEAN, ctx.seed0)
+    tok = ctx.models.tokenizer(CLEAN, ctx.seed0)
     items, uninterpretable = build_contexts(cache, tok, examined, values, meta, counts, fc, ranked)
-    judge = make_judge(jc, cache_dir=ctx.judgements_dir())
+    judge = make_judge(jc, cache_dir=ctx.paths.judgements())
     to_judge = [it for it in items if it.latent not in uninterpretable]
     judgements = {j.latent: j for j in judge.judge(to_judge)}
     use_judge = jc.kind != "none"
@@ -199,7 +193,7 @@ def features(ctx: RunContext, key: Key) -> dict:
     probe = judge_probe(ctx, judge)
     if probe:
         doc["judge_probe"] = probe
-    write_csv(ctx.features_dir() / "salience.csv", sal.table())  # outputs only once all went well
+    write_csv(ctx.paths.features() / "salience.csv", sal.table())  # outputs only once all went well
     write_selection(ctx.run.file(A.SELECTION), selection)
     write_json(ctx.run.file(A.FEATURES), doc)
     write_dashboard(doc, ctx.run.file(A.REPORT_DASHBOARD))
@@ -220,15 +214,15 @@ def features(ctx: RunContext, key: Key) -> dict:
 
 def score(ctx: RunContext, key: Key) -> dict | None:
     """SAFER score of every training pair (with per-feature contributions) and the clean RM's margin."""
-    train = ctx.train_pairs(CLEAN)
+    train = ctx.data.train_pairs(CLEAN)
     # reward margins: sharded over the ranks and gathered; the SAE scores and the files: rank 0 alone
-    margin = ctx.margins(CLEAN, ctx.seed0, train, "reward margins")
+    margin = ctx.models.margins(CLEAN, ctx.seed0, train, "reward margins")
     if not ctx.main:
         return None
-    sae, _layer = ctx.load_sae()
-    sel = ctx.selection()
+    sae, _layer = ctx.models.load_sae()
+    sel = ctx.paths.selection()
     scores = safer_scores(
-        ActivationCache(ctx.activations_dir("pairs")),
+        ActivationCache(ctx.paths.activations("pairs")),
         encoder(sae),
         sel.safe,
         sel.unsafe,

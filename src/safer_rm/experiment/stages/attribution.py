@@ -11,7 +11,6 @@ from ...attribution import attribute_pairs, check_against_ablation
 from ...attribution_record import Attribution
 from ...errors import StageError
 from ...io import save_tensors, write_json
-from ...precision import use_bf16
 from .. import artifacts as A
 from ..context import RunContext
 from ..graph import CLEAN, Key
@@ -21,19 +20,14 @@ from .inputs import attribution_enabled
 def attribute(ctx: RunContext, key: Key) -> dict:
     """Attribution of every latent on both responses of every training pair (clean RM, first seed)."""
     ac = ctx.cfg.attribution
-    sae, layer = ctx.load_sae()
-    rm = ctx.reward_model(CLEAN, ctx.seed0)
-    train = ctx.train_pairs(CLEAN)
-    bf16 = use_bf16(ctx.cfg.rm.bf16)
+    sae, layer = ctx.models.load_sae()
+    rm = ctx.models.reward_model(CLEAN, ctx.seed0)
+    train = ctx.data.train_pairs(CLEAN)
     att = attribute_pairs(
-        rm.model,
-        rm.renderer,
+        rm.scorer.replace(batch_size=2 * ac.batch_size),
         train,
         sae,
         layer,
-        ac.batch_size,
-        bf16,
-        rm.prefix,
         ctx.cfg.activations.standardize,
     )
     check = None
@@ -44,16 +38,12 @@ def attribute(ctx: RunContext, key: Key) -> dict:
         np.add.at(mean_abs, att.latents, np.abs(att.values))
         latents = [int(i) for i in np.argsort(-mean_abs, kind="stable")[: ac.check_latents]]
         check = check_against_ablation(
-            rm.model,
-            rm.renderer,
+            rm.scorer,
             [train[i] for i in sample],
             att,
             sae,
             layer,
             latents,
-            batch_size=ctx.cfg.rm.eval_batch_size,
-            bf16=bf16,
-            prefix=rm.prefix,
             standardized=ctx.cfg.activations.standardize,
         )
     margin = att.margin
@@ -80,7 +70,7 @@ def read_attribution(ctx: RunContext) -> Attribution | None:
     path = ctx.run.file(A.ATTRIBUTION)
     if not path.is_file():
         raise StageError(f"{path} is missing; run `safer attribute`")
-    train = ctx.train_pairs(CLEAN)
+    train = ctx.data.train_pairs(CLEAN)
     att = Attribution.from_tensors(load_file(str(path)), [p.id for p in train], [p.kind for p in train])
     if len(att.indptr) != len(train) + 1:
         raise StageError(f"{path}: attribution of {len(att.indptr) - 1} pairs, {len(train)} training pairs")

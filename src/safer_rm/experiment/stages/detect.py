@@ -26,10 +26,9 @@ from ...errors import StageError
 from ...io import read_csv, read_json, write_csv, write_json
 from ...report.suspects import write_suspects_page
 from .. import artifacts as A
-from ..audit import planted_indices, repeat_plan, shares_sae, subrun_config
+from ..audit import audit_rows, planted_indices, repeat_plan, shares_sae, subrun_config
 from ..context import GivenData, RunContext
 from ..graph import CLEAN, Key, ensemble_seeds, fold_variants
-from .audit_table import audit_rows
 from .detector_values import _train_seconds, probe_features, spearman_matrix
 from .inspection import cleaned_set, feature_labels, pick_detector, suspect_rows
 
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 def folds(ctx: RunContext, key: Key) -> dict:
     """Split the clean training pairs into K folds (pairs sharing a prompt stay together): fold i's reward
     model trains on the others and scores fold i."""
-    train = ctx.train_pairs(CLEAN)
+    train = ctx.data.train_pairs(CLEAN)
     groups = len({p.prompt_key() for p in train})
     if groups < ctx.cfg.detect.folds:
         raise StageError(
@@ -47,8 +46,8 @@ def folds(ctx: RunContext, key: Key) -> dict:
         )
     fold = assign_folds(train, ctx.cfg.detect.folds, ctx.cfg.detect.seed)
     for i, variant in enumerate(fold_variants(ctx.cfg)):
-        write_pairs(ctx.train_path(variant), [p for p, f in zip(train, fold) if f != i])
-        write_pairs(ctx.heldout_fold_path(variant), [p for p, f in zip(train, fold) if f == i])
+        write_pairs(ctx.paths.train(variant), [p for p, f in zip(train, fold) if f != i])
+        write_pairs(ctx.paths.heldout_fold(variant), [p for p, f in zip(train, fold) if f == i])
     write_csv(
         ctx.run.file(A.FOLD_ASSIGNMENT),
         [{"id": p.id, "fold": int(f)} for p, f in zip(train, fold)],
@@ -59,8 +58,8 @@ def folds(ctx: RunContext, key: Key) -> dict:
 def detect(ctx: RunContext, key: Key) -> dict:
     """Every detector's value for every training pair (detect/scores.csv) and each one's cost in seconds."""
     dc, s0 = ctx.cfg.detect, ctx.seed0
-    train = ctx.train_pairs(CLEAN)
-    scores = ctx.pair_scores([p.id for p in train])
+    train = ctx.data.train_pairs(CLEAN)
+    scores = ctx.paths.pair_scores([p.id for p in train])
     values = {"safer": scores.safer, "margin": scores.reward_margin}
     seconds = ctx.run.stage_seconds()
     safer_cost = sum(seconds.get(s, 0.0) for s in ("extract", "train-sae", "features", "score"))
@@ -74,17 +73,17 @@ def detect(ctx: RunContext, key: Key) -> dict:
         by_id = {p.id: i for i, p in enumerate(train)}
         started = time.time()
         for i, variant in enumerate(variants):
-            held = read_pairs(ctx.heldout_fold_path(variant))
+            held = read_pairs(ctx.paths.heldout_fold(variant))
             idx = np.array([by_id[p.id] for p in held], dtype=np.int64)
             fold[idx] = i
-            oof[idx] = ctx.margins(variant, s0, held, f"out-of-fold margins {i + 1}/{len(variants)}")
+            oof[idx] = ctx.models.margins(variant, s0, held, f"out-of-fold margins {i + 1}/{len(variants)}")
         values["oof_margin"] = oof
         cost["oof_margin"] = time.time() - started + sum(_train_seconds(ctx, v, s0) for v in variants)
     seeds = ensemble_seeds(ctx.cfg)
     if seeds:
         started = time.time()
         margins = [values["margin"]] + [
-            ctx.margins(CLEAN, s, train, f"ensemble margins (seed {s})") for s in seeds if s != s0
+            ctx.models.margins(CLEAN, s, train, f"ensemble margins (seed {s})") for s in seeds if s != s0
         ]
         values["ensemble"] = np.mean(margins, axis=0)
         extra["ensemble_sd"] = np.std(margins, axis=0, ddof=1)
@@ -138,27 +137,27 @@ def audit(ctx: RunContext, key: Key) -> dict:
     set in a sub-run per repeat (<run>/audit/repeat-<i>, the same stages); measure how well each detector ranks
     the planted flips first, over all pairs and over safety pairs alone."""
     ac = ctx.cfg.audit
-    train = ctx.train_pairs(CLEAN)
+    train = ctx.data.train_pairs(CLEAN)
     per_repeat: dict[str, list[np.ndarray]] = {}
     planted_masks, safety_masks, repeats = [], [], []
     for plan in repeat_plan(ctx.cfg):
         if plan.shared is not None:  # the run's own random poisoning at this ratio: its flips and its models
             ids = [r["id"] for r in read_csv(ctx.run.file(A.CURATED_EDITS, variant=plan.shared))]
-            planted_pairs = ctx.train_pairs(plan.shared)
-            rm_from = {s: ctx.rm_dir(plan.shared, s) for s in plan.copied_seeds}
+            planted_pairs = ctx.data.train_pairs(plan.shared)
+            rm_from = {s: ctx.paths.rm(plan.shared, s) for s in plan.copied_seeds}
         else:
             idx = planted_indices(train, ac.ratio, plan.plant_seed, ac.scope)
             planted_pairs, rm_from = apply_edit(train, idx, "poison", "random").pairs, {}
             ids = [train[i].id for i in idx]
         given = GivenData(
             planted_pairs,
-            ctx.test_pairs(),
+            ctx.data.test_pairs(),
             {
                 "planted": ids,
                 "shared": plan.shared,
                 "copied": sorted(rm_from),
-                "train": ctx.file_hash(ctx.train_path(plan.shared or CLEAN)),
-                "test": ctx.file_hash(ctx.run.file(A.TEST)),
+                "train": ctx.data.file_hash(ctx.paths.train(plan.shared or CLEAN)),
+                "test": ctx.data.file_hash(ctx.run.file(A.TEST)),
             },
             {"train": len(planted_pairs), "planted": len(ids), "shared_with": plan.shared},
             rm_from=rm_from,
@@ -168,13 +167,11 @@ def audit(ctx: RunContext, key: Key) -> dict:
                 ctx.cfg,
                 ctx.run.file(A.AUDIT_REPEAT, repeat=plan.index),
                 plan,
-                ctx.sae_dir() if shares_sae(ctx.cfg) else None,
+                ctx.paths.sae() if shares_sae(ctx.cfg) else None,
             ),
             resume=ctx.resume,
             given=given,
-            cache_root=ctx.cache_root or ctx.run.file(A.CACHE),
-            prefix_caches=ctx.prefix_caches,
-            judgements=ctx.judgements_dir(),
+            parent=ctx,
         )
         ctx.subrun(sub, ["detect"])
         rows = read_csv(sub.run.file(A.DETECT_SCORES))
@@ -193,7 +190,7 @@ def audit(ctx: RunContext, key: Key) -> dict:
                 "planted_safety": int((planted_masks[-1] & safety_masks[-1]).sum()),
                 "pairs": len(rows),
                 "shared_with": plan.shared,
-                "selected_features": len(sub.selection().latents),
+                "selected_features": len(sub.paths.selection().latents),
                 "cost_s": info["cost_s"],
             }
         )
@@ -229,7 +226,7 @@ def inspect(ctx: RunContext, key: Key) -> dict:
     """Suspect pairs ranked by one detector (all detectors beside it), their top SAFER features, and the
     cleaned training set without the most suspect ones (inspect/cleaned: Parquet, JSONL, a dataset card)."""
     ic = ctx.cfg.inspect
-    train = ctx.train_pairs(CLEAN)
+    train = ctx.data.train_pairs(CLEAN)
     rows = read_csv(ctx.run.file(A.DETECT_SCORES))
     info = read_json(ctx.run.file(A.DETECT_SUMMARY))
     names = info["detectors"]
@@ -243,7 +240,7 @@ def inspect(ctx: RunContext, key: Key) -> dict:
     else:
         removed = {int(i) for i in order[: edit_count(len(train), ic.remove)]}
         rule = f"the {ic.remove:g} % lowest by {detector}"
-    top = {r["id"]: r.get("top_features", "") for r in read_csv(ctx.scores_path())}
+    top = {r["id"]: r.get("top_features", "") for r in read_csv(ctx.paths.scores())}
     suspects = suspect_rows(train, order, removed, names, values, pct, top)
     write_csv(ctx.run.file(A.INSPECT_SUSPECTS), suspects)
     exported = cleaned_set(ctx, train, removed, values[detector], detector, rule, info)

@@ -9,12 +9,12 @@ from ...activations import ActivationCache
 from ...curation.detectors import percentile_ranks
 from ...curation.score import safer_scores
 from ...io import read_csv, read_json
+from ...sae.encoded import encoder
 from ..context import RunContext
-from .encoding import encoder
 
 
 def _train_seconds(ctx: RunContext, variant: str, seed: int) -> float:
-    path = ctx.rm_dir(variant, seed) / "train_summary.json"
+    path = ctx.paths.rm(variant, seed) / "train_summary.json"
     return float(read_json(path).get("train_seconds", 0.0)) if path.is_file() else 0.0
 
 
@@ -22,11 +22,15 @@ def probe_features(ctx: RunContext) -> np.ndarray:
     """Per pair: mean activation over the chosen response's kept positions minus the rejected one's, for the
     top `features.examine` latents by the firing salience (salience.csv), whatever `features.salience` ranks
     the selection by: the probe is a detector of its own and does not change with the selection option."""
-    sae, _layer = ctx.load_sae()
-    ranked = read_csv(ctx.features_dir() / "salience.csv")
+    sae, _layer = ctx.models.load_sae()
+    ranked = read_csv(ctx.paths.features() / "salience.csv")
     latents = [int(r["latent"]) for r in ranked[: ctx.cfg.features.examine]]
     scores = safer_scores(
-        ActivationCache(ctx.activations_dir("pairs")), encoder(sae), latents, [], ctx.cfg.features.batch_size
+        ActivationCache(ctx.paths.activations("pairs")),
+        encoder(sae),
+        latents,
+        [],
+        ctx.cfg.features.batch_size,
     )
     return scores.contributions.astype(np.float64)
 

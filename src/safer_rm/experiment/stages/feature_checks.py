@@ -12,7 +12,6 @@ from ...errors import DataError, StageError
 from ...features.judges.probe import build_probe, evaluate_probe
 from ...features.selection import Selection
 from ...features.specificity import specific_candidates, specificity_pairs
-from ...precision import use_bf16
 from ...splice import spliced_margins
 from ..context import RunContext
 from ..graph import CLEAN
@@ -24,32 +23,25 @@ def specific_selection(ctx: RunContext, sae, layer: int, selection, ranked: np.n
     """The selection cut to candidates whose ablation moves held-out safety margins at least
     `features.specificity` times more than chat margins (tested best first until `top_n` are kept)."""
     fc = ctx.cfg.features
-    safety, chat = specificity_pairs(ctx.test_pairs(), fc.specific_pairs, ctx.cfg.data.seed)
+    safety, chat = specificity_pairs(ctx.data.test_pairs(), fc.specific_pairs, ctx.cfg.data.seed)
     if not safety or not chat:
         raise StageError(
             f"features.specific needs held-out safety and chat pairs; the test split has "
             f"{len(safety)} safety and {len(chat)} chat pairs"
         )
-    rm = ctx.reward_model(CLEAN, ctx.seed0)
-    kw = {
-        "batch_size": ctx.cfg.rm.eval_batch_size,
-        "bf16": use_bf16(ctx.cfg.rm.bf16),
-        "prefix": rm.prefix,
-        "standardized": ctx.cfg.activations.standardize,
-    }
+    scorer = ctx.models.scorer(CLEAN, ctx.seed0)
     pairs = safety + chat
 
     def margins(latents):
         return spliced_margins(
-            rm.model,
-            rm.renderer,
+            scorer,
             pairs,
             sae,
             layer,
             keep_error=True,
             ablate=latents,
             desc="specificity",
-            **kw,
+            standardized=ctx.cfg.activations.standardize,
         )
 
     spec = specific_candidates(selection.candidates, margins, len(safety), fc.specificity, fc.top_n)

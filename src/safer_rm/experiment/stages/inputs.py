@@ -34,7 +34,7 @@ def data_inputs(ctx: RunContext, key: Key) -> dict:
         return {"given": ctx.given.fingerprint}
     return {
         "root": data_root(ctx.cfg.data.root),
-        "files": {name: ctx.file_hash(Path(p)) for name, p in source_files(ctx).items()},
+        "files": {name: ctx.data.file_hash(Path(p)) for name, p in source_files(ctx).items()},
     }
 
 
@@ -50,16 +50,16 @@ def existing_rm(ctx: RunContext, key: Key) -> str | None:
 
 
 def train_inputs(ctx: RunContext, key: Key) -> dict:
-    out = {"train": ctx.file_hash(ctx.train_path(key.variant))}
+    out = {"train": ctx.data.file_hash(ctx.paths.train(key.variant))}
     src = given_rm(ctx, key)
     if src is not None:
         files = sorted([*src.glob("*.safetensors"), *src.glob("*.bin"), src / "config.json"])
-        out["copied"] = {f.name: ctx.file_hash(f) for f in files}
+        out["copied"] = {f.name: ctx.data.file_hash(f) for f in files}
     existing = existing_rm(ctx, key)
     if existing and Path(existing).is_dir():
         files = sorted([*Path(existing).glob("*.safetensors"), Path(existing) / "config.json"])
         files += [Path(existing) / RENDER_FILE] if (Path(existing) / RENDER_FILE).is_file() else []
-        out["existing"] = {f.name: ctx.file_hash(f) for f in files}
+        out["existing"] = {f.name: ctx.data.file_hash(f) for f in files}
     return out
 
 
@@ -67,14 +67,14 @@ def eval_inputs(ctx: RunContext, key: Key) -> dict:
     """Hashes of the local evaluation files (RewardBench and the extra sets): an edited file reruns evaluations."""
     ec = ctx.cfg.eval
     files = source_files(ctx, [SourceConfig(name="rewardbench", path=ec.rewardbench), *ec.extra_sets()])
-    return {name: ctx.file_hash(Path(p)) for name, p in files.items()}
+    return {name: ctx.data.file_hash(Path(p)) for name, p in files.items()}
 
 
 def pool_inputs(ctx: RunContext, key: Key) -> dict:
     files = source_files(ctx, ctx.cfg.eval.pool_sources)
     return {
-        "data": ctx.file_hash(ctx.train_path()),
-        "files": {n: ctx.file_hash(Path(p)) for n, p in files.items()},
+        "data": ctx.data.file_hash(ctx.paths.train()),
+        "files": {n: ctx.data.file_hash(Path(p)) for n, p in files.items()},
     }
 
 

@@ -85,13 +85,13 @@ def cleaned_set(
         "title": "Preference pairs cleaned by safer inspect",
         "summary": f"The training pairs of {ctx.run.root.name} without the pairs whose {detector} detector value "
         f"says the label is most likely wrong ({rule}); {info['definitions'][detector]}. It holds the run's "
-        f"training split: the {len(ctx.test_pairs())} held-out pairs (data.test_fraction) were not audited.",
+        f"training split: the {len(ctx.data.test_pairs())} held-out pairs (data.test_fraction) were not audited.",
         "settings": {
             "detector": detector,
             "rule": rule,
             "reward_model": ctx.cfg.model.reward_model or "trained",
         },
-        "sources": ctx.source_origins(),
+        "sources": ctx.data.source_origins(),
     }
     if ctx.cfg.inspect.threshold is None:
         card["ratio"] = ctx.cfg.inspect.remove
@@ -102,7 +102,7 @@ def cleaned_set(
 
 def feature_labels(ctx: RunContext) -> dict[str, str]:
     """Latent -> the judge's explanation, from features.json."""
-    features = read_json(ctx.features_dir() / "features.json")
+    features = read_json(ctx.paths.features() / "features.json")
     labels = {
         str(f.get("latent")): (f.get("judge") or {}).get("explanation", "")
         for f in features.get("latents", [])

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def data(ctx: RunContext, key: Key) -> dict:
     """Normalised, prompt-disjoint train/test pairs (or the pairs a sub-run was given)."""
     if ctx.given is not None:
-        write_pairs(ctx.train_path(), ctx.given.train)
+        write_pairs(ctx.paths.train(), ctx.given.train)
         write_pairs(ctx.run.file(A.TEST), ctx.given.test)
         return ctx.given.info
     split = build_pairs(ctx.cfg.data)
@@ -40,7 +40,7 @@ def data(ctx: RunContext, key: Key) -> dict:
     write_pairs(ctx.run.file(A.TEST), split.test)
     write_json(ctx.run.file(A.DATA_REPORT), split.report.to_json())
     for name, where in source_files(ctx).items():
-        ctx.run.record_input(f"data/{name}", ctx.file_hash(Path(where)))
+        ctx.run.record_input(f"data/{name}", ctx.data.file_hash(Path(where)))
     return {
         "train": len(split.train),
         "test": len(split.test),
@@ -56,7 +56,7 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
     from transformers import set_seed
 
     mc, rc = ctx.cfg.model, ctx.cfg.rm
-    out = ctx.rm_dir(key.variant, key.seed)
+    out = ctx.paths.rm(key.variant, key.seed)
     src = given_rm(ctx, key)
     if src is not None or existing_rm(ctx, key):
         info = (copy_rm(src, out) if src is not None else useexisting_rm(ctx, out)) if ctx.main else {}
@@ -72,12 +72,12 @@ def train_rm(ctx: RunContext, key: Key) -> dict:
         model,
         tok,
         renderer,
-        ctx.train_pairs(key.variant),
+        ctx.data.train_pairs(key.variant),
         rcfg,
         out,
-        eval_pairs=ctx.test_pairs(),
+        eval_pairs=ctx.data.test_pairs(),
         resume=ctx.resume,
-        prefix=ctx.prefix_cache(),
+        prefix=ctx.models.prefix_cache(),
         inputs_key=ctx.run.status(instance_name("train-rm", key)).get("fingerprint"),
     )
     if ctx.main:
@@ -94,8 +94,8 @@ def pool(ctx: RunContext, key: Key) -> dict:
     built = build_pool(
         [*ctx.cfg.data.sources, *ctx.cfg.eval.pool_sources],
         ctx.cfg.data.root,
-        ctx.train_pairs(),
-        ctx.test_pairs(),
+        ctx.data.train_pairs(),
+        ctx.data.test_pairs(),
         ctx.cfg.eval.pool_max_per_source,
         ctx.cfg.data.seed,
         ctx.cfg.data.max_text_chars,
@@ -107,7 +107,7 @@ def pool(ctx: RunContext, key: Key) -> dict:
         ", ".join(f"{k} {v}" for k, v in info["by_kind"].items()),
         ", ".join(f"{k} {v}" for k, v in info["by_source"].items()),
     )
-    write_pairs(ctx.pool_path(), built.pairs)
+    write_pairs(ctx.paths.pool(), built.pairs)
     return info
 
 
@@ -142,7 +142,7 @@ def useexisting_rm(ctx: RunContext, out: Path) -> dict:
     else:
         renderer = Renderer(tok, mc.max_length, mc.template, mc.system_prompt, mc.min_prompt_tokens)
         frozen, frozen_bf16 = 0, False
-    weights = {f.name: ctx.file_hash(f) for f in sorted(Path(source).glob("*.safetensors"))}
+    weights = {f.name: ctx.data.file_hash(f) for f in sorted(Path(source).glob("*.safetensors"))}
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -190,17 +190,9 @@ def copy_rm(source: Path, out: Path) -> dict:
 def evaluate_model(ctx: RunContext, key: Key) -> dict:
     """Accuracy of one reward model on every evaluation set: RewardBench sections, held-out and pool
     safety/chat, the extra sets; per-pair margins beside it for the paired statistics."""
-    rm = ctx.reward_model(key.variant, key.seed)
-    path = ctx.eval_path(key.variant, key.seed)
-    sets = ctx.eval_sets()
-    metrics, margins = evaluate_sets(
-        rm.model,
-        rm.renderer,
-        sets,
-        ctx.cfg.rm.eval_batch_size,
-        use_bf16(ctx.cfg.rm.bf16),
-        prefix=rm.prefix,
-    )
+    path = ctx.paths.eval(key.variant, key.seed)
+    sets = ctx.data.eval_sets()
+    metrics, margins = evaluate_sets(ctx.models.scorer(key.variant, key.seed), sets)
     if ctx.main:
         write_json(path, metrics)
         for es in sets:

@@ -7,7 +7,6 @@ from ...curation.edits import apply_edit, edit_count, rank_for_edit
 from ...curation.export import Card, export_pairs
 from ...data import write_pairs
 from ...io import write_csv, write_json
-from ...precision import use_bf16
 from .. import artifacts as A
 from ..context import RunContext
 from ..graph import CLEAN, Key
@@ -19,8 +18,8 @@ def curate(ctx: RunContext, key: Key) -> dict:
     s = edit_settings(ctx.cfg, key)["curation"]
     mode, method, ratio = s["mode"], s["method"], s["ratio"]
     cc = ctx.cfg.curation
-    train = ctx.train_pairs(CLEAN)
-    values = None if method == "random" else ctx.pair_scores([p.id for p in train]).values()[method]
+    train = ctx.data.train_pairs(CLEAN)
+    values = None if method == "random" else ctx.paths.pair_scores([p.id for p in train]).values()[method]
     candidates = [i for i, p in enumerate(train) if cc.scope == "all" or p.kind == "safety"]
     groups = [p.source for p in train] if cc.stratify else None
     chosen = rank_for_edit(mode, method, values, edit_count(len(train), ratio), candidates, cc.seed, groups)
@@ -31,7 +30,7 @@ def curate(ctx: RunContext, key: Key) -> dict:
     card: Card = {
         "title": f"{ctx.cfg.run.name}: {key.variant}",
         "summary": f"The training set of safer-rm run `{ctx.cfg.run.name}`, variant `{key.variant}`.",
-        "sources": ctx.source_origins(),
+        "sources": ctx.data.source_origins(),
         "ratio": ratio,
         "settings": s,
     }
@@ -54,22 +53,17 @@ def causal(ctx: RunContext, key: Key) -> dict:
     and compare accuracy and margins on every RewardBench section and the held-out pairs with the unedited
     RM and with random latent sets of the same size, with bootstrap intervals (`eval.bootstrap`)."""
     cc = ctx.cfg.causal
-    sae, layer = ctx.load_sae()
-    rm = ctx.reward_model(CLEAN, ctx.seed0)
+    sae, layer = ctx.models.load_sae()
     result = causal_test(
-        rm.model,
-        rm.renderer,
+        ctx.models.scorer(CLEAN, ctx.seed0),
         sae,
         layer,
-        ctx.selection().latents,
+        ctx.paths.selection().latents,
         causal_groups(ctx, cc.max_pairs, cc.seed),
         cc.draws,
         cc.seed,
         scales=cc.scales,
         n_boot=ctx.cfg.eval.bootstrap,
-        batch_size=ctx.cfg.rm.eval_batch_size,
-        bf16=use_bf16(ctx.cfg.rm.bf16),
-        prefix=rm.prefix,
         standardized=ctx.cfg.activations.standardize,
     )
     if ctx.main:
@@ -80,4 +74,4 @@ def causal(ctx: RunContext, key: Key) -> dict:
 def causal_groups(ctx: RunContext, max_pairs: int | None, seed: int) -> dict[str, list]:
     """The run's RewardBench sections and its held-out pairs by kind, each a seeded sample of at most
     `max_pairs` pairs (see `safer_rm.causal.evaluation_groups`)."""
-    return evaluation_groups(ctx.rewardbench(), ctx.test_pairs(), max_pairs, seed)
+    return evaluation_groups(ctx.data.rewardbench(), ctx.data.test_pairs(), max_pairs, seed)
