@@ -96,7 +96,8 @@ def main(a: Path, b: Path) -> int:
             print(f"  missing from both runs: {name}")
             differ.append(name)
     for name in differ:
-        only = "" if name in da and name in db else f" (only in {a if name in da else b})"
+        only = f" (only in {a})" if name not in db and name in da else ""
+        only = only or (f" (only in {b})" if name not in da and name in db else "")
         print(f"  differs: {name}{only}")
         if name.endswith(".json") and name in da and name in db:
             for line in json_differences(a / name, b / name):

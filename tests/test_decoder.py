@@ -188,7 +188,11 @@ def test_training_extraction_and_scoring_see_the_same_rendered_ids(tiny_llama, t
             train_reward_model(model, tok, renderer, pairs, cfg, tmp_path / f"rm-{frozen}", prefix=prefix)
         elif stage == "extraction":
             extract_pairs(
-                Scorer(model, renderer, prefix=prefix), pairs, 2, "sentence_end", tmp_path / f"acts-{frozen}"
+                Scorer(model, renderer, batch_size=32, prefix=prefix),
+                pairs,
+                2,
+                "sentence_end",
+                tmp_path / f"acts-{frozen}",
             )
         else:
             reward_pairs(Scorer(model, renderer, batch_size=8, prefix=prefix), pairs)

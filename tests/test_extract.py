@@ -53,7 +53,7 @@ def test_extracted_vectors_match_hidden_states(fixture, request, tmp_path):
 def test_shuffled_batches_cover_every_vector_once(tiny_bert, tmp_path):
     _tok, model, renderer = eval_rm(tiny_bert)
     extract_pairs(
-        Scorer(model, renderer, progress=False),
+        Scorer(model, renderer, batch_size=32, progress=False),
         pairs_from(separable_rows(12)),
         2,
         "response",
@@ -76,11 +76,16 @@ def test_extraction_over_prefix_cache_matches_full_model(tiny_llama, tmp_path):
     tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(6))
     extract_pairs(
-        Scorer(model, renderer, progress=False), pairs, 2, "sentence_end", tmp_path / "full", dtype="float32"
+        Scorer(model, renderer, batch_size=32, progress=False),
+        pairs,
+        2,
+        "sentence_end",
+        tmp_path / "full",
+        dtype="float32",
     )
     prefix = PrefixCache(1, "base", tmp_path / "prefix")
     extract_pairs(
-        Scorer(model, renderer, prefix=prefix, progress=False),
+        Scorer(model, renderer, batch_size=32, prefix=prefix, progress=False),
         pairs,
         2,
         "sentence_end",

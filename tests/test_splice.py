@@ -20,7 +20,12 @@ def _setup(tiny_llama, tmp_path):
     _tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(24))
     extract_pairs(
-        Scorer(model, renderer, progress=False), pairs, 1, "all", tmp_path / "acts", dtype="float32"
+        Scorer(model, renderer, batch_size=32, progress=False),
+        pairs,
+        1,
+        "all",
+        tmp_path / "acts",
+        dtype="float32",
     )
     cfg = SAEConfig(num_latents=128, k=8, batch_size=128, dead_after=1000)
     sae = train_sae(CacheBatches(ActivationCache(tmp_path / "acts"), 128), cfg, steps=150, lr=3e-3).sae

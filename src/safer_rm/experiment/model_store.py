@@ -101,7 +101,7 @@ class ModelStore:
         fp = fingerprint(list(key))
         name = f"frozen-{frozen}" if owner is None else f"frozen-{frozen}-{fp[:10]}"
         if (fp, bf16) not in self.prefix_caches:
-            folder = (self.paths.cache()) / (f"{name}-bf16" if bf16 else name)
+            folder = self.paths.cache() / (f"{name}-bf16" if bf16 else name)
             self.prefix_caches[fp, bf16] = PrefixCache(frozen, fp, folder, bf16=bf16)
         return self.prefix_caches[fp, bf16]
 

@@ -132,7 +132,7 @@ class Planner:
         return self._fp[name]
 
     def forget(self) -> None:
-        """A stage ran: fingerprints (some read its outputs' hashes) are computed anew (`ctx.file_hash`
+        """A stage ran: fingerprints (some read its outputs' hashes) are computed anew (`ctx.data.file_hash`
         memoises per inode, mtime and size, so a file the stage rewrote, atomically, is hashed anew)."""
         self._fp.clear()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -99,7 +100,7 @@ class Scorer:
     progress: bool = True
 
     def replace(self, **changes) -> Scorer:
-        return replace(self, **changes)
+        return dataclasses.replace(self, **changes)
 
     @property
     def pad_id(self) -> int:
