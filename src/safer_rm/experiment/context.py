@@ -3,6 +3,7 @@ and cached handles to what several stages load (the prefix cache, the evaluation
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # loaded where models are: planning a run (`--dry-run`) impor
     import torch
 
     from ..reward.evaluate import EvalSet
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(setting: str) -> torch.device:
@@ -192,7 +195,30 @@ class RunContext(ModelLoading):
             sets.append(EvalSet("heldout", self.test_pairs()))
         if ec.pool:
             sets.append(EvalSet("pool", self.pool_pairs()))
+        if ec.rewardbench2:
+            sets.append(self.rewardbench2_set())
         return sets + self.extra_sets()
+
+    def rewardbench2_set(self) -> EvalSet:
+        """`eval.rewardbench2`'s best-of-N rows as pairs (`data.best_of_n.as_pairs`), loaded once per context."""
+        from ..data.best_of_n import as_pairs, load_best_of_n
+        from ..reward.evaluate import EvalSet
+        from ..reward.rewardbench2 import NAME
+
+        if NAME not in self._extra:
+            ec, report = self.cfg.eval, DropReport()
+            rows = load_best_of_n(
+                ec.rewardbench2 or "",
+                self.cfg.data.root,
+                report,
+                ec.rewardbench2_split,
+                NAME,
+                max_text_chars=self.cfg.data.max_text_chars,
+            )
+            for line in report.lines():
+                log.info("rewardbench2: %s", line)
+            self._extra[NAME] = EvalSet(NAME, as_pairs(rows, NAME), NAME)
+        return self._extra[NAME]
 
     def file_hash(self, path: Path) -> str | None:
         """sha256 of a file, memoised per (path, inode, mtime, size); of a dataset folder (hub layout), the sha256
