@@ -253,3 +253,32 @@ def test_a_run_with_rewardbench2_in_summary_report_and_comparisons(tmp_path, tin
     assert (run / "report" / "poison_rewardbench2_safety.png").is_file()
     comparisons = (run / "eval" / "comparisons.csv").read_text()
     assert "poison-random-10.0,clean,rewardbench2 Ties," in comparisons
+
+
+def test_causal_test_reports_rewardbench2_subsets_as_their_official_score(tmp_path, tiny_llama):
+    from safer_rm.activations import ActivationCache, CacheBatches, extract_pairs
+    from safer_rm.causal import best_of_n_groups, causal_test
+    from safer_rm.sae import SAEConfig, train_sae
+    from safer_rm.splice import spliced_margins
+
+    _, model, renderer = eval_rm(tiny_llama)
+    rows = load_best_of_n(str(_hub_folder(tmp_path)), "", DropReport())
+    pairs = as_pairs(rows)
+    extract_pairs(model, renderer, pairs, 1, "all", tmp_path / "acts", dtype="float32", progress=False)
+    cfg = SAEConfig(num_latents=64, k=8, batch_size=128, dead_after=1000)
+    sae = train_sae(CacheBatches(ActivationCache(tmp_path / "acts"), 128), cfg, steps=60, lr=3e-3).sae
+    groups = best_of_n_groups(pairs, max_pairs=10, seed=0)
+    assert sorted(groups) == ["rewardbench2 Factuality", "rewardbench2 Focus", "rewardbench2 Safety"]
+    safety = groups["rewardbench2 Safety"]  # whole rows of 3 pairs, at most 10 pairs: 3 rows
+    assert len(safety) == 9 and len({p.meta["row"] for p in safety}) == 3
+    assert best_of_n_groups(pairs, max_pairs=10, seed=0) == groups
+    selected = list(range(0, 64, 5))
+    res = causal_test(model, renderer, sae, 1, selected, groups, draws=1, scales=[0.0], n_boot=200)
+    cond = res["scales"][0]["groups"]["rewardbench2 Safety"]
+    edited = spliced_margins(model, renderer, safety, sae, 1, keep_error=True, ablate=selected, scale=0.0)
+    base = spliced_margins(model, renderer, safety, sae, 1, keep_error=True)
+    score = units(rows_from_margins(safety, edited))[0].values.mean()
+    before = units(rows_from_margins(safety, base))[0].values.mean()
+    assert cond["accuracy"]["value"] == pytest.approx(score, abs=1e-6) and cond["accuracy"]["n"] == 3
+    assert cond["accuracy_diff"]["diff"] == pytest.approx(score - before, abs=1e-6)
+    assert res["groups"]["rewardbench2 Safety"]["n"] == 9
