@@ -216,7 +216,7 @@ class RunContext(ModelLoading):
                 max_text_chars=self.cfg.data.max_text_chars,
             )
             for line in report.lines():
-                log.info("rewardbench2: %s", line)
+                log.info("eval.rewardbench2: %s", line)
             self._extra[NAME] = EvalSet(NAME, as_pairs(rows, NAME), NAME)
         return self._extra[NAME]
 
