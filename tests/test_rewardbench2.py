@@ -127,14 +127,15 @@ def test_file_rows_read_and_bad_rows_counted_with_reasons(tmp_path):
         {**good, "id": 11, "num_correct": 2},  # num_correct_mismatch
         {**good, "id": 12, "subset": "Ties"},  # ties_id
         {**good, "id": "tied:3", "subset": "Ties"},  # ties_one_correct
-        {**good, "id": 7},  # duplicate_id
+        {**good, "id": "ref:3", "subset": "Ties"},  # duplicate_id (a Ties id: the prompt would be merged)
+        {**good, "id": 7},  # an id seen before outside Ties: kept under another id
         {k: v for k, v in good.items() if k != "subset"} | {"id": 13},  # missing_field subset
-        {**good, "id": "ref:3", "subset": "Ties", "num_correct": 1},
     ]
+    rows.insert(1, {**good, "id": "ref:3", "subset": "Ties", "num_correct": 1})
     path = write_jsonl(tmp_path / "rb2.jsonl", rows)
     report = DropReport()
     got = load_best_of_n(str(path), "", report)
-    assert [r.id for r in got] == ["7", "ref:3"] and got[1].ties_key() == ("ref", 3)
+    assert [r.id for r in got] == ["7", "ref:3", "7@9"] and got[1].ties_key() == ("ref", 3)
     assert got[0].prompt == user_prompt("p") and got[0].chosen == ["a"] and got[0].subset == "Safety"
     assert dict(report.dropped["rewardbench2"]) == {
         "wrong_type": 1,
@@ -146,11 +147,12 @@ def test_file_rows_read_and_bad_rows_counted_with_reasons(tmp_path):
         "duplicate_id": 1,
         "missing_field": 1,
     }
-    assert report.examples["rewardbench2/empty_response"] == f"{path}:4"
-    assert report.read["rewardbench2"] == 10 and report.kept["rewardbench2"] == 2
+    assert report.examples["rewardbench2/empty_response"] == f"{path}:5"
+    assert report.read["rewardbench2"] == 11 and report.kept["rewardbench2"] == 3
+    assert report.notes == ["rewardbench2: 1 rows with an id seen before kept as <id>@<row number>"]
     with pytest.raises(DataError) as err:  # strict: the file, line and field of the first bad row
         load_best_of_n(str(path), "", DropReport(), strict=True)
-    assert f"{path}:2 field 'chosen': wrong_type" in str(err.value)
+    assert f"{path}:3 field 'chosen': wrong_type" in str(err.value)
 
 
 def _bench_rows():

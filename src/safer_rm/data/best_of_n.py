@@ -108,23 +108,29 @@ def load_best_of_n(
     where, rows = iter_source_rows(SourceConfig(name=name, path=path, split=split), root)
     out: list[BestOfNRow] = []
     seen: set[str] = set()
+    renamed = 0
     loc: Location | None = None
     for n, (row, loc) in enumerate(rows):
         report.read[name] += 1
         try:
             parsed = parse_best_of_n(row, n, max_text_chars)
-            if parsed.id in seen:
-                raise RowProblem("duplicate_id", "id", f"id {parsed.id!r} seen before")
+            if parsed.id in seen and parsed.is_ties:  # the official code would merge the two into one prompt
+                raise RowProblem("duplicate_id", "id", f"Ties id {parsed.id!r} seen before")
         except RowProblem as problem:
             if strict:
                 raise loc.error(f"{problem.reason}: {problem.detail}", field=problem.field) from None
             report.drop(name, problem.reason, str(loc))
             continue
+        if parsed.id in seen:  # scored as the official code does (ids unused), kept apart by its row number
+            parsed.meta["row_id"], parsed.id = parsed.id, f"{parsed.id}@{n}"
+            renamed += 1
         seen.add(parsed.id)
         parsed.meta["origin"] = str(loc)
         out.append(parsed)
     if loc is None:
         raise Location(where).error(f"best-of-N set '{name}' has no rows")
+    if renamed:
+        report.notes.append(f"{name}: {renamed} rows with an id seen before kept as <id>@<row number>")
     report.kept[name] += len(out)
     return out
 
