@@ -12,8 +12,9 @@ completion against each other one), computed as allenai/reward-bench computes th
   rejected; the score is 0.30 tied accuracy + 0.30 ref accuracy + 0.20 P(tied correct-incorrect margin > the
   spread of its chosen) + 0.20 the same with the smaller of the ref and tied margins + 0.01 mean
   tanh(min margin / spread - 1) (0/0 as 0), the margin terms over prompts with both rows;
-- the overall is the unweighted mean of the subset scores (RewardBench 2's paper and leaderboard; the
-  repository's scoring writes per-subset scores only).
+- the overall is the unweighted mean of the subset scores ("the RewardBench 2 leaderboard averages over these
+  six subsets": the dataset card of allenai/reward-bench-2; the repository's scoring writes per-subset scores
+  only).
 
 Only differences of rewards enter these rules, so a row's rewards relative to its first completion (0 and
 minus each pair margin) give the official result. For intervals and paired comparisons every score is written
