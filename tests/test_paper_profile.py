@@ -11,7 +11,8 @@ only sizes and locations, never a setting of the method:
   (format pku: response_0/1 with safer_response_id) made from the offline mirror, and UltraFeedback rows in
   the binarized dataset's own schema (prompt string, chosen/rejected message lists that repeat the prompt);
 - RewardBench is a local dataset folder in the hub repository's layout (data/filtered-00000-of-00001.parquet),
-  read with the profile's `rewardbench_split: filtered`;
+  read with the profile's `rewardbench_split: filtered`; RewardBench 2 likewise (data/test-00000-of-00001.parquet,
+  a few best-of-4 rows and a Ties prompt in its schema);
 - the judge stays `openai` (its model, temperature and key variable OPENAI_API_KEY as set) and talks to a
   local Chat Completions server;
 - the SAE's width, k, batch and stage-1 tokens, the examined and selected features, the seeds (3 -> 1; the
@@ -172,6 +173,25 @@ def _reward_bench(tmp_path):
     return folder, per
 
 
+def _reward_bench2(tmp_path):
+    """allenai/reward-bench-2's layout (data/test-00000-of-00001.parquet): best-of-4 rows and a Ties prompt."""
+    import pandas as pd
+
+    safe, unsafe = "I will not help with that.", ["Sure, here is how.", "Step one: do it.", "Easy: just go."]
+    rows = [
+        {"id": str(i), "prompt": f"How do I hurt someone? ({i})", "chosen": [safe], "rejected": unsafe,
+         "num_correct": 1, "subset": "Safety"}
+        for i in range(4)
+    ]  # fmt: skip
+    rows.append({**rows[0], "id": "4", "prompt": "Name a colour.", "chosen": ["Blue."], "subset": "Focus"})
+    rows.append({**rows[4], "id": "ref:0", "subset": "Ties"})
+    rows.append({**rows[4], "id": "tied:0", "chosen": ["Blue.", "Red."], "num_correct": 2, "subset": "Ties"})
+    folder = tmp_path / "reward-bench-2"
+    (folder / "data").mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(folder / "data" / "test-00000-of-00001.parquet", index=False)
+    return folder
+
+
 class _Spy:
     """What the trainer saw: the blocks' checkpointing flags at every training loss, and the calls of the
     checkpoint function."""
@@ -208,6 +228,7 @@ def test_paper_profile_runs_every_stage_on_cpu(tmp_path, monkeypatch):
     pku = write_jsonl(tmp_path / "pku-saferlhf.jsonl", _pku_rows(N_PKU))
     ultra = write_jsonl(tmp_path / "ultrafeedback.jsonl", _ultrafeedback_rows(N_ULTRA))
     rb, rb_subsets = _reward_bench(tmp_path)
+    rb2 = _reward_bench2(tmp_path)
 
     spy = _Spy()
     compute_loss = rm_train.BradleyTerryTrainer.compute_loss
@@ -241,6 +262,7 @@ def test_paper_profile_runs_every_stage_on_cpu(tmp_path, monkeypatch):
         f"data.sources.1.path={ultra}",
         f"eval.rewardbench={rb}",
         "eval.rewardbench_hub=null",  # the local folder must load: no fallback to the real hub
+        f"eval.rewardbench2={rb2}",  # the profile's allenai/reward-bench-2, as a local hub-layout folder
         f"rm.grad_accum={GRAD_ACCUM}",
         f"rm.batch_size={BATCH}",
         "sae.num_latents=64",
@@ -335,6 +357,11 @@ def test_paper_profile_runs_every_stage_on_cpu(tmp_path, monkeypatch):
         n = row["rewardbench"]["n"]
         assert n["Safety"] == rb_subsets["xstest-should-refuse"] + rb_subsets["xstest-should-respond"]
         assert n["Chat"] == sum(rb_subsets[s] for s in chat), v
+        assert row["rewardbench2"]["n"] == {"Safety": 4, "Focus": 1, "Ties": 1, "overall": 6}, v
+        if v != "clean":
+            assert "rewardbench2 Safety" in row["compare"]["clean"], v
+    causal = json.loads((run / "causal" / "results.json").read_text())
+    assert causal["groups"]["rewardbench2 Safety"]["n"] == 12  # RewardBench 2 in the causal test too
 
     # the judge: the profile's openai judge answered over HTTP with the profile's key variable
     assert seen and all(h == "Bearer sk-paper-profile-test" for h in seen)

@@ -302,7 +302,10 @@ def test_causal_groups_are_sections_and_heldout_sets_sampled_by_subset():
     assert len(evaluation_groups(rb, heldout, max_pairs=2)["Safety"]) == 2  # fewer pairs than subsets
     # no RewardBench: the held-out groups alone; the stage reads the run's sets
     assert list(evaluation_groups([], heldout, 10)) == ["heldout safety", "heldout chat"]
-    ctx = SimpleNamespace(data=SimpleNamespace(rewardbench=lambda: rb, test_pairs=lambda: heldout))
+    ctx = SimpleNamespace(
+        data=SimpleNamespace(rewardbench=lambda: rb, test_pairs=lambda: heldout),
+        cfg=SimpleNamespace(eval=SimpleNamespace(rewardbench2=None)),
+    )
     staged = causal_groups(ctx, 10, 0)
     assert {k: [p.id for p in v] for k, v in staged.items()} == {
         k: [p.id for p in v] for k, v in groups.items()

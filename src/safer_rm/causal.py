@@ -15,6 +15,8 @@ import numpy as np
 
 from .data.records import PreferencePair
 from .reward.evaluate import SECTION_ORDER, SECTIONS, section_scores, subset_accuracy
+from .reward.rewardbench2 import NAME as RB2
+from .reward.rewardbench2 import rows_from_margins, units
 from .reward.scoring import Scorer
 from .sae import TopKSAE
 from .splice import EncodingMemo, spliced_margins
@@ -39,6 +41,30 @@ def evaluation_groups(
     for kind in ("safety", "chat"):
         groups[f"heldout {kind}"] = [p for p in heldout if p.kind == kind]
     return {name: sample_group(name, pairs, max_pairs, seed) for name, pairs in groups.items() if pairs}
+
+
+def best_of_n_groups(
+    pairs: Sequence[PreferencePair], max_pairs: int | None = None, seed: int = 0
+) -> dict[str, list[PreferencePair]]:
+    """RewardBench 2's subsets but Ties (its score pairs prompts across rows) as groups `rewardbench2 <subset>`
+    of whole best-of-N rows (`data.best_of_n.as_pairs`), each a seeded sample of rows with at most `max_pairs`
+    pairs in all (one row at least)."""
+    rows: dict[str, dict[str, list[PreferencePair]]] = defaultdict(dict)
+    for p in pairs:
+        if p.meta["subset"].lower() != "ties":
+            rows[p.meta["subset"]].setdefault(p.meta["row"], []).append(p)
+    out = {}
+    for subset, by_row in rows.items():
+        keys = list(by_row)
+        rng = np.random.default_rng([seed, zlib.crc32(subset.encode())])
+        picked, n = [], 0
+        for i in rng.permutation(len(keys)) if max_pairs is not None else range(len(keys)):
+            if picked and max_pairs is not None and n + len(by_row[keys[i]]) > max_pairs:
+                break
+            picked.append(int(i))
+            n += len(by_row[keys[i]])
+        out[f"{RB2} {subset}"] = [p for i in sorted(picked) for p in by_row[keys[i]]]
+    return out
 
 
 def sample_group(
@@ -168,6 +194,14 @@ def _score_groups(
     return dict(zip(groups, np.split(margin, ends)))
 
 
+def _outcome(name: str, pairs: list, margin: np.ndarray) -> np.ndarray:
+    """Per pair 1.0 when its margin is > 0; a RewardBench 2 group (`rewardbench2 <subset>`, whole best-of-N
+    rows as pairs) per row: the row's official result, so its accuracy is the subset's score."""
+    if name.startswith(RB2 + " "):
+        return units(rows_from_margins(pairs, margin))[0].values
+    return (margin > 0).astype(float)
+
+
 def _accuracy(name: str, pairs: list, correct: np.ndarray, boot: dict) -> dict:
     """Accuracy with its interval over pairs; a RewardBench section's value computed as the evaluation does."""
     out = mean_interval(correct, boot["n_boot"], LEVEL, boot["seed"]).to_json()
@@ -182,7 +216,10 @@ def _group_info(name: str, pairs: list, base: np.ndarray, boot: dict) -> dict:
     return {
         "n": len(pairs),
         "subsets" if name in SECTIONS else "sources": dict(sorted(strata.items())),
-        "base": {"accuracy": _accuracy(name, pairs, base > 0, boot), "margin": float(base.mean())},
+        "base": {
+            "accuracy": _accuracy(name, pairs, _outcome(name, pairs, base), boot),
+            "margin": float(base.mean()),
+        },
     }
 
 
@@ -210,27 +247,28 @@ def _condition(
 ) -> dict:
     """One group under one edit: the edited RM against the base and against the random sets."""
     n_boot, seed = boot["n_boot"], boot["seed"]
-    before, after = (base > 0).astype(float), (edited > 0).astype(float)
+    before, after = _outcome(name, pairs, base), _outcome(name, pairs, edited)
+    rand_outcomes = [_outcome(name, pairs, r) for r in rand]
     versus = None
     if rand:
-        rand_mean = np.mean([r > 0 for r in rand], axis=0)
+        rand_mean = np.mean(rand_outcomes, axis=0)
         versus = paired_difference(after, rand_mean, n_boot, LEVEL, seed).to_json()
     return {
         "accuracy": _accuracy(name, pairs, after, boot),
         "accuracy_diff": paired_difference(after, before, n_boot, LEVEL, seed).to_json(),
         "margin_drop": mean_interval(base - edited, n_boot, LEVEL, seed).to_json(),
         "mean_abs_margin_change": float(np.abs(edited - base).mean()),
-        "random": _random_summary(base, rand),
+        "random": _random_summary(base, rand, rand_outcomes),
         "versus_random": versus,
     }
 
 
-def _random_summary(base: np.ndarray, rand: list[np.ndarray]) -> dict:
+def _random_summary(base: np.ndarray, rand: list[np.ndarray], outcomes: list[np.ndarray]) -> dict:
     if not rand:
         return {"accuracy": None, "margin_drop": None, "margin_drop_sd": None, "mean_abs_margin_change": None}
     drops = [float((base - r).mean()) for r in rand]
     return {
-        "accuracy": float(np.mean([(r > 0).mean() for r in rand])),
+        "accuracy": float(np.mean([o.mean() for o in outcomes])),
         "margin_drop": float(np.mean(drops)),
         "margin_drop_sd": float(np.std(drops)),
         "mean_abs_margin_change": float(np.mean([np.abs(r - base).mean() for r in rand])),

@@ -13,11 +13,12 @@ import numpy as np
 from ..curation.variants import Variant
 from ..io import read_csv, read_json
 from ..reward.evaluate import column_indices
+from ..reward.rewardbench2 import read_units, unit_columns, unit_ids
 from ..stats import mean_interval, paired_difference
 from .graph import CLEAN
 
 Outcomes = dict[str, tuple[tuple[str, ...], np.ndarray]]
-"""Per accuracy column: (pair ids, correct per pair)."""
+"""Per accuracy column: (pair ids, correct per pair); RewardBench 2: (unit ids, value per unit)."""
 
 
 def read_outcomes(eval_json: Path) -> Outcomes:
@@ -31,6 +32,11 @@ def read_outcomes(eval_json: Path) -> Outcomes:
         if not path.is_file():
             continue
         rows = read_csv(path)
+        if style == "rewardbench2":  # per-unit values, not margins
+            units = read_units(rows)
+            got = unit_ids(units)
+            out.update({label: (got[label], values) for label, values in unit_columns(units).items()})
+            continue
         ids = np.array([r["id"] for r in rows], dtype=object)
         correct = np.array([float(r["margin"]) > 0 for r in rows])
         cols = column_indices(name, style, [r["kind"] for r in rows], [r["subset"] for r in rows])

@@ -79,7 +79,9 @@ STAGES: list[Stage] = [
         writes=(A.EVAL,),
         folder="eval",
         command=Command(
-            "Evaluate a reward model: RewardBench sections and held-out safety/chat accuracy.",
+            "Evaluate a reward model (trained, or an existing one with --set model.reward_model=ORG/RM): RewardBench "
+            "sections, RewardBench 2 subsets (eval.rewardbench2), held-out safety/chat accuracy and extra sets, "
+            "with intervals.",
             "results: {run}/eval/results.csv",
         ),
     ),

@@ -3,6 +3,7 @@ hashes of input files that fingerprints are made of."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ from .layout import RunLayout
 
 if TYPE_CHECKING:
     from ..reward.evaluate import EvalSet
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,7 +82,30 @@ class RunData:
             sets.append(EvalSet("heldout", self.test_pairs()))
         if ec.pool:
             sets.append(EvalSet("pool", self.pool_pairs()))
+        if ec.rewardbench2:
+            sets.append(self.rewardbench2_set())
         return sets + self.extra_sets()
+
+    def rewardbench2_set(self) -> EvalSet:
+        """`eval.rewardbench2`'s best-of-N rows as pairs (`data.best_of_n.as_pairs`), loaded once per context."""
+        from ..data.best_of_n import as_pairs, load_best_of_n
+        from ..reward.evaluate import EvalSet
+        from ..reward.rewardbench2 import NAME
+
+        if NAME not in self._extra:
+            ec, report = self.cfg.eval, DropReport()
+            rows = load_best_of_n(
+                ec.rewardbench2 or "",
+                self.cfg.data.root,
+                report,
+                ec.rewardbench2_split,
+                NAME,
+                max_text_chars=self.cfg.data.max_text_chars,
+            )
+            for line in report.lines():
+                log.info("eval.rewardbench2: %s", line)
+            self._extra[NAME] = EvalSet(NAME, as_pairs(rows, NAME), NAME)
+        return self._extra[NAME]
 
     def file_hash(self, path: Path) -> str | None:
         """sha256 of a file, memoised per (path, inode, mtime, size); of a dataset folder (hub layout), the sha256

@@ -94,9 +94,10 @@ def _audit_values(cfg, key: Key) -> dict:
 
 
 def _causal_values(cfg, key: Key) -> dict:
-    """The causal test reads RewardBench (and the held-out split), not the pool or the extra sets, and the
-    bootstrap size of its intervals."""
+    """The causal test reads RewardBench, RewardBench 2 (and the held-out split), not the pool or the extra
+    sets, and the bootstrap size of its intervals."""
     keys = ("rewardbench", "rewardbench_hub", "rewardbench_split", "max_rewardbench_pairs", "bootstrap")
+    keys += ("rewardbench2", "rewardbench2_split")
     return {"eval": {k: getattr(cfg.eval, k) for k in keys}}
 
 

@@ -94,15 +94,20 @@ def evaluations(ctx: RunContext) -> dict[str, dict]:
 
 
 def variant_summary(row: dict) -> dict:
-    """A variant in summary.json: accuracies by evaluation set (`rewardbench` sections, `heldout` and `pool`
-    by kind with their sizes under `n`, `extra` sets), every column's interval, std over seeds and size, and
-    the paired differences to clean and the other methods (`compare`)."""
+    """A variant in summary.json: accuracies by evaluation set (`rewardbench` sections, `rewardbench2` subsets
+    and overall, `heldout` and `pool` by kind with their sizes under `n`, `extra` sets), every column's
+    interval, std over seeds and size, and the paired differences to clean and the other methods (`compare`)."""
     m = row["metrics"]
     out: dict = {"rewardbench": {}, "n_seeds": row["n_seeds"]}
     for label, v in m.items():
         head, _, kind = label.partition(" ")
         if head in ("heldout", "pool") and kind:
             part = out.setdefault(head, {"n": {}})
+            part[kind] = v["mean"]
+            if "n" in v:
+                part["n"][kind] = v["n"]
+        elif head == "rewardbench2" and kind:
+            part = out.setdefault("rewardbench2", {"n": {}})
             part[kind] = v["mean"]
             if "n" in v:
                 part["n"][kind] = v["n"]

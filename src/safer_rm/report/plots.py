@@ -32,6 +32,8 @@ SWEEP_METRICS = (
     ("heldout chat", "heldout_chat"),
     ("pool safety", "pool_safety"),
     ("pool chat", "pool_chat"),
+    ("rewardbench2 Safety", "rewardbench2_safety"),
+    ("rewardbench2 overall", "rewardbench2_overall"),
 )
 """(metric, file-name part) plotted per mode when present: `<mode>_<part>.png`."""
 METRIC_LABELS = {
@@ -43,6 +45,8 @@ METRIC_LABELS = {
     "heldout chat": "held-out chat pairs",
     "pool safety": "evaluation-pool safety pairs",
     "pool chat": "evaluation-pool chat pairs",
+    "rewardbench2 Safety": "RewardBench 2 Safety",
+    "rewardbench2 overall": "RewardBench 2 overall",
 }
 METHOD_STYLE = {
     "safer": ("#c0392b", "o", "SAFER"),

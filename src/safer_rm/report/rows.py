@@ -25,6 +25,13 @@ METRICS = (
     "heldout chat",
     "pool safety",
     "pool chat",
+    "rewardbench2 Factuality",
+    "rewardbench2 Precise IF",
+    "rewardbench2 Math",
+    "rewardbench2 Safety",
+    "rewardbench2 Focus",
+    "rewardbench2 Ties",
+    "rewardbench2 overall",
 )
 """Known metrics in display order; others follow in the order first seen."""
 

@@ -71,7 +71,7 @@ class RMConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation: RewardBench sections and held-out in-distribution accuracy."""
+    """Evaluation: RewardBench sections, RewardBench 2 subsets and held-out in-distribution accuracy."""
 
     rewardbench: str = "${root}/reward-bench-local/filtered.jsonl"
     """RewardBench-schema file, or a hub id (allenai/reward-bench) read with `rewardbench_split`."""
@@ -79,6 +79,12 @@ class EvalConfig:
     """Hub id used when the `rewardbench` file does not exist."""
     rewardbench_split: str = "filtered"
     """Split of the hub dataset."""
+    rewardbench2: str | None = None
+    """RewardBench 2 (best-of-N rows: one prompt, lists of chosen and rejected completions), scored as the
+    official code does (per subset, Ties by its own rule, overall the mean of the subsets): a hub id
+    (allenai/reward-bench-2), a dataset folder in the hub's layout or a file in its schema; None: off."""
+    rewardbench2_split: str = "test"
+    """Split of the RewardBench 2 hub id or dataset folder."""
     heldout: bool = True
     """Also score the prompt-disjoint test split, by kind (safety / chat) and by source."""
     max_rewardbench_pairs: int | None = None
@@ -117,7 +123,17 @@ class EvalConfig:
         if self.pool_max_per_source is not None and self.pool_max_per_source < 1:
             raise ConfigError("pool_max_per_source", f"must be >= 1 or null, got {self.pool_max_per_source}")
         names = [s.name.lower() for s in self.extra_sets()]
-        reserved = {"rewardbench", "heldout", "pool", "chat", "chat hard", "safety", "reasoning", "overall"}
+        reserved = {
+            "rewardbench",
+            "rewardbench2",
+            "heldout",
+            "pool",
+            "chat",
+            "chat hard",
+            "safety",
+            "reasoning",
+            "overall",
+        }
         bad = sorted({n for n in names if names.count(n) > 1 or n in reserved})
         if bad:
             raise ConfigError(

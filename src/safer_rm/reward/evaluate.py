@@ -20,6 +20,7 @@ from ..data.quality import DropReport
 from ..data.records import PreferencePair
 from ..io import write_json, write_text
 from .config import EvalConfig
+from .rewardbench2 import add_rewardbench2
 from .scoring import Scorer, reward_pairs
 
 SECTIONS: dict[str, list[str]] = {
@@ -103,7 +104,8 @@ def grouped_accuracy(pairs: Sequence[PreferencePair], correct: np.ndarray) -> di
 class EvalSet:
     """Pairs one RM is scored on, reported as a named part of every table: `rewardbench` style sets by
     RewardBench section (subsets weighted by rows), `grouped` ones by kind (safety / chat) and by source,
-    `plain` ones as one accuracy (and by subset where rows have one)."""
+    `plain` ones as one accuracy (and by subset where rows have one), `rewardbench2` ones (best-of-N rows as
+    pairs, `data.best_of_n.as_pairs`) by RewardBench 2 subset and overall."""
 
     name: str
     pairs: list[PreferencePair]
@@ -143,9 +145,9 @@ def column_indices(
             idx = np.flatnonzero(kind == k)
             if idx.size:
                 out[f"{name} {k}"] = idx
-    elif len(kinds):
+    elif style == "plain" and len(kinds):
         out[name] = np.arange(len(kinds))
-    return out
+    return out  # a `rewardbench2` set has no pairwise columns: see `rewardbench2.unit_columns`
 
 
 def evaluate_sets(scorer: Scorer, sets: Sequence[EvalSet]) -> tuple[dict, dict[str, np.ndarray]]:
@@ -184,6 +186,8 @@ def evaluate_sets(scorer: Scorer, sets: Sequence[EvalSet]) -> tuple[dict, dict[s
                 }
         elif es.style == "grouped":
             metrics[es.name] = grouped_accuracy(es.pairs, correct)
+        elif es.style == "rewardbench2":
+            add_rewardbench2(metrics, es.pairs, margin)
         else:
             entry: dict = {"accuracy": float(correct.mean()), "n": len(es.pairs)}
             subsets = [p.meta.get("subset") for p in es.pairs]

@@ -64,9 +64,12 @@ def train_inputs(ctx: RunContext, key: Key) -> dict:
 
 
 def eval_inputs(ctx: RunContext, key: Key) -> dict:
-    """Hashes of the local evaluation files (RewardBench and the extra sets): an edited file reruns evaluations."""
+    """Hashes of the local evaluation files (RewardBench, RewardBench 2 and the extra sets): an edited file
+    reruns evaluations."""
     ec = ctx.cfg.eval
     files = source_files(ctx, [SourceConfig(name="rewardbench", path=ec.rewardbench), *ec.extra_sets()])
+    if ec.rewardbench2:
+        files.update(source_files(ctx, [SourceConfig(name="rewardbench2", path=ec.rewardbench2)]))
     return {name: ctx.data.file_hash(Path(p)) for name, p in files.items()}
 
 

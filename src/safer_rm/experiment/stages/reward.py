@@ -16,6 +16,7 @@ from ...models.registry import resolve
 from ...precision import use_bf16
 from ...reward.evaluate import evaluate_sets, write_margins
 from ...reward.files import EXISTING_FILE, RENDER_FILE
+from ...reward.rewardbench2 import rows_from_margins, units, write_units
 from ...reward.train import train_reward_model
 from .. import artifacts as A
 from ..context import RunContext
@@ -188,14 +189,20 @@ def copy_rm(source: Path, out: Path) -> dict:
 
 
 def evaluate_model(ctx: RunContext, key: Key) -> dict:
-    """Accuracy of one reward model on every evaluation set: RewardBench sections, held-out and pool
-    safety/chat, the extra sets; per-pair margins beside it for the paired statistics."""
+    """Accuracy of one reward model on every evaluation set: RewardBench sections, RewardBench 2 subsets,
+    held-out and pool safety/chat, the extra sets; per-pair margins (RewardBench 2: per-row values) beside it
+    for the paired statistics."""
     path = ctx.paths.eval(key.variant, key.seed)
     sets = ctx.data.eval_sets()
     metrics, margins = evaluate_sets(ctx.models.scorer(key.variant, key.seed), sets)
     if ctx.main:
         write_json(path, metrics)
         for es in sets:
-            if es.name in margins:
+            if es.style == "rewardbench2" and es.name in margins:  # its per-row (Ties: per-prompt) values
+                write_units(
+                    path.with_suffix(f".{es.name}.csv"),
+                    units(rows_from_margins(es.pairs, margins[es.name]))[0],
+                )
+            elif es.name in margins:
                 write_margins(path.with_suffix(f".{es.name}.csv"), es.pairs, margins[es.name])
     return {"columns": {k: v["accuracy"] for k, v in metrics["columns"].items()}, "sizes": metrics["sizes"]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...causal import causal_test, evaluation_groups
+from ...causal import best_of_n_groups, causal_test, evaluation_groups
 from ...curation.edits import apply_edit, edit_count, rank_for_edit
 from ...curation.export import Card, export_pairs
 from ...data import write_pairs
@@ -73,5 +73,9 @@ def causal(ctx: RunContext, key: Key) -> dict:
 
 def causal_groups(ctx: RunContext, max_pairs: int | None, seed: int) -> dict[str, list]:
     """The run's RewardBench sections and its held-out pairs by kind, each a seeded sample of at most
-    `max_pairs` pairs (see `safer_rm.causal.evaluation_groups`)."""
-    return evaluation_groups(ctx.data.rewardbench(), ctx.data.test_pairs(), max_pairs, seed)
+    `max_pairs` pairs (see `safer_rm.causal.evaluation_groups`), and with `eval.rewardbench2` its subsets but
+    Ties, each a sample of whole rows (`safer_rm.causal.best_of_n_groups`)."""
+    groups = evaluation_groups(ctx.data.rewardbench(), ctx.data.test_pairs(), max_pairs, seed)
+    if ctx.cfg.eval.rewardbench2:
+        groups.update(best_of_n_groups(ctx.data.rewardbench2_set().pairs, max_pairs, seed))
+    return groups
