@@ -28,9 +28,12 @@ def _context(cfg, args, resume: bool = True):
 
 
 def _dry_run(ctx, targets, force=frozenset()) -> int:
+    from .experiment.estimate_stages import estimate_text
     from .experiment.plan import Planner, plan_text
 
-    print(plan_text(Planner(ctx).plan(targets, force)))
+    decisions = Planner(ctx).plan(targets, force)
+    print(plan_text(decisions))
+    print(estimate_text(ctx.run.root, ctx.cfg, [d.name for d in decisions if d.run]))
     return 0
 
 
