@@ -267,6 +267,8 @@ def train_reward_model(
         "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
         "trainable_parameters": int(trainable),
         "bf16": bf16,
+        "gradient_checkpointing": bool(getattr(model, "is_gradient_checkpointing", False)),
+        "grad_accum": int(args.gradient_accumulation_steps),
         "truncation": trunc,
         "history": history.rows,
         # the epoch `select_best` kept (its checkpoint folder is deleted once the model is saved)
