@@ -271,6 +271,8 @@ def test_paper_profile_runs_every_stage_on_cpu(tmp_path, monkeypatch):
     assert rm["bf16"] == "true" and rm["batch_size"] == BATCH and rm["grad_accum"] == GRAD_ACCUM > 1
     assert cfg["activations"]["layer"] == 12 and cfg["activations"]["bf16"] == "true"
     assert cfg["activations"]["positions"] == "sentence_end"
+    assert cfg["activations"]["general_source"] == "stream"  # SAE stage 1 on the fly: no every-token cache
+    assert not (run / "activations" / "general").exists()
     assert cfg["features"]["normalize"] == "none" and cfg["features"]["threshold"] == 5
     assert cfg["curation"]["methods"] == METHODS
     assert cfg["curation"]["poison_ratios"] == POISON and cfg["curation"]["denoise_ratios"] == DENOISE

@@ -69,7 +69,7 @@ def stage_needs(cfg, shape: Shape, data: DataSizes) -> dict[str, Need]:
     sae_memory = 4 * sae_bytes + 4 * sc.batch_size * (latents + 2 * width) + buffer
     infer = _inference(shape, ac.batch_size, data.tokens)
     active = min(latents, 3 * sc.k * vectors / max(1, seqs))
-    audit_rms = (cfg.detect.folds + max(0, cfg.detect.ensemble - 1)) if cfg.detect.enabled else 0
+    audit_rms = cfg.detect.folds + max(0, cfg.detect.ensemble - 1)  # fold RMs and the ensemble's other seeds
     return {
         "data": Need(int(data.text_bytes * (1 + data.test / max(1, data.train))), 0, SMALL * 256),
         "train-rm": Need(model, checkpoints, _rm_memory(cfg, shape, data.tokens)),
