@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .estimate import DataSizes, Shape, data_sizes, model_shape
 
@@ -115,7 +116,9 @@ def estimate_text(root, cfg, names: Sequence[str]) -> str:
         f"  {'stage':<14} {'runs':>4}  {'disk left':>11}  {'peak extra':>11}  {'memory (' + device + ')':>13}",
     ]
     total = peak = 0
-    prefix = prefix_cache_bytes(cfg, shape, data)
+    # the first reward model fills the frozen blocks' cache, unless an earlier run of this folder did
+    filled = any((Path(root) / "cache").glob(f"frozen-{cfg.rm.freeze_layers}*/*"))
+    prefix = 0 if filled else prefix_cache_bytes(cfg, shape, data)
     for group, n in counts.items():
         need = needs.get(group, Need(SMALL, 0, SMALL * 256))
         disk = n * need.disk + (prefix if group == "train-rm" else 0)
