@@ -30,8 +30,9 @@ def test_tiny_run_records_disk_deletes_checkpoints_and_matches_the_dry_run(tmp_p
 
     cfg_path = toy_config(tmp_path, tiny_bert, select_best=True, epochs=2)
     assert main(["run", cfg_path, "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "expected per stage" in out and "train-rm" in out.split("expected per stage")[1], out
+    out = capsys.readouterr()
+    assert "expected per stage" not in out.out  # the plan alone on stdout, one line a stage
+    assert "train-rm" in out.err.split("expected per stage")[1], out.err
     assert main(["run", cfg_path, "-q", "--stages", "train-rm/clean/seed-0", "--stages", "extract"]) == 0
     run = tmp_path / "run"
     stages = json.loads((run / "manifest.json").read_text())["stages"]
@@ -49,4 +50,4 @@ def test_tiny_run_records_disk_deletes_checkpoints_and_matches_the_dry_run(tmp_p
     assert 0.8 < needs["train-rm"].disk / weights < 1.25, (needs["train-rm"], weights)
     assert 0.5 < needs["extract"].disk / extract["disk_added_bytes"] < 2.0, (needs["extract"], extract)
     assert main(["run", cfg_path, "--dry-run", "--resume"]) == 0
-    assert "from " + str(run / "data" / "train.jsonl") in capsys.readouterr().out
+    assert "from " + str(run / "data" / "train.jsonl") in capsys.readouterr().err
