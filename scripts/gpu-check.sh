@@ -44,6 +44,7 @@
 #   SAFER_GPU_CHECK_SETUP    auto, or one way: venv, offline, make
 #   SAFER_GPU_CHECK_SYSTEM_PYTHON  the offline set-up's interpreter (python3)
 #   SAFER_GPU_CHECK_WHEEL_DIR      wheels for the offline set-up, written by --prepare (.whl)
+#   SAFER_GPU_CHECK_PREPARED       --prepare's data mirror, SmolLM2 shape and the offline site (.cache/gpu-check)
 #   SAFER_GPU_CHECK_WHEEL_PYTHON   --prepare's target Python version (3.12, the GPU image's)
 #   SAFER_GPU_CHECK_WHEELS         --prepare's package list
 #   SAFER_GPU_CHECK_ONLINE=1 allow hub access (offline by default: HF_HUB_OFFLINE and friends)
@@ -57,6 +58,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 START=$(date +%s)
 export SAFER_GPU_CHECK_START=$START PYTHONUNBUFFERED=1
+# progress bars off: the output goes to a log (tqdm's, the hub's and datasets')
+export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1
 
 QUICK=${SAFER_GPU_CHECK_QUICK:-}
 PREPARE=
@@ -77,11 +80,12 @@ export SAFER_GPU_CHECK_QUICK=$QUICK
 # Python. The embedded models are too large to carry (SmolLM2's GGUF 98 MB, MiniLM 88 MB): SmolLM2's config and
 # tokenizer go along instead, and the check then uses random weights of that shape and no embedding judge.
 prepare() {
-  [ -x .venv/bin/python ] || make install
-  local py=.venv/bin/python
+  local py=${SAFER_GPU_CHECK_PYTHON:-.venv/bin/python}
+  [ -x "$py" ] || { make install; py=.venv/bin/python; }
   local wheels=${SAFER_GPU_CHECK_WHEELS:-eai-sparsify simple-parsing docstring-parser gguf datasets dill multiprocess natsort schedulefree}
   local whl=${SAFER_GPU_CHECK_WHEEL_DIR:-.whl} pyver=${SAFER_GPU_CHECK_WHEEL_PYTHON:-3.12}
-  mkdir -p "$whl" .cache/gpu-check
+  local prepared=${SAFER_GPU_CHECK_PREPARED:-.cache/gpu-check}
+  mkdir -p "$whl" "$prepared"
   for name in $wheels; do
     local version
     version=$("$py" -c "from importlib.metadata import version; print(version('$name'))")
@@ -90,17 +94,17 @@ prepare() {
       -d "$whl" "$name==$version"
   done
   local data=${SAFER_GPU_CHECK_DATA:-../shared/data}
-  rm -rf .cache/gpu-check/data
-  cp -r "$data" .cache/gpu-check/data
+  rm -rf "$prepared/data"
+  cp -r "$data" "$prepared/data"
   local smol
   smol=$("$py" -c "from safer_rm.models.registry import smollm2_path; print(smollm2_path())")
-  rm -rf .cache/gpu-check/smollm2-shape
-  mkdir -p .cache/gpu-check/smollm2-shape
+  rm -rf "$prepared/smollm2-shape"
+  mkdir -p "$prepared/smollm2-shape"
   for f in config.json generation_config.json tokenizer.json tokenizer_config.json special_tokens_map.json chat_template.jinja; do
-    if [ -f "$smol/$f" ]; then cp "$smol/$f" .cache/gpu-check/smollm2-shape/; fi
+    if [ -f "$smol/$f" ]; then cp "$smol/$f" "$prepared/smollm2-shape/"; fi
   done
-  du -sh "$whl" .cache/gpu-check/data .cache/gpu-check/smollm2-shape
-  echo "prepared: carry $whl and .cache/gpu-check, then run scripts/gpu-check.sh there"
+  du -sh "$whl" "$prepared/data" "$prepared/smollm2-shape"
+  echo "prepared: carry $whl and $prepared, then run scripts/gpu-check.sh there"
 }
 if [ -n "$PREPARE" ]; then
   prepare
@@ -162,7 +166,7 @@ case "$SETUP" in
   offline)  # the GPU image: its own torch and transformers, the rest from carried wheels, no install of ours
     PY=$SYS_PY
     HOW="offline: $SYS_PY (its torch and transformers), src/ on PYTHONPATH"
-    SITE=$PWD/.cache/gpu-check/site
+    SITE=$(mkdir -p "${SAFER_GPU_CHECK_PREPARED:-.cache/gpu-check}" && cd "${SAFER_GPU_CHECK_PREPARED:-.cache/gpu-check}" && pwd)/site
     WHL=${SAFER_GPU_CHECK_WHEEL_DIR:-.whl}
     if compgen -G "$WHL/*.whl" >/dev/null; then
       timeout 180 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

@@ -13,6 +13,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT, SHARED, needs_mirror
 from tiny_models import build_llama
 
@@ -32,7 +34,16 @@ STAGES = (
     "evaluate/poison-safer-5.0/seed-0",
     "causal",
 )
-CASES = ("amp_gc_on_b2", "amp_gc_on_b4", "amp_gc_off_b2", "amp_gc_off_b4", "bf16_gc_on_b2", "bf16_gc_off_b2")
+CASES = (  # the paper's micro-batch of 4 sequences at its real lengths (tiny: 32) and at 4,096 (tiny: 64)
+    "amp_gc_on_b4_t32",
+    "amp_gc_off_b4_t32",
+    "bf16_gc_on_b4_t32",
+    "amp_gc_on_b4_t64",
+    "amp_gc_off_b4_t64",
+    "amp_gc_on_b2_t64",
+    "bf16_gc_on_b4_t64",
+    "bf16_gc_off_b2_t64",
+)
 
 
 def _env(tmp_path, **extra) -> dict:
@@ -102,20 +113,38 @@ def test_gpu_check_cpu_tiny_mode_writes_every_field(tmp_path):
 
     llama = doc["parts"]["llama_1b"]
     assert llama["status"] == "ok" and llama["error"] is None
-    assert llama["parameters"] > 0 and llama["seq_len"] == 64 and llama["attn_implementation"]
+    assert llama["parameters"] > 0 and llama["seq_lens"] == [32, 64] and llama["attn_implementation"]
+    # FLOPs without the embeddings (a lookup): tied, counted once
+    assert llama["parameters"] - llama["non_embedding_parameters"] == 512 * 64
     assert tuple(llama["cases"]) == CASES
     for name, case in llama["cases"].items():
         assert case["error"] is None, (name, case)
         assert case["step_s"] > 0 and case["step_s_min"] <= case["step_s"]
         assert math.isclose(case["tokens_per_s"], case["tokens_per_step"] / case["step_s"], rel_tol=0.01)
-        assert case["tokens_per_step"] == case["batch_sequences"] * 64
+        assert case["tokens_per_step"] == case["batch_sequences"] * case["seq_len"]
+        per_token = 6 * llama["non_embedding_parameters"] + 12 * 2 * 64 * case["seq_len"]
+        assert case["flops_per_token"] == per_token
+        assert math.isclose(case["model_tflops"], per_token * case["tokens_per_s"] / 1e12, abs_tol=0.01)
         assert len(case["losses"]) == 3 and all(math.isfinite(x) and x > 0 for x in case["losses"])
         assert case["peak_gib"] is None and case["peak_rss_gib"] > 0
-    assert llama["cases"]["amp_gc_on_b2"]["gradient_checkpointing"] is True
-    assert llama["cases"]["amp_gc_off_b4"]["gradient_checkpointing"] is False
+    assert llama["cases"]["amp_gc_on_b4_t32"]["gradient_checkpointing"] is True
+    assert llama["cases"]["amp_gc_off_b4_t64"]["gradient_checkpointing"] is False
+
+    # the paper profile's training path: gradient checkpointing and accumulation through the Trainer, the best
+    # epoch kept and the checkpoints deleted once saved, SAE stage 1 streamed
+    for flag in ("rm.gradient_checkpointing=true", "rm.grad_accum=2", "rm.select_best=true"):
+        assert flag in pipe["overrides"], flag
+    assert "activations.general_source=stream" in pipe["overrides"]
+    assert pipe["checkpoints_left"] == [] and not (run / "activations" / "general").exists()
+    trained = pipe["stage_info"]["train-rm/clean/seed-0"]
+    assert trained["gradient_checkpointing"] is True and trained["grad_accum"] == 2, trained
+    args = json.loads((run / "rm" / "clean" / "seed-0" / "training_args.json").read_text())
+    assert args["gradient_accumulation_steps"] == 2 and args["load_best_model_at_end"] is True
+    assert set(pipe["stage_peak_disk_gib"]) == set(STAGES) and pipe["peak_disk_gib"] > 0
 
     log = out.with_suffix(".log").read_text()
     assert "gpu-check: ok" in log and "stage train-sae: done" in log
+    assert "\r" not in log and "it/s]" not in log  # progress bars off in the log
     assert re.search(r"\n +train-sae +[0-9.]+ s  rss [0-9.]+ GiB\n", log), log[-3000:]
 
 
@@ -131,3 +160,47 @@ def test_gpu_check_keeps_the_deadline_and_writes_to_out(tmp_path):
         assert doc["parts"][part]["status"] == "skipped"
         assert doc["errors"][part].startswith("skipped:")
     assert doc["total_wall_s"] < 45
+
+
+@needs_mirror
+def test_gpu_check_prepare_then_offline_setup(tmp_path):
+    """`--prepare` (wheels of what the GPU image lacks, the data mirror, SmolLM2's shape) and then the check's
+    offline set-up, as on the lent machine: the image's python3 with the carried wheels in a site folder and
+    src/ on PYTHONPATH, nothing installed of ours. That interpreter is SAFER_GPU_CHECK_IMAGE_PYTHON where set (a
+    venv with the device image's Python and versions, docs/scaling.md says how to make one), else this one."""
+    prepared, whl = tmp_path / "prepared", tmp_path / "whl"
+    env = _env(
+        tmp_path,
+        SAFER_GPU_CHECK_PREPARED=str(prepared),
+        SAFER_GPU_CHECK_WHEEL_DIR=str(whl),
+        SAFER_GPU_CHECK_WHEELS="simple-parsing docstring-parser",
+    )
+    proc = _run(["--prepare"], env, timeout=600)
+    if proc.returncode != 0 and re.search(
+        r"(?i)connection|network|resolve|no matching distribution", proc.stderr
+    ):
+        pytest.skip("--prepare downloads wheels: no package registry reachable here")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {p.name.split("-")[0] for p in whl.glob("*.whl")} == {"simple_parsing", "docstring_parser"}
+    assert (prepared / "data" / "train").is_dir()
+    assert (prepared / "smollm2-shape" / "config.json").is_file()
+    assert (prepared / "smollm2-shape" / "tokenizer.json").is_file()
+
+    image = os.environ.get("SAFER_GPU_CHECK_IMAGE_PYTHON") or sys.executable
+    out = tmp_path / "offline" / "gpu-check.json"
+    offline = _env(
+        tmp_path,
+        SAFER_GPU_CHECK_PREPARED=str(prepared),
+        SAFER_GPU_CHECK_WHEEL_DIR=str(whl),
+        SAFER_GPU_CHECK_SETUP="offline",
+        SAFER_GPU_CHECK_SYSTEM_PYTHON=image,
+        SAFER_GPU_CHECK_PARTS="llama",
+    )
+    proc = _run([str(out)], offline)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    setup = doc["parts"]["setup"]
+    assert setup["how"].startswith(f"offline: {image}") and f"wheels from {whl}" in setup["how"], setup
+    assert setup["missing_modules"] == [] and setup["import_errors"] == {}, setup
+    assert (prepared / "site" / "simple_parsing").is_dir()
+    assert doc["parts"]["llama_1b"]["status"] == "ok" and doc["status"] == "ok"

@@ -59,25 +59,73 @@ def test_run_killed_during_a_stage_resumes_and_reuses_finished_artifacts(tmp_pat
     assert "audit" in json.loads((run / "summary.json").read_text())
 
 
-def test_checkpoints_of_other_training_data_are_discarded_not_resumed(tmp_path, tiny_bert):
+class Crash(RuntimeError):
+    pass
+
+
+def _crash_at_save(monkeypatch) -> None:
+    """A crash after the last optimiser step and before the model is saved: what a kill late in a training
+    leaves behind (its checkpoints, never a saved model)."""
+    from safer_rm.reward.train import BradleyTerryTrainer
+
+    save = BradleyTerryTrainer.save_model
+
+    def crash(self, *args, **kwargs):
+        if kwargs.get("_internal_call"):  # a checkpoint's own save
+            return save(self, *args, **kwargs)
+        raise Crash("killed before the model was saved")
+
+    monkeypatch.setattr(BradleyTerryTrainer, "save_model", crash)
+
+
+def test_checkpoints_of_other_training_data_are_discarded_not_resumed(tmp_path, tiny_bert, monkeypatch):
     """A reward model retrained because its data changed must not resume from the old data's last
-    checkpoint (which would save the old weights after zero steps: a fold RM would then have seen its fold)."""
+    checkpoint (which would save the old weights after zero steps: a fold RM would then have seen its fold).
+    Once the model is saved, its checkpoints are deleted (bounded disk)."""
     from safer_rm.cli import main
 
     from helpers import separable_rows, write_jsonl
 
     cfg = toy_config(tmp_path, tiny_bert, save_checkpoints=True)
     args = ["--stages", "train-rm/clean/seed-0", "-q"]
-    assert main(["run", cfg, *args]) == 0
     out = tmp_path / "run" / "rm" / "clean" / "seed-0"
-    first = json.loads((out / "train_summary.json").read_text())
-    weights = (out / "model.safetensors").read_bytes()
-    assert list((out / "checkpoints").glob("checkpoint-*"))
+    with monkeypatch.context() as patch:
+        _crash_at_save(patch)
+        with pytest.raises(Crash):
+            main(["run", cfg, *args])
+    left = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert left  # the crash kept the checkpoints a resume needs
+    old = (left[-1] / "model.safetensors").read_bytes()
+    old_steps = json.loads((left[-1] / "trainer_state.json").read_text())["global_step"]
     write_jsonl(tmp_path / "safety.jsonl", separable_rows(32, seed=9))  # other training data
     assert main(["run", cfg, "--resume", *args]) == 0
     again = json.loads((out / "train_summary.json").read_text())
-    assert again["steps"] == first["steps"] > 0
-    assert (out / "model.safetensors").read_bytes() != weights  # trained anew, not the old last checkpoint
+    assert again["steps"] == old_steps > 0
+    assert (out / "model.safetensors").read_bytes() != old  # trained anew, not the old last checkpoint
+    assert not (out / "checkpoints").exists()
+
+
+def test_a_crash_late_in_a_training_resumes_from_its_kept_checkpoint(tmp_path, tiny_bert, monkeypatch):
+    """select_best keeps the best and the last checkpoint while it trains: a crash before the save resumes
+    from the last (no step trained again), loads the best, and deletes both once the model is saved."""
+    from safer_rm.cli import main
+
+    cfg = toy_config(tmp_path, tiny_bert, select_best=True, epochs=3)
+    args = ["--stages", "train-rm/clean/seed-0", "-q"]
+    out = tmp_path / "run" / "rm" / "clean" / "seed-0"
+    with monkeypatch.context() as patch:
+        _crash_at_save(patch)
+        with pytest.raises(Crash):
+            main(["run", cfg, *args])
+    left = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert 1 <= len(left) <= 2  # the best and the last of 3 epochs (one folder when the last is the best)
+    state = json.loads((left[-1] / "trainer_state.json").read_text())
+    assert state["best_model_checkpoint"].endswith(tuple(p.name for p in left))
+    assert main(["run", cfg, "--resume", *args]) == 0
+    info = json.loads((out / "train_summary.json").read_text())
+    assert info["steps"] == state["global_step"]
+    assert info["best_step"] == int(state["best_model_checkpoint"].rsplit("-", 1)[1])
+    assert not (out / "checkpoints").exists() and (out / "model.safetensors").is_file()
 
 
 def test_an_edited_file_in_a_dataset_folder_reruns_the_evaluations(tmp_path, tiny_bert):

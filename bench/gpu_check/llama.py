@@ -1,5 +1,6 @@
 """Part `llama`: what one training step of a Llama-3.2-1B-shaped reward model costs. Its shape (and a tiny one
-for the CPU test mode), the cases to time (precision x gradient checkpointing x sequences per batch) and the
+for the CPU test mode), the cases to time (precision x gradient checkpointing x sequences per micro-batch x
+tokens a sequence) and the
 part's record in the JSON; llama_steps.py builds the model and times the steps."""
 
 from __future__ import annotations
@@ -37,19 +38,27 @@ LLAMA_TINY = dict(
 )
 
 
+PAPER_TOKENS = (
+    384  # the paper's pairs are a few hundred tokens (PKU-SafeRLHF, UltraFeedback): launch-bound sizes
+)
+
+
 def llama_plan(s: Settings) -> dict:
+    """Cases (precision, gradient checkpointing, sequences per micro-batch, tokens a sequence): the paper
+    profile's micro-batch is 2 pairs = 4 sequences (rm.batch_size 2), at its real lengths and at 4,096."""
     if s.tiny:
-        seq, warmup, steps = 64, 1, 2
+        short, long_, warmup, steps = 32, 64, 1, 2
     elif s.quick:
-        seq, warmup, steps = 4096, 1, 3
+        short, long_, warmup, steps = PAPER_TOKENS, 4096, 1, 3
     else:
-        seq, warmup, steps = 4096, 2, 5
-    cases = [("amp", True, 2), ("amp", True, 4), ("amp", False, 2), ("amp", False, 4)]
-    cases += [("bf16", True, 2), ("bf16", False, 2)]
+        short, long_, warmup, steps = PAPER_TOKENS, 4096, 2, 5
+    cases = [("amp", True, 4, short), ("amp", False, 4, short), ("bf16", True, 4, short)]
+    cases += [("amp", True, 4, long_), ("amp", False, 4, long_), ("amp", True, 2, long_)]
+    cases += [("bf16", True, 4, long_), ("bf16", False, 2, long_)]
     if s.quick:
-        cases = [("amp", True, 2), ("amp", False, 2), ("bf16", True, 2)]
+        cases = [("amp", True, 4, short), ("amp", True, 4, long_), ("bf16", True, 4, long_)]
     shape = LLAMA_TINY if s.tiny else LLAMA_1B
-    return {"shape": shape, "seq_len": seq, "warmup": warmup, "steps": steps, "cases": cases}
+    return {"shape": shape, "seq_lens": [short, long_], "warmup": warmup, "steps": steps, "cases": cases}
 
 
 def cmd_llama(args) -> int:
@@ -63,7 +72,7 @@ def cmd_llama(args) -> int:
         "timeout_s": budget,
         "model": "Llama-3.2-1B shape, random weights" if not s.tiny else "tiny Llama (CPU test mode)",
         "config": plan["shape"],
-        "seq_len": plan["seq_len"],
+        "seq_lens": plan["seq_lens"],
         "warmup_steps": plan["warmup"],
         "timed_steps": plan["steps"],
         "loss": "Bradley-Terry: -logsigmoid(r_chosen - r_rejected), sequences in (chosen, rejected) pairs",

@@ -12,8 +12,14 @@ from .record import first_line, gib, rss_peak_bytes
 from .settings import Settings
 
 
-def case_name(precision: str, checkpointing: bool, seqs: int) -> str:
-    return f"{precision}_gc_{'on' if checkpointing else 'off'}_b{seqs}"
+def case_name(precision: str, checkpointing: bool, seqs: int, tokens: int) -> str:
+    return f"{precision}_gc_{'on' if checkpointing else 'off'}_b{seqs}_t{tokens}"
+
+
+def flops_per_token(shape: dict, non_embedding: int, tokens: int) -> float:
+    """Training FLOPs a token: 6 x the parameters that do matmul work (the embeddings are a lookup) plus the
+    attention scores' 12 x blocks x width x context (Kaplan et al. 2020); recomputation is not counted."""
+    return 6 * non_embedding + 12 * shape["num_hidden_layers"] * shape["hidden_size"] * tokens
 
 
 def set_checkpointing(model, on: bool) -> None:
@@ -44,12 +50,12 @@ def run_llama(s: Settings, plan: dict, part: dict, flush, deadline: float) -> No
         {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError}
     )
     shape = plan["shape"]
-    seq = plan["seq_len"]
+    longest = max(c[3] for c in plan["cases"])
     gen = torch.Generator().manual_seed(0)
     max_seqs = max(c[2] for c in plan["cases"])
     vocab = shape["vocab_size"]
     # token ids below vocab-1, which is the pad id: the classifier reads the reward at the last token
-    all_ids = torch.randint(0, vocab - 1, (max_seqs, seq), generator=gen).to(dev)
+    all_ids = torch.randint(0, vocab - 1, (max_seqs, longest), generator=gen).to(dev)
     mask_all = torch.ones_like(all_ids)
 
     def sync():
@@ -72,12 +78,13 @@ def run_llama(s: Settings, plan: dict, part: dict, flush, deadline: float) -> No
     model = opt = None
     current = None
     per_step_guess = None
-    for precision, checkpointing, seqs in plan["cases"]:
-        name = case_name(precision, checkpointing, seqs)
+    for precision, checkpointing, seqs, seq in plan["cases"]:
+        name = case_name(precision, checkpointing, seqs, seq)
         case: dict = {
             "precision": precision,
             "gradient_checkpointing": checkpointing,
             "batch_sequences": seqs,
+            "seq_len": seq,
             "pairs": seqs // 2,
             "tokens_per_step": seqs * seq,
             "error": None,
@@ -87,7 +94,7 @@ def run_llama(s: Settings, plan: dict, part: dict, flush, deadline: float) -> No
         need = (
             20.0
             if per_step_guess is None
-            else per_step_guess * (seqs / 2) * (plan["warmup"] + plan["steps"]) * 3 + 10
+            else per_step_guess * seqs * seq * (plan["warmup"] + plan["steps"]) * 3 + 10
         )
         if left < need:
             case.update(
@@ -105,9 +112,11 @@ def run_llama(s: Settings, plan: dict, part: dict, flush, deadline: float) -> No
                 current = precision
                 part.setdefault("build_s", {})[precision] = build_s
                 part["parameters"] = sum(p.numel() for p in model.parameters())
+                embedding = model.get_input_embeddings().weight.numel()  # tied: counted once
+                part["non_embedding_parameters"] = part["parameters"] - embedding
                 part["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
             set_checkpointing(model, checkpointing)
-            ids, mask = all_ids[:seqs], mask_all[:seqs]
+            ids, mask = all_ids[:seqs, :seq], mask_all[:seqs, :seq]
             gc.collect()
             if cuda:
                 torch.cuda.empty_cache()
@@ -131,14 +140,16 @@ def run_llama(s: Settings, plan: dict, part: dict, flush, deadline: float) -> No
                 if time.time() > deadline:
                     raise TimeoutError(f"budget ran out after {i + 1} steps")
             step = sum(times) / len(times)
-            per_step_guess = step / (seqs / 2)
+            per_step_guess = step / (seqs * seq)
             tps = seqs * seq / step
+            per_token = flops_per_token(shape, part["non_embedding_parameters"], seq)
             case.update(
                 {
                     "step_s": round(step, 4),
                     "step_s_min": round(min(times), 4),
                     "tokens_per_s": round(tps, 1),
-                    "approx_model_tflops": round(6 * part["parameters"] * tps / 1e12, 2),
+                    "flops_per_token": per_token,
+                    "model_tflops": round(per_token * tps / 1e12, 2),  # without embeddings or recomputation
                     "losses": losses,
                 }
             )

@@ -69,6 +69,7 @@ def collect_run(run_dir: Path, process_rss: int | None = None) -> dict:
         "stage_peak_gpu_gib": {},
         "stage_peak_rss_gib": {},
         "stage_peak_rss_scope": {},
+        "stage_peak_disk_gib": {},
     }
     gpu: list[int] = []
     rss: list[int] = [process_rss] if process_rss else []
@@ -96,6 +97,8 @@ def collect_run(run_dir: Path, process_rss: int | None = None) -> dict:
                 rss.append(int(entry["peak_rss_bytes"]))
                 out["stage_peak_rss_gib"][key] = gib(rss[-1])
                 out["stage_peak_rss_scope"][key] = entry.get("peak_rss_scope")
+            if entry.get("peak_disk_bytes") is not None:  # the run folder's peak while it ran (disk.py)
+                out["stage_peak_disk_gib"][key] = gib(int(entry["peak_disk_bytes"]))
             if entry.get("error"):
                 out.setdefault("stage_errors", {})[key] = entry["error"]
             info = _scalars(entry.get("info") or {})
@@ -109,4 +112,7 @@ def collect_run(run_dir: Path, process_rss: int | None = None) -> dict:
     out["stages_total_s"] = round(sum(out["stages"][k] for k in top), 1)
     out["peak_gpu_gib"] = gib(max(gpu)) if gpu else None
     out["peak_rss_gib"] = gib(max(rss)) if rss else None
+    disk = out["stage_peak_disk_gib"].values()
+    out["peak_disk_gib"] = max(disk) if disk else None
+    out["checkpoints_left"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.glob("**/checkpoints"))
     return out

@@ -23,7 +23,12 @@ from .pipeline_config import data_root, pipeline_model, pipeline_sets
 from .record import first_line, rss_peak_bytes, update
 from .settings import ROOT, Terminated, settings, stop_on_term
 
-RUN_MARKER = ".gpu-check-run"  # a run folder holding this file was made here and may be deleted by a rerun
+RUN_MARKER = ".gpu-check-run"
+NO_BARS = {  # progress bars redraw with carriage returns: in a log they are noise
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+}  # a run folder holding this file was made here and may be deleted by a rerun
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -102,7 +107,7 @@ def cmd_pipeline(args) -> int:
         left = budget - (time.time() - t0)
         if left < 30:
             raise TimeoutError(f"only {left:.0f} s of the budget left before the run could start")
-        env = {**os.environ, "SAFER_DATA_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "SAFER_DATA_ROOT": str(root), "PYTHONUNBUFFERED": "1", **NO_BARS}
         print(f"gpu-check pipeline: {shlex.join(cmd[3:])}", flush=True)
         started = time.time()
         proc = subprocess.Popen(

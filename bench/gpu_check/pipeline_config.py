@@ -96,6 +96,12 @@ def pipeline_sets(s: Settings, run_dir: Path, model: str, judge: str) -> list[st
         "causal.enabled": "true",
         "audit.enabled": "true" if flag("SAFER_GPU_CHECK_AUDIT") else "false",
         "rm.freeze_layers": 0,  # full fine-tuning (the CPU profile freezes 26 of 30 blocks)
+        # the paper profile's training path through transformers.Trainer: gradient checkpointing, gradient
+        # accumulation, the best epoch kept (checkpoints rotated, then deleted); SAE stage 1 streamed
+        "rm.gradient_checkpointing": "true",
+        "rm.grad_accum": 2,
+        "rm.select_best": "true",
+        "activations.general_source": "stream",
     }
     if s.tiny:  # only so that the test can run every stage here in seconds
         sets.update(
@@ -106,7 +112,8 @@ def pipeline_sets(s: Settings, run_dir: Path, model: str, judge: str) -> list[st
                 "model.max_length": 64,
                 "model.min_prompt_tokens": 16,
                 "rm.lr": 3e-3,
-                "rm.batch_size": 8,
+                "rm.epochs": 2,  # two checkpoints: the rotation and the best epoch's load run here
+                "rm.batch_size": 4,
                 "rm.eval_batch_size": 32,
                 "eval.max_rewardbench_pairs": 40,
                 "eval.pool_max_per_source": 10,
@@ -140,7 +147,7 @@ def pipeline_sets(s: Settings, run_dir: Path, model: str, judge: str) -> list[st
                 "data.n_pairs": 1000 if quick else 2800,
                 "model.max_length": 256 if quick else 512,
                 "rm.lr": 5e-5,
-                "rm.batch_size": 16,
+                "rm.batch_size": 8,  # x 2 accumulated: 16 pairs a step, as the smol profile's 16 at once
                 "rm.eval_batch_size": 64,
                 "activations.batch_size": 64,
                 "eval.max_rewardbench_pairs": 500 if quick else "null",

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PREPARED = (
-    ROOT / ".cache" / "gpu-check"
-)  # what `scripts/gpu-check.sh --prepare` lays out for an offline machine
+# what `scripts/gpu-check.sh --prepare` lays out for an offline machine (SAFER_GPU_CHECK_PREPARED moves it)
+PREPARED = Path(os.environ.get("SAFER_GPU_CHECK_PREPARED") or ROOT / ".cache" / "gpu-check").resolve()
 
 
 def flag(name: str) -> bool:

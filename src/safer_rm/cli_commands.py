@@ -4,6 +4,7 @@ and `clear`, each an action over a run context (cli.py builds the parser and dis
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,9 +29,13 @@ def _context(cfg, args, resume: bool = True):
 
 
 def _dry_run(ctx, targets, force=frozenset()) -> int:
+    from .experiment.estimate_stages import estimate_text
     from .experiment.plan import Planner, plan_text
 
-    print(plan_text(Planner(ctx).plan(targets, force)))
+    decisions = Planner(ctx).plan(targets, force)
+    print(plan_text(decisions))
+    # to stderr: the plan on stdout stays one line a stage for scripts (docs/scaling.md's SLURM array reads it)
+    print(estimate_text(ctx.run.root, ctx.cfg, [d.name for d in decisions if d.run]), file=sys.stderr)
     return 0
 
 

@@ -22,6 +22,12 @@ class ActivationsConfig:
     """Positions of the general text used for SAE stage 1."""
     general_kind: Literal["chat", "all"] = "chat"
     """General text for SAE stage 1: the chat sources' pairs (default) or every training pair."""
+    general_source: Literal["cache", "stream"] = "cache"
+    """Where SAE stage 1 reads its vectors: `cache` extracts them to activations/general once (fast for small
+    runs; disk grows with tokens x width); `stream` computes them from the reward model while the SAE trains,
+    shuffled through a buffer of `stream_buffer` vectors, nothing on disk (the paper profile: tens of GB)."""
+    stream_buffer: int = 262144
+    """`general_source: stream`: vectors held in the shuffle buffer (its memory: this x width x dtype bytes)."""
     standardize: bool = True
     """Standardise each vector over its hidden dimensions: (x - mean) / (std + 1e-6), as the reference does."""
     batch_size: int = 32
@@ -38,5 +44,7 @@ class ActivationsConfig:
             raise ConfigError("layer", f"must be >= 0, got {self.layer}")
         if self.min_gap < 1:
             raise ConfigError("min_gap", f"must be >= 1, got {self.min_gap}")
+        if self.stream_buffer < 2:
+            raise ConfigError("stream_buffer", f"must be >= 2, got {self.stream_buffer}")
         if self.batch_size < 1 or self.shard_vectors < 1:
             raise ConfigError("batch_size", "batch_size and shard_vectors must be >= 1")

@@ -8,6 +8,7 @@ import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -18,6 +19,7 @@ from ..io import quiet, read_json
 from ..models.batching import autocast, length_batches, pad_batch
 from ..models.layers import Resume, StopForward, stop_at
 from ..models.prefix_cache import PrefixCache
+from ..models.render import Encoded, Renderer
 from ..reward.scoring import Scorer
 from .cache import FIELDS, ActivationCache, CacheWriter
 from .positions import TokenTexts, select_positions
@@ -60,6 +62,65 @@ def layer_states(
     raise RuntimeError("forward pass did not reach the requested layer")
 
 
+class Kept(NamedTuple):
+    x: torch.Tensor
+    """[n, d] float32 vectors of the kept positions, in batch order"""
+    rows: torch.Tensor
+    """row of each vector in the batch (CPU)"""
+    cols: torch.Tensor
+    """token position of each vector (CPU)"""
+    token: torch.Tensor
+    """token id at each position"""
+    tokens: int
+    """tokens of the batch (without padding)"""
+
+
+def encode_positions(
+    renderer: Renderer, pairs: Sequence[PreferencePair], policy: str, min_gap: int
+) -> tuple[list[Encoded], list[list[int]]]:
+    """Both rendered responses of every pair (pair p side s at 2p + s) and the positions the policy keeps."""
+    chosen, rejected = renderer.encode_pairs(pairs)
+    encoded = [e for pair in zip(chosen, rejected) for e in pair]
+    texts = TokenTexts(renderer.tok)
+    return encoded, [select_positions(policy, e.input_ids, e.response_start, texts, min_gap) for e in encoded]
+
+
+def usable_prefix(model, renderer, encoded, layer, prefix, batch_size, progress=True) -> PrefixCache | None:
+    """The prefix cache, filled for these sequences, where it serves `layer` (at or below it); else None."""
+    if prefix is None or layer < prefix.layer:
+        return None
+    prefix.fill(model, [e.input_ids for e in encoded], renderer.tok.pad_token_id, batch_size, progress)
+    return prefix
+
+
+def kept_vectors(
+    model,
+    layer: int,
+    encoded: Sequence[Encoded],
+    positions: Sequence[Sequence[int]],
+    idx: Sequence[int],
+    pad_id: int,
+    bf16: bool,
+    prefix: PrefixCache | None,
+) -> Kept:
+    """The one forward pass of extraction (the cache's and the SAE's streamed stage 1): the hidden states of
+    sequences `idx` at `layer`, at their kept positions."""
+    device = next(model.parameters()).device
+    seqs = [encoded[i].input_ids for i in idx]
+    ids, mask = pad_batch(seqs, pad_id)
+    ids, mask = ids.to(device), mask.to(device)
+    with autocast(device, bf16):
+        hidden = layer_states(model, layer, ids, mask, prefix, seqs)
+    rows = torch.cat([torch.full((len(positions[i]),), r, dtype=torch.long) for r, i in enumerate(idx)])
+    cols = torch.cat([torch.as_tensor(positions[i], dtype=torch.long) for i in idx])
+    at = (rows.to(device), cols.to(device))
+    return Kept(hidden[at].float(), rows, cols, ids[at], int(mask.sum()))
+
+
+def _unit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(x.shape[0]), torch.ones(x.shape[0])
+
+
 @torch.inference_mode()
 def extract_pairs(
     scorer: Scorer,
@@ -77,16 +138,9 @@ def extract_pairs(
     """Write the kept vectors of both responses of every pair to a cache at `out_dir`; returns its index."""
     model, renderer, bf16, progress = scorer.model, scorer.renderer, scorer.bf16, scorer.progress
     batch_size, prefix = scorer.batch_size, scorer.prefix
-    device = next(model.parameters()).device
     model.eval()
-    chosen, rejected = renderer.encode_pairs(pairs)
-    encoded = [e for pair in zip(chosen, rejected) for e in pair]  # pair p side s at 2p + s
-    texts = TokenTexts(renderer.tok)
-    positions = [select_positions(policy, e.input_ids, e.response_start, texts, min_gap) for e in encoded]
-    if prefix is not None and layer >= prefix.layer:
-        prefix.fill(model, [e.input_ids for e in encoded], renderer.tok.pad_token_id, batch_size, progress)
-    else:
-        prefix = None
+    encoded, positions = encode_positions(renderer, pairs, policy, min_gap)
+    prefix = usable_prefix(model, renderer, encoded, layer, prefix, batch_size, progress)
     meta = {
         "layer": layer,
         "policy": policy,
@@ -115,23 +169,12 @@ def extract_pairs(
     tokens_seen = 0
     mine = distributed.my_share(list(enumerate(batches)))
     for b, idx in tqdm(mine, desc=desc, unit="batch", disable=quiet(progress), leave=False):
-        seqs = [encoded[i].input_ids for i in idx]
-        ids, mask = pad_batch(seqs, renderer.tok.pad_token_id)
-        ids, mask = ids.to(device), mask.to(device)
-        with autocast(device, bf16):
-            hidden = layer_states(model, layer, ids, mask, prefix, seqs)
-        rows = torch.cat([torch.full((len(positions[i]),), r, dtype=torch.long) for r, i in enumerate(idx)])
-        cols = torch.cat([torch.as_tensor(positions[i], dtype=torch.long) for i in idx])
-        x = hidden[rows.to(device), cols.to(device)].float()
-        if standardize_vectors:
-            x, mean, std = standardize(x)
-        else:
-            mean, std = torch.zeros(x.shape[0]), torch.ones(x.shape[0])
-        text_idx = torch.as_tensor(idx, dtype=torch.long)[rows]
-        token = ids[rows.to(device), cols.to(device)]
-        writer.add(x, mean, std, text_idx // 2, text_idx % 2, cols, token, batch=b)
+        kept = kept_vectors(model, layer, encoded, positions, idx, renderer.tok.pad_token_id, bf16, prefix)
+        x, mean, std = standardize(kept.x) if standardize_vectors else (kept.x, *_unit(kept.x))
+        text_idx = torch.as_tensor(idx, dtype=torch.long)[kept.rows]
+        writer.add(x, mean, std, text_idx // 2, text_idx % 2, kept.cols, kept.token, batch=b)
         d = x.shape[-1]
-        tokens_seen += int(mask.sum())
+        tokens_seen += kept.tokens
     writer.meta["d"] = d if d is not None else 0
     writer.meta["tokens"] = tokens_seen
     if many:

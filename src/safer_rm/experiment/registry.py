@@ -91,7 +91,7 @@ STAGES: list[Stage] = [
         needs=need("train-rm"),
         sections=("activations",),
         cache=True,
-        writes=tuple(f"activations/{w}/index.json" for w in inputs.CACHES),
+        writes=tuple(f"activations/{w}/index.json" for w in inputs.KEPT_CACHES),
         folder="activations",
         command=Command(
             "Cache the clean reward model's hidden states at the chosen layer and positions.",

@@ -4,6 +4,7 @@ so), record its info, and let go. Everything about the stages themselves is in r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from .. import distributed
 from ..errors import SaferError
 from .context import RunContext
+from .disk import disk_measured
 from .graph import Stage
 from .locks import StageLock
 from .plan import Decision, Instance, Planner
@@ -80,7 +82,8 @@ class Runner:
         run.save()
         start_log.info("stage %s%s: started (%s)", self.label, d.name, d.reason)
         try:
-            with measured() as memory:
+            disk_watch = disk_measured(run.root) if self.ctx.main else contextlib.nullcontext({})
+            with measured() as memory, disk_watch as disk:
                 info = None if d.stage.rank0 and not self.ctx.main else d.stage.run(self.ctx, d.key)
         except BaseException as err:
             run.record(
@@ -105,6 +108,7 @@ class Runner:
             "started": started,
             "seconds": round(time.time() - started, 3),
             **{k: v for k, v in memory.items() if v is not None},
+            **disk,
             "commit": source_commit(),
             "machine": host,
             "info": info or {},

@@ -23,6 +23,7 @@ class Group:
     count: int
     peak_rss: int | None = None  # the largest peak resident memory of its stages (bytes; resources.py)
     peak_gpu: int | None = None
+    peak_disk: int | None = None  # the run directory's largest size while one of its stages ran (disk.py)
 
     @property
     def label(self) -> str:
@@ -43,7 +44,7 @@ def stage_groups(root: Path) -> list[Group]:
         group = name.split("/", 1)[0]
         seconds[group] = seconds.get(group, 0.0) + float(entry["seconds"])
         counts[group] = counts.get(group, 0) + 1
-        for key in ("peak_rss_bytes", "peak_gpu_bytes"):
+        for key in ("peak_rss_bytes", "peak_gpu_bytes", "peak_disk_bytes"):
             if entry.get(key) is not None:
                 peaks.setdefault(group, {})[key] = max(peaks.get(group, {}).get(key, 0), int(entry[key]))
     return [
@@ -53,6 +54,7 @@ def stage_groups(root: Path) -> list[Group]:
             counts[g],
             peaks.get(g, {}).get("peak_rss_bytes"),
             peaks.get(g, {}).get("peak_gpu_bytes"),
+            peaks.get(g, {}).get("peak_disk_bytes"),
         )
         for g, s in seconds.items()
     ]
@@ -84,6 +86,7 @@ def run_timing(root: Path, budget_s: float | None = None, wall_s: float | None =
                 "share": _share(g.seconds, total),
                 "peak_rss_bytes": g.peak_rss,
                 "peak_gpu_bytes": g.peak_gpu,
+                "peak_disk_bytes": g.peak_disk,
             }
             for g in groups
         ],
@@ -113,14 +116,17 @@ def timing_lines(timing: dict) -> list[str]:
     width = max([len(label) for label, _ in rows] + [len("total (stage sum)")] + [30 if subs else 0])
     memory = any(g.get("peak_rss_bytes") for _, g in rows)
     gpu = any(g.get("peak_gpu_bytes") for _, g in rows)
+    disk = any(g.get("peak_disk_bytes") for _, g in rows)
     lines = [
         "where the time went (seconds of each stage, summed over its variants and seeds"
         + ("; the peak memory of its largest instance" if memory else "")
+        + ("; the run folder's peak size while it ran" if disk else "")
         + "):"
     ]
     for label, g in rows:
         peak = f"  {_gib(g.get('peak_rss_bytes'))} RAM" if memory else ""
         peak += f"  {_gib(g.get('peak_gpu_bytes'))} GPU" if gpu else ""
+        peak += f"  {_gib(g.get('peak_disk_bytes'))} disk" if disk else ""
         lines.append(f"  {label:<{width}}  {g['seconds']:>8.1f} s  {100 * g['share']:>5.1f} %{peak}")
         if g["stage"] == "audit":
             for sub, gs in subs.items():

@@ -27,7 +27,8 @@ def training_arguments(
     cfg: RMConfig, out_dir: Path, *, bf16: bool, per_epoch: int, has_eval: bool, quiet: bool, use_cpu: bool
 ) -> TrainingArguments:
     """TrainingArguments for one reward model: checkpoints go to `out_dir/checkpoints`; with `has_eval`
-    (`select_best` and evaluation pairs), the best epoch by pair accuracy is loaded at the end."""
+    (`select_best` and evaluation pairs), the best epoch by pair accuracy is loaded at the end. At most two
+    checkpoints exist at a time (the best and the last), one without evaluation."""
     return TrainingArguments(
         output_dir=str(out_dir / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size,
@@ -44,7 +45,9 @@ def training_arguments(
         data_seed=cfg.seed,
         logging_steps=max(1, min(cfg.logging_steps, per_epoch)),
         save_strategy="epoch" if (cfg.save_checkpoints or cfg.select_best) else "no",
-        save_total_limit=2 if cfg.select_best else 1,
+        # with load_best_model_at_end, transformers' rotation never deletes the best checkpoint: 2 keeps the
+        # best and the last (resume needs the last); train.py deletes both once the model is saved
+        save_total_limit=2 if has_eval else 1,
         eval_strategy="epoch" if has_eval else "no",
         load_best_model_at_end=has_eval,
         metric_for_best_model="accuracy" if has_eval else None,

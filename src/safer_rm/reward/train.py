@@ -249,7 +249,11 @@ def train_reward_model(
     with trainer.resume or contextlib.nullcontext():
         result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(str(out_dir))
+    best = trainer.state.best_model_checkpoint
     if trainer.is_world_process_zero():
+        # the model is saved: its checkpoints (weights and optimizer state, ~12 bytes a parameter each) are
+        # needed no more; a crash before this line resumes from them (--resume)
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
         # Trainer also pickles its arguments beside the weights; keep them as JSON instead (no pickle in outputs)
         (out_dir / "training_args.bin").unlink(missing_ok=True)
         (out_dir / "training_args.json").write_text(args.to_json_string(), encoding="utf-8")
@@ -263,6 +267,11 @@ def train_reward_model(
         "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
         "trainable_parameters": int(trainable),
         "bf16": bf16,
+        "gradient_checkpointing": bool(getattr(model, "is_gradient_checkpointing", False)),
+        "grad_accum": int(args.gradient_accumulation_steps),
         "truncation": trunc,
         "history": history.rows,
+        # the epoch `select_best` kept (its checkpoint folder is deleted once the model is saved)
+        "best_step": int(best.rsplit("-", 1)[1]) if best else None,
+        "best_metric": trainer.state.best_metric,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -30,7 +31,8 @@ from ..context import RunContext
 from ..graph import CLEAN, Key
 from .attribution import read_attribution
 from .feature_checks import judge_probe, specific_selection
-from .inputs import CACHES
+from .inputs import KEPT_CACHES
+from .stage1 import general_pairs, stage1_batches
 
 
 def extract(ctx: RunContext, key: Key) -> dict:
@@ -40,18 +42,16 @@ def extract(ctx: RunContext, key: Key) -> dict:
     rm = ctx.models.reward_model(CLEAN, ctx.seed0)
     layer = ctx.models.layer(rm.model)
     train = ctx.data.train_pairs(CLEAN)
-    general = train if ac.general_kind == "all" else [p for p in train if p.kind == "chat"]
-    if not general:
-        raise StageError(
-            "no chat pairs for SAE stage 1 (activations.general_kind=chat); set activations.general_kind=all"
-        )
+    general = general_pairs(ctx)
     heldout = ctx.data.test_pairs() or train[: max(1, len(train) // 10)]
-    info = {}
-    for which, pairs, policy in (
-        ("pairs", train, ac.positions),
-        ("general", general, ac.general_positions),
-        ("heldout", heldout, ac.positions),
-    ):
+    info: dict = {}
+    caches = [("pairs", train, ac.positions), ("heldout", heldout, ac.positions)]
+    if ac.general_source == "cache":
+        caches.insert(1, ("general", general, ac.general_positions))
+    else:  # streamed by train-sae: nothing on disk (a cache left by an earlier setting goes)
+        shutil.rmtree(ctx.paths.activations("general"), ignore_errors=True)
+        info["general"] = {"source": "stream", "pairs": len(general), "policy": ac.general_positions}
+    for which, pairs, policy in caches:
         index = extract_pairs(
             rm.scorer.replace(batch_size=ac.batch_size, bf16=use_bf16(ac.bf16)),
             pairs,
@@ -78,12 +78,13 @@ def fit_sae(ctx: RunContext, key: Key) -> dict:
     fidelity when spliced into the clean RM."""
     sc = ctx.cfg.sae
     layer = ctx.run.info("extract")["layer"]
-    pairs, general, heldout = (ActivationCache(ctx.paths.activations(w)) for w in CACHES)
+    pairs, heldout = (ActivationCache(ctx.paths.activations(w)) for w in KEPT_CACHES)
+    rm = ctx.models.reward_model(CLEAN, ctx.seed0)
     if sc.path:
         sae, result = ctx.models.load_sae(sc.path)[0], None
     else:
         result = train_two_stage(
-            CacheBatches(general, sc.batch_size, seed=sc.seed),
+            stage1_batches(ctx, rm, layer),
             CacheBatches(pairs, sc.batch_size, seed=sc.seed + 1),
             sc,
             device=ctx.device,
@@ -91,7 +92,6 @@ def fit_sae(ctx: RunContext, key: Key) -> dict:
         sae = result.sae
     held = evaluate_sae(sae, heldout.batches(sc.batch_size))
     train_metrics = evaluate_sae(sae, pairs.batches(sc.batch_size))
-    rm = ctx.models.reward_model(CLEAN, ctx.seed0)
     fidelity = reward_fidelity(
         rm.scorer,
         ctx.data.test_pairs() + ctx.data.rewardbench(),

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ..context import RunContext
 
 CACHES = ("pairs", "general", "heldout")
+KEPT_CACHES = ("pairs", "heldout")
+"""The caches every extraction writes (`general` only with `activations.general_source: cache`)."""
 """The activation caches the extract stage writes (activations/<name>/)."""
 
 
