@@ -161,6 +161,15 @@ class LossHistory(TrainerCallback):
         self.rows.append(row)
 
 
+def _checkpointing(model) -> bool:
+    """Whether the model recomputes its blocks' activations (transformers >= 5.2x names it activation
+    checkpointing and deprecates the older name)."""
+    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+        if hasattr(type(model), name):
+            return bool(getattr(model, name))
+    return False
+
+
 def train_reward_model(
     model,
     tokenizer,
@@ -267,7 +276,7 @@ def train_reward_model(
         "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
         "trainable_parameters": int(trainable),
         "bf16": bf16,
-        "gradient_checkpointing": bool(getattr(model, "is_gradient_checkpointing", False)),
+        "gradient_checkpointing": _checkpointing(model),
         "grad_accum": int(args.gradient_accumulation_steps),
         "truncation": trunc,
         "history": history.rows,
