@@ -69,6 +69,7 @@ def _run(args, env, timeout=300) -> subprocess.CompletedProcess:
 
 
 @needs_mirror
+@pytest.mark.slow(40)
 def test_gpu_check_cpu_tiny_mode_writes_every_field(tmp_path):
     model = build_llama(tmp_path / "tiny-llama")
     out = tmp_path / "out" / "gpu-check.json"
@@ -163,6 +164,7 @@ def test_gpu_check_keeps_the_deadline_and_writes_to_out(tmp_path):
 
 
 @needs_mirror
+@pytest.mark.slow(33)
 def test_gpu_check_prepare_then_offline_setup(tmp_path):
     """`--prepare` (wheels of what the GPU image lacks, the data mirror, SmolLM2's shape) and then the check's
     offline set-up, as on the lent machine: the image's python3 with the carried wheels in a site folder and

@@ -223,6 +223,7 @@ def test_hub_layout_folder_scored_once_per_completion_by_a_real_model(tmp_path, 
     assert "rewardbench2" not in metrics["columns"]  # no pairwise accuracy of the expanded pairs
 
 
+@pytest.mark.slow(18)
 def test_a_run_with_rewardbench2_in_summary_report_and_comparisons(tmp_path, tiny_bert):
     cfg_path = toy_config(tmp_path, tiny_bert)
     cfg = yaml.safe_load(open(cfg_path))
