@@ -149,3 +149,17 @@ def outputs(run: Path) -> dict[str, str]:
         *sorted((run / "curated").glob("*/edits.csv")),
     ]
     return {str(f.relative_to(run)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def sae_on_layer(model, renderer, pairs, folder: Path, num_latents: int, steps: int):
+    """A TopK SAE (k = 8) trained on every token's state after block 1 of `model` on `pairs` (cached at
+    `folder`), for the splice and causal-test tests."""
+    from safer_rm.activations import ActivationCache, CacheBatches, extract_pairs
+    from safer_rm.reward.scoring import Scorer
+    from safer_rm.sae import SAEConfig, train_sae
+
+    extract_pairs(
+        Scorer(model, renderer, batch_size=32, progress=False), pairs, 1, "all", folder, dtype="float32"
+    )
+    cfg = SAEConfig(num_latents=num_latents, k=8, batch_size=128, dead_after=1000)
+    return train_sae(CacheBatches(ActivationCache(folder), 128), cfg, steps=steps, lr=3e-3).sae

@@ -21,7 +21,7 @@ from safer_rm.reward.evaluate import EvalSet, evaluate_sets
 from safer_rm.reward.rewardbench2 import add_rewardbench2, rows_from_margins, units
 from safer_rm.reward.scoring import Scorer, score_encoded
 
-from helpers import SAFE, UNSAFE, eval_rm, toy_config, write_jsonl
+from helpers import SAFE, UNSAFE, eval_rm, sae_on_layer, toy_config, write_jsonl
 
 
 def _row(rid, subset, chosen, rejected):
@@ -261,24 +261,13 @@ def test_a_run_with_rewardbench2_in_summary_report_and_comparisons(tmp_path, tin
 
 
 def test_causal_test_reports_rewardbench2_subsets_as_their_official_score(tmp_path, tiny_llama):
-    from safer_rm.activations import ActivationCache, CacheBatches, extract_pairs
     from safer_rm.causal import best_of_n_groups, causal_test
-    from safer_rm.sae import SAEConfig, train_sae
     from safer_rm.splice import spliced_margins
 
     _, model, renderer = eval_rm(tiny_llama)
     rows = load_best_of_n(str(_hub_folder(tmp_path)), "", DropReport())
     pairs = as_pairs(rows)
-    extract_pairs(
-        Scorer(model, renderer, batch_size=32, progress=False),
-        pairs,
-        1,
-        "all",
-        tmp_path / "acts",
-        dtype="float32",
-    )
-    cfg = SAEConfig(num_latents=64, k=8, batch_size=128, dead_after=1000)
-    sae = train_sae(CacheBatches(ActivationCache(tmp_path / "acts"), 128), cfg, steps=60, lr=3e-3).sae
+    sae = sae_on_layer(model, renderer, pairs, tmp_path / "acts", num_latents=64, steps=60)
     groups = best_of_n_groups(pairs, max_pairs=10, seed=0)
     assert sorted(groups) == ["rewardbench2 Factuality", "rewardbench2 Focus", "rewardbench2 Safety"]
     safety = groups["rewardbench2 Safety"]  # whole rows of 3 pairs, at most 10 pairs: 3 rows

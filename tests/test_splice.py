@@ -6,29 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from safer_rm.activations import ActivationCache, CacheBatches, extract_pairs
 from safer_rm.causal import causal_test
 from safer_rm.reward import reward_pairs
 from safer_rm.reward.scoring import Scorer
-from safer_rm.sae import SAEConfig, train_sae
 from safer_rm.splice import SAESplice, reward_fidelity, spliced_margins
 
-from helpers import eval_rm, pairs_from, separable_rows
+from helpers import eval_rm, pairs_from, sae_on_layer, separable_rows
 
 
 def _setup(tiny_llama, tmp_path):
     _tok, model, renderer = eval_rm(tiny_llama)
     pairs = pairs_from(separable_rows(24))
-    extract_pairs(
-        Scorer(model, renderer, batch_size=32, progress=False),
-        pairs,
-        1,
-        "all",
-        tmp_path / "acts",
-        dtype="float32",
-    )
-    cfg = SAEConfig(num_latents=128, k=8, batch_size=128, dead_after=1000)
-    sae = train_sae(CacheBatches(ActivationCache(tmp_path / "acts"), 128), cfg, steps=150, lr=3e-3).sae
+    sae = sae_on_layer(model, renderer, pairs, tmp_path / "acts", num_latents=128, steps=150)
     return model, renderer, pairs, sae
 
 
