@@ -163,3 +163,13 @@ def sae_on_layer(model, renderer, pairs, folder: Path, num_latents: int, steps: 
     )
     cfg = SAEConfig(num_latents=num_latents, k=8, batch_size=128, dead_after=1000)
     return train_sae(CacheBatches(ActivationCache(folder), 128), cfg, steps=steps, lr=3e-3).sae
+
+
+def evaluation_only(cfg_path: str, cfg: dict) -> None:
+    """Write `cfg` back to `cfg_path` with the sweep cut to random edits and no audit or causal test, for tests
+    that run the `evaluate/*` stages alone."""
+    cfg["curation"] = {**cfg.get("curation", {}), "methods": ["random"], "denoise_ratios": []}
+    cfg["audit"] = {"enabled": False}
+    cfg["causal"] = {"enabled": False}
+    with open(cfg_path, "w") as fh:
+        fh.write(yaml.safe_dump(cfg))

@@ -16,7 +16,7 @@ from safer_rm.data.pool import build_pool
 from safer_rm.models import Renderer, load_reward_model, load_tokenizer
 from safer_rm.reward.scoring import score_encoded
 
-from helpers import pairs_from, separable_rows, toy_config, write_jsonl
+from helpers import evaluation_only, pairs_from, separable_rows, toy_config, write_jsonl
 
 
 def _pool_sources(tmp_path):
@@ -81,10 +81,7 @@ def test_pool_and_extra_sets_in_every_table(tmp_path, tiny_bert):
         pool_sources=[{"name": "more", "path": "${root}/extra-pool.jsonl", "kind": "safety"}],
         extra=[str(tmp_path / "mybench.jsonl"), {"name": "harmless", "path": "${root}/harmless.jsonl"}],
     )
-    cfg["curation"] = {**cfg.get("curation", {}), "methods": ["random"], "denoise_ratios": []}
-    cfg["audit"] = {"enabled": False}
-    cfg["causal"] = {"enabled": False}
-    open(cfg_path, "w").write(yaml.safe_dump(cfg))
+    evaluation_only(cfg_path, cfg)
     assert main(["run", cfg_path, "-q", "--stages", "evaluate/*"]) == 0
     run = tmp_path / "run"
 

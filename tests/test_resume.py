@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,22 @@ def _crash_at_save(monkeypatch) -> None:
     monkeypatch.setattr(BradleyTerryTrainer, "save_model", crash)
 
 
+def _crashed_training(tmp_path, tiny_bert, monkeypatch, **rm) -> tuple[str, list[str], Path, list[Path]]:
+    """(config, stage arguments, RM folder, its checkpoints in step order) after a clean RM's training was
+    killed before its save."""
+    from safer_rm.cli import main
+
+    cfg = toy_config(tmp_path, tiny_bert, **rm)
+    args = ["--stages", "train-rm/clean/seed-0", "-q"]
+    out = tmp_path / "run" / "rm" / "clean" / "seed-0"
+    with monkeypatch.context() as patch:
+        _crash_at_save(patch)
+        with pytest.raises(Crash):
+            main(["run", cfg, *args])
+    left = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return cfg, args, out, left
+
+
 def test_checkpoints_of_other_training_data_are_discarded_not_resumed(tmp_path, tiny_bert, monkeypatch):
     """A reward model retrained because its data changed must not resume from the old data's last
     checkpoint (which would save the old weights after zero steps: a fold RM would then have seen its fold).
@@ -86,14 +103,7 @@ def test_checkpoints_of_other_training_data_are_discarded_not_resumed(tmp_path, 
 
     from helpers import separable_rows, write_jsonl
 
-    cfg = toy_config(tmp_path, tiny_bert, save_checkpoints=True)
-    args = ["--stages", "train-rm/clean/seed-0", "-q"]
-    out = tmp_path / "run" / "rm" / "clean" / "seed-0"
-    with monkeypatch.context() as patch:
-        _crash_at_save(patch)
-        with pytest.raises(Crash):
-            main(["run", cfg, *args])
-    left = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    cfg, args, out, left = _crashed_training(tmp_path, tiny_bert, monkeypatch, save_checkpoints=True)
     assert left  # the crash kept the checkpoints a resume needs
     old = (left[-1] / "model.safetensors").read_bytes()
     old_steps = json.loads((left[-1] / "trainer_state.json").read_text())["global_step"]
@@ -110,14 +120,7 @@ def test_a_crash_late_in_a_training_resumes_from_its_kept_checkpoint(tmp_path, t
     from the last (no step trained again), loads the best, and deletes both once the model is saved."""
     from safer_rm.cli import main
 
-    cfg = toy_config(tmp_path, tiny_bert, select_best=True, epochs=3)
-    args = ["--stages", "train-rm/clean/seed-0", "-q"]
-    out = tmp_path / "run" / "rm" / "clean" / "seed-0"
-    with monkeypatch.context() as patch:
-        _crash_at_save(patch)
-        with pytest.raises(Crash):
-            main(["run", cfg, *args])
-    left = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    cfg, args, out, left = _crashed_training(tmp_path, tiny_bert, monkeypatch, select_best=True, epochs=3)
     assert 1 <= len(left) <= 2  # the best and the last of 3 epochs (one folder when the last is the best)
     state = json.loads((left[-1] / "trainer_state.json").read_text())
     assert state["best_model_checkpoint"].endswith(tuple(p.name for p in left))

@@ -21,7 +21,7 @@ from safer_rm.reward.evaluate import EvalSet, evaluate_sets
 from safer_rm.reward.rewardbench2 import add_rewardbench2, rows_from_margins, units
 from safer_rm.reward.scoring import Scorer, score_encoded
 
-from helpers import SAFE, UNSAFE, eval_rm, sae_on_layer, toy_config, write_jsonl
+from helpers import SAFE, UNSAFE, eval_rm, evaluation_only, sae_on_layer, toy_config, write_jsonl
 
 
 def _row(rid, subset, chosen, rejected):
@@ -228,10 +228,7 @@ def test_a_run_with_rewardbench2_in_summary_report_and_comparisons(tmp_path, tin
     cfg_path = toy_config(tmp_path, tiny_bert)
     cfg = yaml.safe_load(open(cfg_path))
     cfg["eval"]["rewardbench2"] = str(_hub_folder(tmp_path))
-    cfg["curation"] = {**cfg.get("curation", {}), "methods": ["random"], "denoise_ratios": []}
-    cfg["audit"] = {"enabled": False}
-    cfg["causal"] = {"enabled": False}
-    open(cfg_path, "w").write(yaml.safe_dump(cfg))
+    evaluation_only(cfg_path, cfg)
     assert main(["run", cfg_path, "-q", "--stages", "evaluate/*"]) == 0
     run = tmp_path / "run"
     ev = json.loads((run / "eval" / "clean" / "seed-0.json").read_text())

@@ -24,17 +24,15 @@ LLAMA_1B = dict(  # Llama-3.2-1B's shape (rope scaling left out: it changes no c
     rms_norm_eps=1e-5,
     rope_theta=500000.0,
 )
-LLAMA_TINY = dict(
+LLAMA_TINY = dict(  # the same model at CPU-test size
+    LLAMA_1B,
     hidden_size=64,
     intermediate_size=128,
     num_hidden_layers=2,
     num_attention_heads=4,
     num_key_value_heads=2,
     vocab_size=512,
-    tie_word_embeddings=True,
     max_position_embeddings=256,
-    rms_norm_eps=1e-5,
-    rope_theta=500000.0,
 )
 
 
